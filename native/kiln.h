@@ -1,0 +1,77 @@
+// Kiln's libtorch shim: shared declarations.
+//
+// The shim only converts. Every exported function is a flat `kt_` (tensor), `ko_` (optimizer)
+// or `kg_` (global state) function whose body turns N-API values into libtorch arguments,
+// makes one libtorch call and wraps the result. No model, loss or schedule logic lives here
+// (see ../shared/STYLE.md, "A C++ shim that only converts", after tch-rs's torch_api.cpp).
+//
+// Tensors cross into JavaScript as napi externals that own a heap `TensorBox`. The box's
+// finalizer is only a backstop: the TypeScript layer releases tensors deterministically with
+// `kt_free`, which drops the libtorch reference at once.
+#pragma once
+
+#include <napi.h>
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+namespace kiln {
+
+struct TensorBox {
+  torch::Tensor tensor;
+  int64_t reportedBytes = 0;  // bytes announced to V8 through napi_adjust_external_memory
+};
+
+using Fn = Napi::Value (*)(const Napi::CallbackInfo&);
+
+// Registers a shim function under its JavaScript name; used by KILN_FN at static-init time.
+struct Registrar {
+  Registrar(const char* name, Fn fn);
+};
+void ExportAll(Napi::Env env, Napi::Object exports);
+
+// KILN_FN(kt_add) { ... } defines kt_add with its body wrapped in one protect block that
+// turns c10::Error (without its C++ backtrace) and std::exception into a JavaScript Error
+// whose message starts with the shim function's name.
+#define KILN_FN(name)                                                                      \
+  static Napi::Value name##_body(const Napi::CallbackInfo& info);                          \
+  static Napi::Value name(const Napi::CallbackInfo& info) {                                \
+    try {                                                                                  \
+      return name##_body(info);                                                            \
+    } catch (const Napi::Error&) {                                                         \
+      throw;                                                                               \
+    } catch (const c10::Error& e) {                                                        \
+      throw Napi::Error::New(info.Env(), std::string(#name ": ") + e.what_without_backtrace()); \
+    } catch (const std::exception& e) {                                                    \
+      throw Napi::Error::New(info.Env(), std::string(#name ": ") + e.what());              \
+    }                                                                                      \
+  }                                                                                        \
+  static ::kiln::Registrar name##_registrar(#name, name);                                  \
+  static Napi::Value name##_body(const Napi::CallbackInfo& info)
+
+// ---- argument conversion (each throws std::invalid_argument naming the argument) ----
+torch::Tensor& TensorArg(const Napi::CallbackInfo& info, size_t i);
+c10::optional<torch::Tensor> OptTensorArg(const Napi::CallbackInfo& info, size_t i);
+std::vector<torch::Tensor> TensorListArg(const Napi::CallbackInfo& info, size_t i);
+double DoubleArg(const Napi::CallbackInfo& info, size_t i);
+int64_t IntArg(const Napi::CallbackInfo& info, size_t i);
+bool BoolArg(const Napi::CallbackInfo& info, size_t i);
+std::string StringArg(const Napi::CallbackInfo& info, size_t i);
+std::vector<int64_t> IntListArg(const Napi::CallbackInfo& info, size_t i);
+c10::optional<double> OptDoubleArg(const Napi::CallbackInfo& info, size_t i);
+torch::ScalarType DtypeArg(const Napi::CallbackInfo& info, size_t i);
+torch::Device DeviceArg(const Napi::CallbackInfo& info, size_t i);
+// A JS number becomes an integral Scalar when it is an integer (as a Python int literal
+// would), otherwise a double; a JS boolean becomes a bool Scalar.
+torch::Scalar ScalarArg(const Napi::CallbackInfo& info, size_t i);
+bool IsTensorArg(const Napi::CallbackInfo& info, size_t i);
+bool IsMissing(const Napi::CallbackInfo& info, size_t i);
+int64_t ReductionArg(const Napi::CallbackInfo& info, size_t i);
+
+// ---- results ----
+Napi::Value Wrap(Napi::Env env, torch::Tensor tensor);
+Napi::Value WrapList(Napi::Env env, const std::vector<torch::Tensor>& tensors);
+Napi::Value WrapPair(Napi::Env env, const std::tuple<torch::Tensor, torch::Tensor>& pair);
+
+}  // namespace kiln

@@ -1,0 +1,6 @@
+/** The registry of CLI commands: add a command here and it appears in `kiln --help`. */
+import type { CommandModule } from 'yargs';
+import { infoCommand } from './info.js';
+
+// yargs' CommandModule is invariant in its argument type; the registry only needs the shape.
+export const COMMANDS: ReadonlyArray<CommandModule<object, never>> = [infoCommand as unknown as CommandModule<object, never>];

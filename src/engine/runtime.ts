@@ -1,0 +1,27 @@
+/** Process-wide engine settings: the random seed, thread pools and build information. */
+import { native, type BuildInfo } from './native.js';
+
+/** Seeds libtorch's global CPU (and CUDA) generators: randn, rand, dropout, init. */
+export function manualSeed(seed: number): void {
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`manualSeed: expected a non-negative integer, got ${seed}`);
+  native.kt_manual_seed(seed);
+}
+
+/** Intra-op threads used by libtorch's kernels (torch.set_num_threads). */
+export function setNumThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new Error(`setNumThreads: expected a positive integer, got ${n}`);
+  native.kg_set_num_threads(n);
+}
+
+export function getNumThreads(): number {
+  return native.kg_get_num_threads();
+}
+
+/** Inter-op threads; libtorch allows setting this once, before any parallel work. */
+export function setNumInteropThreads(n: number): void {
+  native.kg_set_num_interop_threads(n);
+}
+
+export function buildInfo(): BuildInfo {
+  return native.kg_build_info();
+}
