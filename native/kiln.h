@@ -5,9 +5,9 @@
 // makes one libtorch call and wraps the result. No model, loss or schedule logic lives here
 // (see ../shared/STYLE.md, "A C++ shim that only converts", after tch-rs's torch_api.cpp).
 //
-// Tensors cross into JavaScript as napi externals that own a heap `TensorBox`. The box's
-// finalizer is only a backstop: the TypeScript layer releases tensors deterministically with
-// `kt_free`, which drops the libtorch reference at once.
+// Tensors cross into JavaScript as numeric handles into a per-thread slot table (kiln_api.cc).
+// The TypeScript layer releases them deterministically with `kt_free`, which drops the
+// libtorch reference at once; a FinalizationRegistry there is only a backstop.
 #pragma once
 
 #include <napi.h>
@@ -17,11 +17,6 @@
 #include <vector>
 
 namespace kiln {
-
-struct TensorBox {
-  torch::Tensor tensor;
-  int64_t reportedBytes = 0;  // bytes announced to V8 through napi_adjust_external_memory
-};
 
 using Fn = Napi::Value (*)(const Napi::CallbackInfo&);
 
@@ -62,10 +57,11 @@ std::vector<int64_t> IntListArg(const Napi::CallbackInfo& info, size_t i);
 c10::optional<double> OptDoubleArg(const Napi::CallbackInfo& info, size_t i);
 torch::ScalarType DtypeArg(const Napi::CallbackInfo& info, size_t i);
 torch::Device DeviceArg(const Napi::CallbackInfo& info, size_t i);
+// Tensor handles are numbers too, so a function takes either a tensor or a scalar in a given
+// position, never both: scalar forms are separate functions (kt_add / kt_add_scalar).
 // A JS number becomes an integral Scalar when it is an integer (as a Python int literal
 // would), otherwise a double; a JS boolean becomes a bool Scalar.
 torch::Scalar ScalarArg(const Napi::CallbackInfo& info, size_t i);
-bool IsTensorArg(const Napi::CallbackInfo& info, size_t i);
 bool IsMissing(const Napi::CallbackInfo& info, size_t i);
 int64_t ReductionArg(const Napi::CallbackInfo& info, size_t i);
 

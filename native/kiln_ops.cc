@@ -7,13 +7,10 @@ namespace kiln {
 #define T(i) TensorArg(info, i)
 #define ENV info.Env()
 
-// ---- broadcasting binary ops: the second operand is a tensor or a JS number/boolean ----
-#define KILN_BINARY(name, call)                                              \
-  KILN_FN(kt_##name) {                                                       \
-    const torch::Tensor& a = T(0);                                           \
-    if (IsTensorArg(info, 1)) return Wrap(ENV, call(a, T(1)));               \
-    return Wrap(ENV, call(a, ScalarArg(info, 1)));                           \
-  }
+// ---- broadcasting binary ops: kt_<op>(tensor, tensor) and kt_<op>_scalar(tensor, number) ----
+#define KILN_BINARY(name, call)                                                                  \
+  KILN_FN(kt_##name) { return Wrap(ENV, call(T(0), T(1))); }                                     \
+  KILN_FN(kt_##name##_scalar) { return Wrap(ENV, call(T(0), ScalarArg(info, 1))); }
 KILN_BINARY(add, torch::add)
 KILN_BINARY(sub, torch::sub)
 KILN_BINARY(mul, torch::mul)
@@ -111,15 +108,8 @@ KILN_FN(kt_index_select) { return Wrap(ENV, torch::index_select(T(0), IntArg(inf
 KILN_FN(kt_gather) { return Wrap(ENV, torch::gather(T(0), IntArg(info, 1), T(2))); }
 // kt_masked_fill(t, mask, value)
 KILN_FN(kt_masked_fill) { return Wrap(ENV, T(0).masked_fill(T(1), ScalarArg(info, 2))); }
-// kt_where(condition, a, b): a and b are tensors or numbers
-KILN_FN(kt_where) {
-  const torch::Tensor& condition = T(0);
-  bool aTensor = IsTensorArg(info, 1), bTensor = IsTensorArg(info, 2);
-  if (aTensor && bTensor) return Wrap(ENV, torch::where(condition, T(1), T(2)));
-  if (aTensor) return Wrap(ENV, torch::where(condition, T(1), ScalarArg(info, 2)));
-  if (bTensor) return Wrap(ENV, torch::where(condition, ScalarArg(info, 1), T(2)));
-  return Wrap(ENV, torch::where(condition, ScalarArg(info, 1), ScalarArg(info, 2)));
-}
+// kt_where(condition, a, b): condition ? a : b, broadcasting
+KILN_FN(kt_where) { return Wrap(ENV, torch::where(T(0), T(1), T(2))); }
 KILN_FN(kt_tril) { return Wrap(ENV, torch::tril(T(0), IntArg(info, 1))); }
 KILN_FN(kt_triu) { return Wrap(ENV, torch::triu(T(0), IntArg(info, 1))); }
 
@@ -203,11 +193,11 @@ KILN_FN(kt_add_) {
   return ENV.Undefined();
 }
 KILN_FN(kt_mul_) {
-  if (IsTensorArg(info, 1)) {
-    T(0).mul_(T(1));
-  } else {
-    T(0).mul_(ScalarArg(info, 1));
-  }
+  T(0).mul_(T(1));
+  return ENV.Undefined();
+}
+KILN_FN(kt_mul_scalar_) {
+  T(0).mul_(ScalarArg(info, 1));
   return ENV.Undefined();
 }
 

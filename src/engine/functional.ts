@@ -4,6 +4,7 @@
  */
 import { native } from './native.js';
 import { Tensor, type Operand, type Reduction } from './tensor.js';
+import { full } from './create.js';
 
 /** `x Wᵀ + b`; x (…, in), weight (out, in), bias (out) → (…, out). */
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
@@ -34,10 +35,22 @@ export function stack(tensors: Tensor[], dim = 0): Tensor {
   return new Tensor(native.kt_stack(tensors.map((t) => t.handle), dim));
 }
 
-/** Element-wise `condition ? a : b`, broadcasting; a and b may be numbers. */
+/**
+ * Element-wise `condition ? a : b`, broadcasting. A number branch becomes a 0-d tensor of the
+ * other branch's dtype (float32 when both are numbers), as a Python scalar would.
+ */
 export function where(condition: Tensor, a: Operand, b: Operand): Tensor {
-  const h = (v: Operand) => (v instanceof Tensor ? v.handle : v);
-  return new Tensor(native.kt_where(condition.handle, h(a), h(b)));
+  const like = a instanceof Tensor ? a : b instanceof Tensor ? b : null;
+  const asTensor = (v: Operand): Tensor =>
+    v instanceof Tensor ? v : full([], v, { dtype: like?.dtype ?? 'float32', device: like?.device ?? condition.device });
+  const ta = asTensor(a);
+  const tb = asTensor(b);
+  try {
+    return new Tensor(native.kt_where(condition.handle, ta.handle, tb.handle));
+  } finally {
+    if (ta !== a) ta.dispose();
+    if (tb !== b) tb.dispose();
+  }
 }
 
 /**

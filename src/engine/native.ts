@@ -7,13 +7,16 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** An opaque handle to a `torch::Tensor` owned by the shim. */
-export type TensorHandle = { readonly __brand: 'TensorHandle' };
+/**
+ * A handle to a `torch::Tensor` in the shim's slot table: a number (slot index plus a
+ * generation, so a stale handle is refused rather than dereferenced).
+ */
+export type TensorHandle = number & { readonly __brand: 'TensorHandle' };
 /** An opaque handle to a `torch::optim::Optimizer`. */
 export type OptimizerHandle = { readonly __brand: 'OptimizerHandle' };
 
 type H = TensorHandle;
-type Operand = H | number | boolean;
+type Scalar = number | boolean;
 type Reduction = 'none' | 'mean' | 'sum';
 
 export interface BuildInfo {
@@ -63,18 +66,30 @@ export interface NativeBinding {
   kt_detach(t: H): H;
   kt_clip_grad_norm(params: H[], maxNorm: number, normType: number): number;
 
-  kt_add(a: H, b: Operand): H;
-  kt_sub(a: H, b: Operand): H;
-  kt_mul(a: H, b: Operand): H;
-  kt_div(a: H, b: Operand): H;
-  kt_pow(a: H, b: Operand): H;
-  kt_eq(a: H, b: Operand): H;
-  kt_ne(a: H, b: Operand): H;
-  kt_lt(a: H, b: Operand): H;
-  kt_le(a: H, b: Operand): H;
-  kt_gt(a: H, b: Operand): H;
-  kt_ge(a: H, b: Operand): H;
-  kt_remainder(a: H, b: Operand): H;
+  kt_add(a: H, b: H): H;
+  kt_add_scalar(a: H, b: Scalar): H;
+  kt_sub(a: H, b: H): H;
+  kt_sub_scalar(a: H, b: Scalar): H;
+  kt_mul(a: H, b: H): H;
+  kt_mul_scalar(a: H, b: Scalar): H;
+  kt_div(a: H, b: H): H;
+  kt_div_scalar(a: H, b: Scalar): H;
+  kt_pow(a: H, b: H): H;
+  kt_pow_scalar(a: H, b: Scalar): H;
+  kt_eq(a: H, b: H): H;
+  kt_eq_scalar(a: H, b: Scalar): H;
+  kt_ne(a: H, b: H): H;
+  kt_ne_scalar(a: H, b: Scalar): H;
+  kt_lt(a: H, b: H): H;
+  kt_lt_scalar(a: H, b: Scalar): H;
+  kt_le(a: H, b: H): H;
+  kt_le_scalar(a: H, b: Scalar): H;
+  kt_gt(a: H, b: H): H;
+  kt_gt_scalar(a: H, b: Scalar): H;
+  kt_ge(a: H, b: H): H;
+  kt_ge_scalar(a: H, b: Scalar): H;
+  kt_remainder(a: H, b: H): H;
+  kt_remainder_scalar(a: H, b: Scalar): H;
   kt_rsub(a: H, b: number): H;
   kt_maximum(a: H, b: H): H;
   kt_minimum(a: H, b: H): H;
@@ -125,7 +140,7 @@ export interface NativeBinding {
   kt_index_select(a: H, dim: number, index: H): H;
   kt_gather(a: H, dim: number, index: H): H;
   kt_masked_fill(a: H, mask: H, value: number | boolean): H;
-  kt_where(condition: H, a: Operand, b: Operand): H;
+  kt_where(condition: H, a: H, b: H): H;
   kt_tril(a: H, diagonal: number): H;
   kt_triu(a: H, diagonal: number): H;
   kt_sum(a: H, dims: number[] | undefined, keepdim: boolean): H;
@@ -150,7 +165,8 @@ export interface NativeBinding {
   kt_normal_(a: H, mean: number, std: number): void;
   kt_uniform_(a: H, from: number, to: number): void;
   kt_add_(a: H, other: H, alpha: number): void;
-  kt_mul_(a: H, other: H | number): void;
+  kt_mul_(a: H, other: H): void;
+  kt_mul_scalar_(a: H, other: number): void;
 
   kg_set_grad_enabled(on: boolean): boolean;
   kg_is_grad_enabled(): boolean;
@@ -161,6 +177,7 @@ export interface NativeBinding {
   kg_set_num_interop_threads(n: number): void;
   kg_get_num_interop_threads(): number;
   kg_build_info(): BuildInfo;
+  kg_live_tensors(): number;
 
   ko_adamw(groups: NativeGroup[], beta1: number, beta2: number, eps: number, amsgrad: boolean): OptimizerHandle;
   ko_sgd(groups: NativeGroup[], momentum: number, dampening: number, nesterov: boolean): OptimizerHandle;

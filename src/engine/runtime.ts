@@ -25,3 +25,11 @@ export function setNumInteropThreads(n: number): void {
 export function buildInfo(): BuildInfo {
   return native.kg_build_info();
 }
+
+/**
+ * Tensor handles that are alive: created, and neither disposed nor collected. A loop that
+ * releases what it makes keeps this constant; use it to find leaks.
+ */
+export function liveTensorCount(): number {
+  return native.kg_live_tensors();
+}

@@ -1,10 +1,11 @@
 /**
  * Deterministic release of native memory.
  *
- * Every tensor created while a scope is open is tracked by the innermost scope. When
- * `tidy(fn)` returns, the tensors it created are disposed, except those it returns (they move
- * to the enclosing scope) and those marked with `keep`. Outside any scope a tensor lives until
- * `dispose()` or, as a backstop only, until V8 collects its handle.
+ * Every tensor created while a scope is open is owned by the innermost scope. When `tidy(fn)`
+ * returns, the tensors it created are disposed, except those it returns (they move to the
+ * enclosing scope) and those marked with `keep`. A tensor that no scope owns (made outside any
+ * scope, returned from the outermost one, or kept) lives until `dispose()`; if it is never
+ * disposed, a FinalizationRegistry frees it when V8 collects it, as a backstop only.
  *
  * @example
  * const loss = tidy(() => model.forward(x).sub(y).square().mean()); // temporaries freed here
@@ -12,28 +13,31 @@
  */
 
 /** What a scope needs of a tensor; implemented by `Tensor`. */
-export interface Disposable {
+export interface Owned {
   dispose(): void;
   readonly isDisposed: boolean;
+  /** No scope owns this value any more: let the GC backstop free it if nobody disposes it. */
+  adoptByGc(): void;
 }
 
 interface Scope {
-  tracked: Set<Disposable>;
+  owned: Owned[];
 }
 
 const stack: Scope[] = [];
-const kept = new WeakSet<Disposable>();
+const kept = new WeakSet<Owned>();
 
 /** Called by every tensor constructor. */
-export function track(value: Disposable): void {
+export function track(value: Owned): void {
   const scope = stack[stack.length - 1];
-  if (scope !== undefined && !kept.has(value)) scope.tracked.add(value);
+  if (scope !== undefined) scope.owned.push(value);
+  else value.adoptByGc();
 }
 
 /** Exempts a tensor from every enclosing scope: the caller now owns it and must dispose it. */
-export function keep<T extends Disposable>(value: T): T {
+export function keep<T extends Owned>(value: T): T {
   kept.add(value);
-  for (const scope of stack) scope.tracked.delete(value);
+  value.adoptByGc();
   return value;
 }
 
@@ -42,24 +46,24 @@ export function scopeDepth(): number {
   return stack.length;
 }
 
-function collectReturned(value: unknown, out: Set<Disposable>, seen: Set<unknown>): void {
+function isOwned(value: object): value is Owned {
+  return typeof (value as Partial<Owned>).adoptByGc === 'function' && 'isDisposed' in value;
+}
+
+function collect(value: unknown, out: Set<Owned>, seen: Set<unknown>): void {
   if (value === null || typeof value !== 'object' || seen.has(value)) return;
   seen.add(value);
-  if (isDisposable(value)) {
+  if (isOwned(value)) {
     out.add(value);
     return;
   }
   if (Array.isArray(value)) {
-    for (const item of value) collectReturned(item, out, seen);
+    for (const item of value) collect(item, out, seen);
   } else if (value instanceof Map) {
-    for (const item of value.values()) collectReturned(item, out, seen);
+    for (const item of value.values()) collect(item, out, seen);
   } else if (Object.getPrototypeOf(value) === Object.prototype) {
-    for (const item of Object.values(value)) collectReturned(item, out, seen);
+    for (const item of Object.values(value)) collect(item, out, seen);
   }
-}
-
-function isDisposable(value: object): value is Disposable {
-  return typeof (value as Partial<Disposable>).dispose === 'function' && 'isDisposed' in value;
 }
 
 /**
@@ -68,37 +72,45 @@ function isDisposable(value: object): value is Disposable {
  * to the enclosing scope. `fn` must be synchronous: a scope cannot span an `await`.
  */
 export function tidy<T>(fn: () => T): T {
-  const scope: Scope = { tracked: new Set() };
+  const scope: Scope = { owned: [] };
   stack.push(scope);
   let result: T;
   try {
     result = fn();
   } catch (error) {
     stack.pop();
-    for (const value of scope.tracked) value.dispose();
+    release(scope, new Set());
     throw error;
   }
   stack.pop();
   if (result instanceof Promise) {
-    for (const value of scope.tracked) value.dispose();
+    release(scope, new Set());
     throw new Error('tidy(fn): fn returned a Promise; scopes are synchronous, so await outside tidy and tidy each synchronous step');
   }
-  const returned = new Set<Disposable>();
-  collectReturned(result, returned, new Set());
-  const parent = stack[stack.length - 1];
-  for (const value of scope.tracked) {
-    if (returned.has(value)) {
-      if (parent !== undefined) parent.tracked.add(value);
-    } else {
-      value.dispose();
-    }
-  }
+  const returned = new Set<Owned>();
+  collect(result, returned, new Set());
+  release(scope, returned);
   return result;
+}
+
+/**
+ * Disposes what `scope` owns, except kept values and `survivors`, which pass to the enclosing
+ * scope (or to the GC backstop at the outermost level). Returned values this scope does not own
+ * (a parameter passed through, say) keep their current owner.
+ */
+function release(scope: Scope, survivors: Set<Owned>): void {
+  const parent = stack[stack.length - 1];
+  for (const value of scope.owned) {
+    if (value.isDisposed || kept.has(value)) continue;
+    if (!survivors.has(value)) value.dispose();
+    else if (parent !== undefined) parent.owned.push(value);
+    else value.adoptByGc();
+  }
 }
 
 /** Disposes every tensor found in `value` (a tensor, or arrays, Maps and plain objects of them). */
 export function dispose(value: unknown): void {
-  const found = new Set<Disposable>();
-  collectReturned(value, found, new Set());
+  const found = new Set<Owned>();
+  collect(value, found, new Set());
   for (const item of found) item.dispose();
 }

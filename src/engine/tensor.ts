@@ -6,7 +6,7 @@
  * Shapes in comments read `(batch, seq, hidden)`.
  */
 import { native, type TensorHandle } from './native.js';
-import { track, type Disposable } from './scope.js';
+import { track, type Owned } from './scope.js';
 import {
   BYTES_PER_ELEMENT,
   TYPED_ARRAY_FOR,
@@ -21,17 +21,56 @@ import {
 export type Operand = Tensor | number | boolean;
 export type Reduction = 'none' | 'mean' | 'sum';
 
-function operand(value: Operand): TensorHandle | number | boolean {
-  return value instanceof Tensor ? value.handle : value;
+// The GC backstop. Tensors that no scope owns (made outside `tidy`, returned from the
+// outermost `tidy`, or `keep()`-ed) are registered here, so a forgotten one is freed when V8
+// collects it. Registration is batched: a tensor disposed soon after it is made (the common
+// case in a loop) never pays for it.
+const backstop = new FinalizationRegistry<TensorHandle>((handle) => native.kt_free(handle));
+const BACKSTOP_BATCH = 256;
+let awaitingBackstop: Tensor[] = [];
+let flushScheduled = false;
+
+function flushBackstop(): void {
+  const batch = awaitingBackstop;
+  awaitingBackstop = [];
+  flushScheduled = false;
+  for (const t of batch) t.registerBackstop();
 }
 
-export class Tensor implements Disposable {
+const enum GcState {
+  ScopeOwned,
+  Awaiting,
+  Registered,
+}
+
+export class Tensor implements Owned {
   #handle: TensorHandle | null;
+  #gc = GcState.ScopeOwned;
 
   /** Wraps a handle the shim just returned; the new Tensor owns it. */
   constructor(handle: TensorHandle) {
     this.#handle = handle;
     track(this);
+  }
+
+  /** Hands this tensor to the GC backstop (called by scopes when no scope owns it any more). */
+  adoptByGc(): void {
+    if (this.#gc !== GcState.ScopeOwned || this.#handle === null) return;
+    this.#gc = GcState.Awaiting;
+    awaitingBackstop.push(this);
+    if (awaitingBackstop.length >= BACKSTOP_BATCH) {
+      flushBackstop();
+    } else if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flushBackstop).unref();
+    }
+  }
+
+  /** @internal */
+  registerBackstop(): void {
+    if (this.#handle === null || this.#gc !== GcState.Awaiting) return;
+    this.#gc = GcState.Registered;
+    backstop.register(this, this.#handle, this);
   }
 
   /** The native handle; throws once the tensor has been disposed. */
@@ -47,6 +86,7 @@ export class Tensor implements Disposable {
   /** Releases this handle's reference to the native tensor now. Safe to call twice. */
   dispose(): void {
     if (this.#handle === null) return;
+    if (this.#gc === GcState.Registered) backstop.unregister(this);
     native.kt_free(this.#handle);
     this.#handle = null;
   }
@@ -166,26 +206,26 @@ export class Tensor implements Disposable {
 
   // ---- element-wise arithmetic (broadcasting; `other` may be a number) ----
   add(other: Operand): Tensor {
-    return new Tensor(native.kt_add(this.handle, operand(other)));
+    return new Tensor(other instanceof Tensor ? native.kt_add(this.handle, other.handle) : native.kt_add_scalar(this.handle, other));
   }
   sub(other: Operand): Tensor {
-    return new Tensor(native.kt_sub(this.handle, operand(other)));
+    return new Tensor(other instanceof Tensor ? native.kt_sub(this.handle, other.handle) : native.kt_sub_scalar(this.handle, other));
   }
   /** `value - this` */
   rsub(value: number): Tensor {
     return new Tensor(native.kt_rsub(this.handle, value));
   }
   mul(other: Operand): Tensor {
-    return new Tensor(native.kt_mul(this.handle, operand(other)));
+    return new Tensor(other instanceof Tensor ? native.kt_mul(this.handle, other.handle) : native.kt_mul_scalar(this.handle, other));
   }
   div(other: Operand): Tensor {
-    return new Tensor(native.kt_div(this.handle, operand(other)));
+    return new Tensor(other instanceof Tensor ? native.kt_div(this.handle, other.handle) : native.kt_div_scalar(this.handle, other));
   }
   pow(exponent: Operand): Tensor {
-    return new Tensor(native.kt_pow(this.handle, operand(exponent)));
+    return new Tensor(exponent instanceof Tensor ? native.kt_pow(this.handle, exponent.handle) : native.kt_pow_scalar(this.handle, exponent));
   }
   remainder(other: Operand): Tensor {
-    return new Tensor(native.kt_remainder(this.handle, operand(other)));
+    return new Tensor(other instanceof Tensor ? native.kt_remainder(this.handle, other.handle) : native.kt_remainder_scalar(this.handle, other));
   }
   maximum(other: Tensor): Tensor {
     return new Tensor(native.kt_maximum(this.handle, other.handle));
@@ -248,22 +288,22 @@ export class Tensor implements Disposable {
 
   // ---- comparisons and logic (bool results) ----
   eq(other: Operand): Tensor {
-    return new Tensor(native.kt_eq(this.handle, operand(other)));
+    return new Tensor(other instanceof Tensor ? native.kt_eq(this.handle, other.handle) : native.kt_eq_scalar(this.handle, other));
   }
   ne(other: Operand): Tensor {
-    return new Tensor(native.kt_ne(this.handle, operand(other)));
+    return new Tensor(other instanceof Tensor ? native.kt_ne(this.handle, other.handle) : native.kt_ne_scalar(this.handle, other));
   }
   lt(other: Operand): Tensor {
-    return new Tensor(native.kt_lt(this.handle, operand(other)));
+    return new Tensor(other instanceof Tensor ? native.kt_lt(this.handle, other.handle) : native.kt_lt_scalar(this.handle, other));
   }
   le(other: Operand): Tensor {
-    return new Tensor(native.kt_le(this.handle, operand(other)));
+    return new Tensor(other instanceof Tensor ? native.kt_le(this.handle, other.handle) : native.kt_le_scalar(this.handle, other));
   }
   gt(other: Operand): Tensor {
-    return new Tensor(native.kt_gt(this.handle, operand(other)));
+    return new Tensor(other instanceof Tensor ? native.kt_gt(this.handle, other.handle) : native.kt_gt_scalar(this.handle, other));
   }
   ge(other: Operand): Tensor {
-    return new Tensor(native.kt_ge(this.handle, operand(other)));
+    return new Tensor(other instanceof Tensor ? native.kt_ge(this.handle, other.handle) : native.kt_ge_scalar(this.handle, other));
   }
   logicalAnd(other: Tensor): Tensor {
     return new Tensor(native.kt_logical_and(this.handle, other.handle));
@@ -431,7 +471,8 @@ export class Tensor implements Disposable {
     return this;
   }
   mul_(other: Tensor | number): this {
-    native.kt_mul_(this.handle, other instanceof Tensor ? other.handle : other);
+    if (other instanceof Tensor) native.kt_mul_(this.handle, other.handle);
+    else native.kt_mul_scalar_(this.handle, other);
     return this;
   }
 
