@@ -5,6 +5,7 @@
 import { native } from './native.js';
 import { Tensor, type Operand, type Reduction } from './tensor.js';
 import { full } from './create.js';
+import { isFloatingDType, type DType } from './dtype.js';
 
 /** `x Wᵀ + b`; x (…, in), weight (out, in), bias (out) → (…, out). */
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
@@ -16,9 +17,20 @@ export function layerNorm(x: Tensor, normalizedShape: number[], weight: Tensor |
   return new Tensor(native.kt_layer_norm(x.handle, normalizedShape, weight?.handle, bias?.handle, eps));
 }
 
-/** Rows of `weight` (num, dim) at int64 `indices` (…) → (…, dim). `paddingIdx` rows get no gradient. */
+/**
+ * Rows of `weight` (num, dim) at int64 `indices` (…) → (…, dim). `paddingIdx` rows get no
+ * gradient; a negative `paddingIdx` counts from the end, as in torch.nn.functional.embedding.
+ */
 export function embedding(indices: Tensor, weight: Tensor, paddingIdx: number | null = null): Tensor {
-  return new Tensor(native.kt_embedding(weight.handle, indices.handle, paddingIdx ?? -1));
+  let padding = -1; // ATen's "no padding row"
+  if (paddingIdx !== null) {
+    const num = weight.size(0);
+    if (!Number.isInteger(paddingIdx) || paddingIdx < -num || paddingIdx >= num) {
+      throw new Error(`embedding: paddingIdx ${paddingIdx} is out of range for ${num} embeddings`);
+    }
+    padding = paddingIdx < 0 ? paddingIdx + num : paddingIdx;
+  }
+  return new Tensor(native.kt_embedding(weight.handle, indices.handle, padding));
 }
 
 /** Inverted dropout: zeroes with probability p and scales survivors by 1/(1-p) when training. */
@@ -36,13 +48,22 @@ export function stack(tensors: Tensor[], dim = 0): Tensor {
 }
 
 /**
- * Element-wise `condition ? a : b`, broadcasting. A number branch becomes a 0-d tensor of the
- * other branch's dtype (float32 when both are numbers), as a Python scalar would.
+ * Element-wise `condition ? a : b`, broadcasting. A number branch becomes a 0-d tensor that
+ * promotes with the other branch as a Python scalar would: the tensor branch's dtype, except a
+ * fractional number beside an integer or bool tensor gives float32 (and an integer beside a bool
+ * tensor int64). Two number branches give float32 (JavaScript cannot tell 1 from 1.0), two
+ * booleans give bool.
  */
 export function where(condition: Tensor, a: Operand, b: Operand): Tensor {
   const like = a instanceof Tensor ? a : b instanceof Tensor ? b : null;
+  const scalarDtype = (v: number | boolean): DType => {
+    if (typeof v === 'boolean') return like?.dtype ?? 'bool';
+    if (like === null || isFloatingDType(like.dtype)) return like?.dtype ?? 'float32';
+    if (!Number.isInteger(v)) return 'float32';
+    return like.dtype === 'bool' ? 'int64' : like.dtype;
+  };
   const asTensor = (v: Operand): Tensor =>
-    v instanceof Tensor ? v : full([], v, { dtype: like?.dtype ?? 'float32', device: like?.device ?? condition.device });
+    v instanceof Tensor ? v : full([], v, { dtype: scalarDtype(v), device: like?.device ?? condition.device });
   const ta = asTensor(a);
   const tb = asTensor(b);
   try {

@@ -82,6 +82,7 @@ export function loadSafetensors(path: string, options: { device?: Device } = {})
   const dataStart = 8 + headerLength;
   const dataLength = file.byteLength - dataStart;
   const metadata = (header.__metadata__ ?? {}) as Record<string, string>;
+  checkLayout(header, dataLength, fail);
   const tensors = new Map<string, Tensor>();
   try {
     for (const [name, raw] of Object.entries(header)) {
@@ -102,4 +103,22 @@ export function loadSafetensors(path: string, options: { device?: Device } = {})
     throw error;
   }
   return { tensors, metadata };
+}
+
+/** The spec requires the tensors' byte ranges to tile the data section: no gaps, no overlaps. */
+function checkLayout(header: Record<string, unknown>, dataLength: number, fail: (why: string) => never): void {
+  const ranges = Object.entries(header)
+    .filter(([name]) => name !== '__metadata__')
+    .map(([name, raw]) => ({ name, offsets: (raw as Partial<HeaderEntry>).data_offsets }))
+    .filter((r): r is { name: string; offsets: [number, number] } => Array.isArray(r.offsets) && r.offsets.length === 2)
+    .sort((a, b) => a.offsets[0] - b.offsets[0] || a.offsets[1] - b.offsets[1]);
+  let covered = 0;
+  for (const { name, offsets } of ranges) {
+    if (offsets[1] > dataLength) fail(`tensor '${name}' has data_offsets ${JSON.stringify(offsets)} outside the ${dataLength}-byte data section`);
+    if (offsets[0] !== covered) {
+      fail(`tensor '${name}' starts at byte ${offsets[0]} of the data section, expected ${covered} (${offsets[0] < covered ? 'it overlaps the previous tensor' : 'the data has a gap'})`);
+    }
+    covered = offsets[1];
+  }
+  if (ranges.length > 0 && covered !== dataLength) fail(`the tensors cover ${covered} bytes of a ${dataLength}-byte data section`);
 }

@@ -9,6 +9,8 @@ import { native, type TensorHandle } from './native.js';
 import { track, type Owned } from './scope.js';
 import {
   BYTES_PER_ELEMENT,
+  DTYPES,
+  DTYPE_CODES,
   TYPED_ARRAY_FOR,
   dtypeCode,
   dtypeFromCode,
@@ -158,7 +160,8 @@ export class Tensor implements Owned {
     let device = this.device;
     if (typeof target === 'string') {
       if (target === 'cpu' || target.startsWith('cuda')) device = target as Device;
-      else dtype = target as DType;
+      else if (target in DTYPE_CODES) dtype = target as DType;
+      else throw new Error(`to('${target}'): expected a dtype (${DTYPES.join(', ')}) or a device ('cpu', 'cuda', 'cuda:N')`);
     } else {
       dtype = target.dtype ?? dtype;
       device = target.device ?? device;
