@@ -647,6 +647,15 @@ KILN_FN(ko_save) {
   std::string bytes = stream.str();
   return Napi::Buffer<char>::Copy(info.Env(), bytes.data(), bytes.size());
 }
+template <typename Options>
+static void RestoreGroupOptions(torch::serialize::InputArchive& archive, torch::optim::Optimizer& optimizer) {
+  torch::serialize::InputArchive groupsArchive;
+  archive.read("param_groups", groupsArchive);
+  std::vector<std::pair<std::vector<std::string>, std::unique_ptr<torch::optim::OptimizerOptions>>> saved;
+  torch::optim::detail::serialize<Options>(groupsArchive, saved);
+  for (size_t g = 0; g < saved.size() && g < optimizer.param_groups().size(); ++g)
+    optimizer.param_groups()[g].set_options(std::move(saved[g].second));
+}
 // ko_load(opt, buffer)
 KILN_FN(ko_load) {
   torch::optim::Optimizer& optimizer = OptimizerArg(info, 0);
@@ -655,6 +664,13 @@ KILN_FN(ko_load) {
   torch::serialize::InputArchive archive;
   archive.load_from(buffer.Data(), buffer.Length());
   optimizer.load(archive);
+  // libtorch 1.13's Optimizer::load restores the moments but not each group's options (lr,
+  // weight decay, betas), which torch.optim's load_state_dict does; restore them here.
+  if (dynamic_cast<torch::optim::AdamW*>(&optimizer) != nullptr) {
+    RestoreGroupOptions<torch::optim::AdamWOptions>(archive, optimizer);
+  } else if (dynamic_cast<torch::optim::SGD*>(&optimizer) != nullptr) {
+    RestoreGroupOptions<torch::optim::SGDOptions>(archive, optimizer);
+  }
   return info.Env().Undefined();
 }
 KILN_FN(ko_free) {

@@ -62,7 +62,10 @@ export abstract class Optimizer {
     return native.ko_save(this.handle);
   }
 
-  /** Restores state saved by `stateBytes` into an optimizer over the same parameters. */
+  /**
+   * Restores state saved by `stateBytes` into an optimizer over the same parameters: moments,
+   * step counts and each group's options (lr, weight decay), as torch.optim's load_state_dict.
+   */
   loadStateBytes(state: Buffer): void {
     native.ko_load(this.handle, state);
   }
