@@ -26,11 +26,13 @@ describe('kiln CLI', () => {
   it('info --json reports the libtorch that Python torch also reports', () => {
     const r = kiln(['info', '--json']);
     expect(r.status, r.stderr).toBe(0);
-    const info = JSON.parse(r.stdout) as { libtorch: string; cudaCompiled: boolean; intraOpThreads: number };
+    const info = JSON.parse(r.stdout) as { libtorch: string; cudaCompiled: boolean; intraOpThreads: number; blas: string };
     const pythonTorch = runPython(['-c', 'import torch; print(torch.__version__.split("+")[0])']).trim();
     // Debian's python3-torch and libtorch-dev are one build; the C++ TORCH_VERSION drops the patch level.
     expect(pythonTorch.startsWith(info.libtorch.split('.').slice(0, 2).join('.'))).toBe(true);
     expect(info.intraOpThreads).toBeGreaterThanOrEqual(1);
+    // .ci/run installs OpenBLAS; with Debian's reference BLAS every matmul is ~40x slower.
+    expect(info.blas).toMatch(/openblas/i);
   });
 
   it('an unknown command exits 2 with a reason', () => {
