@@ -56,9 +56,10 @@ export function tensor(data: Nested | ArrayBufferView, options: TensorOptions & 
   if (ArrayBuffer.isView(data)) {
     return fromTypedArray(data, { ...options, shape: options.shape ?? [data.byteLength / BYTES_PER_ELEMENT[options.dtype ?? dtypeOfTypedArray(data)]] });
   }
-  const shape = options.shape ?? inferShape(data);
+  const nestedShape = inferShape(data);
   const flat: number[] = [];
-  flattenChecked(data, inferShape(data), 0, flat, 'data');
+  flattenChecked(data, nestedShape, 0, flat, 'data');
+  const shape = options.shape ?? nestedShape;
   const dtype = options.dtype ?? (typeof (Array.isArray(data) ? data.flat(Infinity)[0] : data) === 'boolean' ? 'bool' : 'float32');
   // Build the bytes in a wide type libtorch converts from exactly, then cast on the native side.
   const staging = native.kt_from_buffer(new Float64Array(flat), dtypeCode('float64'), shape, 'cpu', false);
