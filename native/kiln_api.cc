@@ -456,19 +456,21 @@ KILN_FN(kt_grad) {
   if (!g.defined()) return info.Env().Undefined();
   return Wrap(info.Env(), g);
 }
+// Drops a gradient (setToNone) or zeroes it in place, detached from any graph, as
+// torch.optim.Optimizer.zero_grad does.
+static void ZeroGrad(torch::Tensor& t, bool setToNone) {
+  torch::Tensor& g = t.mutable_grad();
+  if (!g.defined()) return;
+  if (setToNone) {
+    g.reset();
+  } else {
+    g = g.detach();
+    g.zero_();
+  }
+}
 // kt_zero_grad(t, setToNone)
 KILN_FN(kt_zero_grad) {
-  torch::Tensor& t = TensorArg(info, 0);
-  bool setToNone = !IsMissing(info, 1) && BoolArg(info, 1);
-  torch::Tensor& g = t.mutable_grad();
-  if (g.defined()) {
-    if (setToNone) {
-      g.reset();
-    } else {
-      g = g.detach();
-      g.zero_();
-    }
-  }
+  ZeroGrad(TensorArg(info, 0), !IsMissing(info, 1) && BoolArg(info, 1));
   return info.Env().Undefined();
 }
 KILN_FN(kt_detach) { return Wrap(info.Env(), TensorArg(info, 0).detach()); }
@@ -637,16 +639,7 @@ KILN_FN(ko_zero_grad) {
   torch::optim::Optimizer& optimizer = OptimizerArg(info, 0);
   bool setToNone = !IsMissing(info, 1) && BoolArg(info, 1);
   for (auto& group : optimizer.param_groups())
-    for (auto& p : group.params()) {
-      torch::Tensor& g = p.mutable_grad();
-      if (!g.defined()) continue;
-      if (setToNone) {
-        g.reset();
-      } else {
-        g = g.detach();
-        g.zero_();
-      }
-    }
+    for (auto& p : group.params()) ZeroGrad(p, setToNone);
   return info.Env().Undefined();
 }
 static torch::optim::OptimizerParamGroup& GroupArg(const Napi::CallbackInfo& info, torch::optim::Optimizer& optimizer, size_t i) {

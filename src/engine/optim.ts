@@ -22,12 +22,10 @@ export interface ParamGroup {
 
 export abstract class Optimizer {
   #handle: OptimizerHandle | null;
-  /** Each group's parameters, in the order given; the optimizer references them natively. */
-  readonly groups: ReadonlyArray<{ params: Tensor[] }>;
 
-  protected constructor(handle: OptimizerHandle, groups: ParamGroup[]) {
+  /** Takes ownership of a native optimizer, which holds its own references to the parameters. */
+  protected constructor(handle: OptimizerHandle) {
     this.#handle = handle;
-    this.groups = groups.map((g) => ({ params: [...g.params] }));
   }
 
   protected get handle(): OptimizerHandle {
@@ -95,7 +93,7 @@ export class AdamW extends Optimizer {
   /** Groups default to weight decay 0.01, as torch.optim.AdamW. */
   constructor(groups: ParamGroup[], options: AdamWOptions = {}) {
     const [beta1, beta2] = options.betas ?? [0.9, 0.999];
-    super(native.ko_adamw(nativeGroups(groups, 0.01), beta1, beta2, options.eps ?? 1e-8, options.amsgrad ?? false), groups);
+    super(native.ko_adamw(nativeGroups(groups, 0.01), beta1, beta2, options.eps ?? 1e-8, options.amsgrad ?? false));
   }
 }
 
@@ -107,7 +105,7 @@ export interface SGDOptions {
 
 export class SGD extends Optimizer {
   constructor(groups: ParamGroup[], options: SGDOptions = {}) {
-    super(native.ko_sgd(nativeGroups(groups, 0), options.momentum ?? 0, options.dampening ?? 0, options.nesterov ?? false), groups);
+    super(native.ko_sgd(nativeGroups(groups, 0), options.momentum ?? 0, options.dampening ?? 0, options.nesterov ?? false));
   }
 }
 
