@@ -1,0 +1,64 @@
+/**
+ * `kiln train --config FILE [--set key=value ...] [--data-root DIR] [--runs DIR] [--quiet]`
+ * `kiln train --resume runs/<id>`
+ *
+ * A bad config exits with code 2 and writes nothing; the run directory is created only after
+ * the config is valid and the data has loaded. The config reference is the epilogue below.
+ */
+import type { CommandModule } from 'yargs';
+
+import { ConfigError, configHelpText, loadConfig, loadResolvedRunConfig } from '../../config/index.js';
+import { DataError } from '../../data/types.js';
+import { trainTwoTower } from '../../train/two-tower-run.js';
+
+interface TrainArgs {
+  config?: string;
+  set: string[];
+  resume?: string;
+  'data-root'?: string;
+  runs: string;
+  quiet: boolean;
+}
+
+export const trainCommand: CommandModule<object, TrainArgs> = {
+  command: 'train',
+  describe: 'Train a two-tower encoder from a YAML config',
+  builder: (y) =>
+    y
+      .option('config', { type: 'string', describe: 'YAML run config (see configs/)' })
+      .option('set', { type: 'string', array: true, default: [], describe: 'Override a config value, e.g. --set train.lr=3e-4 (repeatable)' })
+      .option('resume', { type: 'string', describe: 'Continue an interrupted run from its last checkpoint: --resume runs/<id>' })
+      .option('data-root', { type: 'string', describe: 'Data root (default: $KILN_DATA)' })
+      .option('runs', { type: 'string', default: 'runs', describe: 'Directory that holds run directories' })
+      .option('quiet', { type: 'boolean', default: false, describe: 'Plain log lines instead of a progress bar' })
+      .check((args) => {
+        if ((args.config === undefined) === (args.resume === undefined)) throw new Error('give exactly one of --config FILE or --resume runs/<id>');
+        if (args.resume !== undefined && args.set.length > 0) throw new Error('--set cannot change a run being resumed (its config.yaml is fixed)');
+        return true;
+      })
+      .epilogue(`Config keys (YAML):\n${configHelpText()}`),
+  handler: async (args) => {
+    try {
+      const loaded = args.resume !== undefined ? loadResolvedRunConfig(args.resume) : loadConfig(args.config!, args.set);
+      const summary = await trainTwoTower(loaded, {
+        dataRoot: args['data-root'],
+        runsRoot: args.runs,
+        resumeRun: args.resume,
+        plainProgress: args.quiet || !process.stderr.isTTY,
+      });
+      process.exitCode = summary.status === 'diverged' ? 1 : 0;
+    } catch (error) {
+      if (error instanceof ConfigError) {
+        process.stderr.write(`${error.message}\n`);
+        process.exitCode = 2;
+        return;
+      }
+      if (error instanceof DataError) {
+        process.stderr.write(`data error: ${error.message}\n`);
+        process.exitCode = 2;
+        return;
+      }
+      throw error;
+    }
+  },
+};

@@ -1,0 +1,209 @@
+/**
+ * The run configuration: one zod schema, the single source of truth for validation, defaults,
+ * the reference in docs/config.md and `kiln train --help` (both generated from the
+ * `.describe()` texts here by src/config/docs.ts).
+ *
+ * YAML keys are snake_case. Recipes, losses and metrics are looked up in their registries, so a
+ * new recipe, loss or metric is configurable without touching this file: a recipe's options are
+ * checked against that recipe's own schema, and each loss entry is a member of the losses'
+ * discriminated union.
+ */
+import { z } from 'zod';
+
+import { RECIPES } from '../data/recipes/index.js';
+import { lossEntrySchema } from '../losses/index.js';
+import { parseMetricName } from '../eval/metrics/index.js';
+import { ENCODER_PRESETS } from '../models/config.js';
+
+const positiveInt = z.number().int().min(1);
+
+/** Checks `options` against the named recipe's schema and reports problems under `options.*`. */
+function checkRecipeOptions(value: { recipe: string; options: Record<string, unknown> }, ctx: z.RefinementCtx, kinds: readonly string[]): void {
+  const recipe = (RECIPES as Record<string, (typeof RECIPES)[keyof typeof RECIPES] | undefined>)[value.recipe];
+  if (recipe === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['recipe'], message: `unknown recipe '${value.recipe}'; expected one of: ${Object.keys(RECIPES).join(', ')}` });
+    return;
+  }
+  if (!kinds.includes(recipe.kind)) {
+    ctx.addIssue({ code: 'custom', path: ['recipe'], message: `recipe '${value.recipe}' yields ${recipe.kind}; expected a recipe that yields ${kinds.join(' or ')}` });
+    return;
+  }
+  const parsed = recipe.options.safeParse(value.options);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      ctx.addIssue({ ...issue, path: ['options', ...issue.path] } as z.core.$ZodRawIssue);
+    }
+  }
+}
+
+const trainRecipeSchema = z
+  .object({
+    recipe: z.string().describe('Name of a pair recipe (see datasets/README.md), e.g. esco-occupations'),
+    options: z.record(z.string(), z.unknown()).default({}).describe("The recipe's own options"),
+  })
+  .strict()
+  .superRefine((value, ctx) => checkRecipeOptions(value, ctx, ['pairs']));
+
+const evalSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9_-]+$/, 'lower-case letters, digits, _ and - only').describe('Name used in metric keys: <name>/<metric>'),
+    recipe: z.string().describe('A retrieval or scored-pairs recipe, e.g. jobbert-titles, skill-extraction, stsb'),
+    options: z.record(z.string(), z.unknown()).default({}).describe("The recipe's own options"),
+    metrics: z
+      .array(z.string())
+      .min(1)
+      .superRefine((names, ctx) => {
+        names.forEach((name, i) => {
+          try {
+            parseMetricName(name);
+          } catch (error) {
+            ctx.addIssue({ code: 'custom', path: [i], message: (error as Error).message });
+          }
+        });
+      })
+      .describe('Metrics to report, e.g. [mrr, recall@5, ndcg@10, rp@5, roc_auc, spearman]'),
+    max_queries: positiveInt.optional().describe('Evaluate a seeded sample of this many queries (faster evaluation during training)'),
+  })
+  .strict()
+  .superRefine((value, ctx) => checkRecipeOptions(value, ctx, ['retrieval', 'scored-pairs']));
+
+const dataSchema = z
+  .object({
+    vocab: z.string().default('bert-vocab/vocab.txt').describe('WordPiece vocab.txt, relative to the data root (or absolute)'),
+    max_length: z.number().int().min(4).max(4096).default(32).describe('Maximum query tokens, [CLS] and [SEP] included; longer inputs are truncated'),
+    doc_max_length: z.number().int().min(4).max(4096).optional().describe('Maximum document tokens (default: max_length)'),
+    padding: z.enum(['longest', 'max_length']).default('longest').describe('Pad each batch to its longest sequence, or always to the maximum length'),
+    bucket_window: positiveInt.default(20).describe('Batches per length-bucketing window (1 = no bucketing)'),
+    on_bad_row: z.enum(['fail', 'skip']).default('fail').describe('A malformed row fails the run, or is skipped and counted'),
+    train: z.array(trainRecipeSchema).min(1).describe('Training pair recipes; their pairs are pooled'),
+    eval: z.array(evalSchema).default([]).describe('Evaluation splits, run every train.eval_every steps and at the end'),
+    hard_negatives: z
+      .object({
+        k: z.number().int().min(0).max(64).default(0).describe('Mined hard negatives per query (0 = in-batch negatives only)'),
+        refresh_every: positiveInt.default(500).describe('Re-embed the document pool every this many steps'),
+        start_step: z.number().int().min(0).default(0).describe('First step at which mined negatives are used'),
+      })
+      .strict()
+      .default({ k: 0, refresh_every: 500, start_step: 0 })
+      .describe('Hard negatives: top-k pool documents by the current model, positives excluded'),
+  })
+  .strict();
+
+const modelSchema = z
+  .object({
+    preset: z.enum(Object.keys(ENCODER_PRESETS) as [keyof typeof ENCODER_PRESETS, ...(keyof typeof ENCODER_PRESETS)[]]).optional().describe('Encoder size preset; explicit sizes override it'),
+    hidden_size: positiveInt.optional().describe('Hidden width (required without a preset)'),
+    num_layers: positiveInt.optional().describe('Transformer layers (required without a preset)'),
+    num_heads: positiveInt.optional().describe('Attention heads; must divide hidden_size (required without a preset)'),
+    intermediate_size: positiveInt.optional().describe('Feed-forward width (required without a preset)'),
+    max_positions: positiveInt.default(512).describe('Position embeddings'),
+    type_vocab_size: positiveInt.default(2).describe('Token type embeddings'),
+    hidden_dropout: z.number().min(0).max(1).default(0.1).describe('Dropout on embeddings and sub-layer outputs'),
+    attention_dropout: z.number().min(0).max(1).default(0.1).describe('Dropout on attention probabilities'),
+    layer_norm_eps: z.number().positive().default(1e-12).describe('LayerNorm epsilon'),
+    init_std: z.number().positive().default(0.02).describe('Standard deviation of the normal weight init'),
+    pooling: z.enum(['mean', 'cls', 'last']).default('mean').describe('Pooling of token states into one vector'),
+    towers: z.enum(['shared', 'separate']).default('shared').describe('One encoder for both sides, or one per side'),
+    prompts: z
+      .record(z.string(), z.string().refine((t) => t.includes('{text}'), 'a prompt template must contain {text}'))
+      .default({})
+      .describe('Prompt template per input type, e.g. {title: "job title: {text}"}'),
+    head: z
+      .object({
+        type: z.enum(['cosine', 'dot', 'hadamard_mlp']).default('cosine').describe('Interaction head'),
+        mlp_hidden: positiveInt.default(256).describe('Hidden width of the hadamard_mlp head'),
+      })
+      .strict()
+      .default({ type: 'cosine', mlp_hidden: 256 }),
+  })
+  .strict()
+  .superRefine((m, ctx) => {
+    const sizes = ['hidden_size', 'num_layers', 'num_heads', 'intermediate_size'] as const;
+    if (m.preset === undefined) {
+      for (const key of sizes) {
+        if (m[key] === undefined) ctx.addIssue({ code: 'custom', path: [key], message: `required when model.preset is not set (presets: ${Object.keys(ENCODER_PRESETS).join(', ')})` });
+      }
+    }
+    const preset = m.preset === undefined ? undefined : ENCODER_PRESETS[m.preset];
+    const hidden = m.hidden_size ?? preset?.hiddenSize;
+    const heads = m.num_heads ?? preset?.numHeads;
+    if (hidden !== undefined && heads !== undefined && hidden % heads !== 0) {
+      ctx.addIssue({ code: 'custom', path: ['num_heads'], message: `${heads} heads do not divide hidden_size ${hidden}` });
+    }
+  });
+
+const trainSchema = z
+  .object({
+    steps: positiveInt.describe('Optimizer steps'),
+    batch_size: z.number().int().min(2).default(32).describe('Pairs per micro-batch (in-batch negatives come from it)'),
+    grad_accum: positiveInt.default(1).describe('Micro-batches per optimizer step'),
+    lr: z.number().positive().max(1).default(5e-4).describe('Peak learning rate'),
+    weight_decay: z.number().min(0).default(0.01).describe('AdamW decoupled weight decay (not applied to biases and LayerNorm)'),
+    betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.999]).describe('AdamW betas'),
+    eps: z.number().positive().default(1e-6).describe('AdamW epsilon'),
+    warmup_steps: z.number().int().min(0).default(0).describe('Linear warm-up steps'),
+    schedule: z.enum(['cosine', 'linear', 'constant']).default('cosine').describe('Decay after warm-up (warm-up + linear decay is the slanted triangular schedule)'),
+    min_lr_ratio: z.number().min(0).max(1).default(0).describe('Final learning rate as a fraction of lr'),
+    clip_grad_norm: z.number().positive().nullable().default(1).describe('Clip the global gradient norm (null = off)'),
+    precision: z.enum(['fp32', 'bf16']).default('fp32').describe('bf16 = mixed precision through libtorch autocast'),
+    threads: z.union([z.literal('auto'), positiveInt]).default('auto').describe('libtorch intra-op threads (auto = the fastest measured policy)'),
+    device: z.enum(['cpu', 'cuda']).default('cpu').describe('Where tensors live'),
+    log_every: positiveInt.default(10).describe('Write train metrics every this many steps'),
+    eval_every: z.number().int().min(0).default(0).describe('Evaluate every this many steps (0 = only at the end)'),
+    checkpoint_every: positiveInt.default(500).describe('Write a resumable checkpoint every this many steps'),
+    mask_same_group: z.boolean().default(true).describe('Exclude in-batch items of the same concept as false negatives'),
+    early_stopping: z
+      .object({
+        metric: z.string().describe('A metric key <eval name>/<metric>, e.g. jobbert/mrr'),
+        mode: z.enum(['max', 'min']).default('max'),
+        patience: positiveInt.default(3).describe('Evaluations without improvement before stopping'),
+        min_delta: z.number().min(0).default(0),
+      })
+      .strict()
+      .nullable()
+      .default(null)
+      .describe('Stop when the metric stops improving'),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ., _ and - only').describe('Run name; the run directory is runs/<name>-<timestamp>'),
+    seed: z.number().int().min(0).max(2 ** 31 - 1).default(42).describe('Seeds weights, data order, dropout and sampling'),
+    data: dataSchema,
+    model: modelSchema,
+    loss: z.array(lossEntrySchema).min(1).describe('Weighted sum of losses, e.g. [{name: infonce, weight: 1, temperature: 0.05}]'),
+    train: trainSchema,
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.train.warmup_steps > c.train.steps) {
+      ctx.addIssue({ code: 'custom', path: ['train', 'warmup_steps'], message: `warm-up (${c.train.warmup_steps}) is longer than train.steps (${c.train.steps})` });
+    }
+    const stopping = c.train.early_stopping;
+    if (stopping !== null) {
+      const evalNames = c.data.eval.map((e) => e.name);
+      const [evalName, metric] = stopping.metric.split('/');
+      const spec = c.data.eval.find((e) => e.name === evalName);
+      if (spec === undefined || metric === undefined || !spec.metrics.includes(metric)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['train', 'early_stopping', 'metric'],
+          message: `'${stopping.metric}' is not an evaluated metric; expected <eval name>/<metric> from data.eval (${evalNames.join(', ') || 'none defined'})`,
+        });
+      }
+      if (c.train.eval_every === 0) {
+        ctx.addIssue({ code: 'custom', path: ['train', 'eval_every'], message: 'early stopping needs periodic evaluation: set eval_every > 0' });
+      }
+    }
+    const names = new Set<string>();
+    c.data.eval.forEach((e, i) => {
+      if (names.has(e.name)) ctx.addIssue({ code: 'custom', path: ['data', 'eval', i, 'name'], message: `duplicate eval name '${e.name}'` });
+      names.add(e.name);
+    });
+  });
+
+/** The config as written (input) and after defaults (output). */
+export type ConfigInput = z.input<typeof configSchema>;
+export type KilnConfig = z.output<typeof configSchema>;
+export type EvalSpec = KilnConfig['data']['eval'][number];

@@ -1,0 +1,99 @@
+/**
+ * Embedding texts with a two-tower model for evaluation and mining: prompts applied per input
+ * type, WordPiece ids, batches sorted by length (little padding), no autograd, the model in
+ * eval mode (dropout off), optional bf16 autocast; the result is returned in input order.
+ */
+import { cat, fromTypedArray, noGrad, tidy, keep, autocast, type Tensor } from '../engine/index.js';
+import type { TwoTowerModel, Side } from '../models/index.js';
+import type { RetrievalScorer } from './evaluate.js';
+
+export interface TextTokenizer {
+  readonly padId: number;
+  encodeBatch(texts: readonly string[], maxLength: number): Int32Array[];
+}
+
+export interface EmbedOptions {
+  maxLength: { query: number; doc: number };
+  batchSize: number;
+  precision: 'fp32' | 'bf16';
+  device: 'cpu' | 'cuda';
+}
+
+/** Pads token id sequences into int64 tensors [B, L]: ids (padId beyond each length) and a 0/1 mask. */
+export function padToTensors(seqs: readonly Int32Array[], padId: number, device: 'cpu' | 'cuda' = 'cpu', padTo?: number): { inputIds: Tensor; attentionMask: Tensor } {
+  const seqLen = Math.max(padTo ?? 0, ...seqs.map((s) => s.length));
+  const ids = new BigInt64Array(seqs.length * seqLen).fill(BigInt(padId));
+  const mask = new BigInt64Array(seqs.length * seqLen);
+  seqs.forEach((seq, row) => {
+    for (let t = 0; t < seq.length; t++) {
+      ids[row * seqLen + t] = BigInt(seq[t]!);
+      mask[row * seqLen + t] = 1n;
+    }
+  });
+  const shape = [seqs.length, seqLen];
+  return { inputIds: fromTypedArray(ids, { shape, device }), attentionMask: fromTypedArray(mask, { shape, device }) };
+}
+
+export class ModelEmbedder {
+  readonly #cache = new Map<string, Int32Array>();
+
+  constructor(
+    readonly model: TwoTowerModel,
+    readonly tokenizer: TextTokenizer,
+    readonly options: EmbedOptions,
+  ) {}
+
+  /** [N, D] float32 embeddings (`model.embed`: unit-norm for the cosine head), in the order of `texts`. */
+  embed(side: Side, inputType: string, texts: readonly string[]): Tensor {
+    const maxLength = side === 'query' ? this.options.maxLength.query : this.options.maxLength.doc;
+    const ids = this.#encode(texts.map((t) => this.model.prompt(inputType, t)), maxLength);
+    const order = ids.map((_, i) => i).sort((a, b) => ids[a]!.length - ids[b]!.length || a - b);
+    const wasTraining = this.model.training;
+    this.model.eval();
+    try {
+      return tidy(() =>
+        noGrad(() => {
+          const parts: Tensor[] = [];
+          for (let start = 0; start < order.length; start += this.options.batchSize) {
+            const rows = order.slice(start, start + this.options.batchSize);
+            parts.push(
+              keep(
+                tidy(() => {
+                  const batch = padToTensors(rows.map((r) => ids[r]!), this.tokenizer.padId, this.options.device);
+                  const run = (): Tensor => this.model.embed(side, batch).float();
+                  return this.options.precision === 'bf16' ? autocast(run, { device: this.options.device, dtype: 'bfloat16' }) : run();
+                }),
+              ),
+            );
+          }
+          if (parts.length === 0) return fromTypedArray(new Float32Array(0), { shape: [0, this.model.config.encoder.hiddenSize] });
+          const sorted = cat(parts, 0);
+          for (const p of parts) p.dispose();
+          // Row k of `sorted` is text order[k]: scatter back with the inverse permutation.
+          const inverse = new BigInt64Array(order.length);
+          order.forEach((original, k) => (inverse[original] = BigInt(k)));
+          return sorted.indexSelect(0, fromTypedArray(inverse, { shape: [order.length] }));
+        }),
+      );
+    } finally {
+      this.model.train(wasTraining);
+    }
+  }
+
+  /** Token ids, cached per (text, length): evaluation embeds the same corpus every time. */
+  #encode(texts: readonly string[], maxLength: number): Int32Array[] {
+    const key = (t: string): string => `${maxLength}\u0000${t}`;
+    const missing = [...new Set(texts.filter((t) => !this.#cache.has(key(t))))];
+    const encoded = this.tokenizer.encodeBatch(missing, maxLength);
+    missing.forEach((t, i) => this.#cache.set(key(t), encoded[i]!));
+    return texts.map((t) => this.#cache.get(key(t))!);
+  }
+
+  /** A scorer over precomputed query and corpus embeddings (the caller owns and disposes both). */
+  scorer(queries: Tensor, corpus: Tensor): RetrievalScorer {
+    return {
+      scoreRows: (start, end) =>
+        tidy(() => noGrad(() => this.model.head.matrix(queries.narrow(0, start, end - start), corpus).float().contiguous().toTypedArray<'float32'>() as Float32Array)),
+    };
+  }
+}

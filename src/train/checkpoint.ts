@@ -1,0 +1,66 @@
+/**
+ * Resumable checkpoints, written atomically.
+ *
+ * A checkpoint is a directory `checkpoints/step-NNNNNNN/` holding the weights
+ * (model.safetensors), the optimizer state (optimizer.bin: AdamW moments and step counts, as
+ * libtorch serialises them) and state.json (step, data-order state, early-stopping state, …).
+ * It is assembled in a temporary directory and renamed into place, then `checkpoints/latest`
+ * (a one-line file, itself written atomically) is pointed at it, and only then are older
+ * checkpoints deleted. A `kill -9` at any instant leaves `latest` naming a complete checkpoint.
+ */
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+import { writeFileAtomic } from '../util/atomic-write.js';
+import { loadSafetensors, saveSafetensors, type Optimizer, type Tensor } from '../engine/index.js';
+
+export interface CheckpointFiles<State> {
+  step: number;
+  weights: Map<string, Tensor>;
+  optimizer: Optimizer;
+  state: State;
+}
+
+const LATEST = 'latest';
+
+export function saveCheckpoint<State>(runPath: string, checkpoint: CheckpointFiles<State>, keep = 1): string {
+  const root = join(runPath, 'checkpoints');
+  mkdirSync(root, { recursive: true });
+  const name = `step-${String(checkpoint.step).padStart(7, '0')}`;
+  const temp = join(root, `.${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  mkdirSync(temp);
+  saveSafetensors(join(temp, 'model.safetensors'), checkpoint.weights);
+  writeFileAtomic(join(temp, 'optimizer.bin'), [checkpoint.optimizer.stateBytes()]);
+  writeFileAtomic(join(temp, 'state.json'), [Buffer.from(JSON.stringify({ step: checkpoint.step, state: checkpoint.state }))]);
+  const final = join(root, name);
+  rmSync(final, { recursive: true, force: true }); // a stale one from a run resumed before this step
+  renameSync(temp, final);
+  writeFileAtomic(join(root, LATEST), [Buffer.from(`${name}\n`)]);
+  // Older checkpoints and abandoned temporaries go only after `latest` names the new one.
+  const complete = readdirSync(root).filter((f) => /^step-\d+$/.test(f)).sort();
+  for (const old of complete.slice(0, Math.max(0, complete.length - keep))) rmSync(join(root, old), { recursive: true, force: true });
+  for (const f of readdirSync(root)) if (f.endsWith('.tmp') && !f.includes(`.${process.pid}.`)) rmSync(join(root, f), { recursive: true, force: true });
+  return final;
+}
+
+export interface LoadedCheckpoint<State> {
+  path: string;
+  step: number;
+  weights: Map<string, Tensor>;
+  optimizerBytes: Buffer;
+  state: State;
+}
+
+/** The checkpoint `latest` names, or null when the run has none yet. The caller disposes the weights. */
+export function loadLatestCheckpoint<State>(runPath: string): LoadedCheckpoint<State> | null {
+  const root = join(runPath, 'checkpoints');
+  const latestFile = join(root, LATEST);
+  if (!existsSync(latestFile)) return null;
+  const name = readFileSync(latestFile, 'utf8').trim();
+  const path = join(root, name);
+  if (!existsSync(join(path, 'state.json'))) throw new Error(`${latestFile} names ${name}, which is missing or incomplete`);
+  const { step, state } = JSON.parse(readFileSync(join(path, 'state.json'), 'utf8')) as { step: number; state: State };
+  const { tensors } = loadSafetensors(join(path, 'model.safetensors'));
+  return { path, step, weights: tensors, optimizerBytes: readFileSync(join(path, 'optimizer.bin')), state };
+}

@@ -1,0 +1,105 @@
+/**
+ * From a validated config to the parts of a run: data root, tokenizer, training pairs,
+ * evaluation splits and the model config. Shared by `kiln train` and `kiln eval`, and free of
+ * side effects on disk (a config or data error leaves nothing behind).
+ */
+import { isAbsolute, resolve } from 'node:path';
+
+import { resolveDataRoot, createContext, requireFiles } from '../data/files.js';
+import { loadRecipe } from '../data/recipes/index.js';
+import { WordPieceTokenizer } from '../data/tokenizer.js';
+import { sampleQueries } from '../eval/evaluate.js';
+import { ENCODER_PRESETS, type TwoTowerConfig } from '../models/config.js';
+import type { BadRowReport, PairExample, RetrievalSplit, ScoredTextPair } from '../data/types.js';
+import type { EvalSpec, KilnConfig } from '../config/schema.js';
+
+export type EvalSplit =
+  | { spec: EvalSpec; kind: 'retrieval'; split: RetrievalSplit; sampled: RetrievalSplit }
+  | { spec: EvalSpec; kind: 'scored-pairs'; pairs: ScoredTextPair[] };
+
+export interface RunData {
+  dataRoot: string;
+  tokenizer: WordPieceTokenizer;
+  pairs: PairExample[];
+  evalSplits: EvalSplit[];
+  badRows: BadRowReport;
+  /** Pairs per training recipe, after de-duplication. */
+  pairCounts: Record<string, number>;
+}
+
+export function vocabPath(dataRoot: string, vocab: string): string {
+  return isAbsolute(vocab) ? vocab : resolve(dataRoot, vocab);
+}
+
+export function loadTokenizer(config: KilnConfig, dataRoot: string): WordPieceTokenizer {
+  if (!isAbsolute(config.data.vocab)) requireFiles(dataRoot, 'bert-vocab', [config.data.vocab]);
+  return WordPieceTokenizer.fromVocabFile(vocabPath(dataRoot, config.data.vocab));
+}
+
+export async function loadEvalSplits(config: KilnConfig, dataRoot: string, report: BadRowReport): Promise<EvalSplit[]> {
+  const ctx = { ...createContext({ dataRoot, onBadRow: config.data.on_bad_row, seed: config.seed }), report };
+  const splits: EvalSplit[] = [];
+  for (const spec of config.data.eval) {
+    const loaded = await loadRecipe(spec.recipe, ctx, spec.options);
+    if (loaded.kind === 'retrieval') {
+      splits.push({ spec, kind: 'retrieval', split: loaded.data, sampled: sampleQueries(loaded.data, spec.max_queries, config.seed) });
+    } else if (loaded.kind === 'scored-pairs') {
+      splits.push({ spec, kind: 'scored-pairs', pairs: loaded.data });
+    } else {
+      throw new Error(`data.eval '${spec.name}': recipe '${spec.recipe}' yields ${loaded.kind}, not an evaluation split`);
+    }
+  }
+  return splits;
+}
+
+export async function loadRunData(config: KilnConfig, dataRootFlag: string | undefined): Promise<RunData> {
+  const dataRoot = resolveDataRoot(dataRootFlag);
+  const tokenizer = loadTokenizer(config, dataRoot);
+  const ctx = createContext({ dataRoot, onBadRow: config.data.on_bad_row, seed: config.seed });
+  const pairs: PairExample[] = [];
+  const pairCounts: Record<string, number> = {};
+  const seen = new Set<string>();
+  for (const use of config.data.train) {
+    const loaded = await loadRecipe(use.recipe, ctx, use.options);
+    if (loaded.kind !== 'pairs') throw new Error(`data.train: recipe '${use.recipe}' yields ${loaded.kind}, not training pairs`);
+    let kept = 0;
+    for (const pair of loaded.data) {
+      // The same (query, doc) twice would be its own false negative within a batch.
+      const key = `${pair.queryType}\u0000${pair.query}\u0000${pair.docType}\u0000${pair.doc}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      pairs.push(pair);
+      kept++;
+    }
+    pairCounts[use.recipe] = (pairCounts[use.recipe] ?? 0) + kept;
+  }
+  const evalSplits = await loadEvalSplits(config, dataRoot, ctx.report);
+  return { dataRoot, tokenizer, pairs, evalSplits, badRows: ctx.report, pairCounts };
+}
+
+export function twoTowerConfigFrom(config: KilnConfig, tokenizer: WordPieceTokenizer): TwoTowerConfig {
+  const m = config.model;
+  const preset = m.preset === undefined ? undefined : ENCODER_PRESETS[m.preset];
+  const maxLength = Math.max(config.data.max_length, config.data.doc_max_length ?? config.data.max_length);
+  if (maxLength > m.max_positions) throw new Error(`data.max_length ${maxLength} exceeds model.max_positions ${m.max_positions}`);
+  return {
+    encoder: {
+      vocabSize: tokenizer.vocabSize,
+      hiddenSize: m.hidden_size ?? preset!.hiddenSize,
+      numLayers: m.num_layers ?? preset!.numLayers,
+      numHeads: m.num_heads ?? preset!.numHeads,
+      intermediateSize: m.intermediate_size ?? preset!.intermediateSize,
+      maxPositions: m.max_positions,
+      typeVocabSize: m.type_vocab_size,
+      hiddenDropout: m.hidden_dropout,
+      attentionDropout: m.attention_dropout,
+      layerNormEps: m.layer_norm_eps,
+      initStd: m.init_std,
+      padId: tokenizer.padId,
+    },
+    pooling: m.pooling,
+    towers: m.towers,
+    prompts: m.prompts,
+    head: { type: m.head.type, mlpHidden: m.head.mlp_hidden },
+  };
+}
