@@ -26,5 +26,6 @@ export async function main(argv: string[]): Promise<number> {
     });
   for (const command of COMMANDS) parser = parser.command(command);
   await parser.parseAsync();
-  return exitCode;
+  // Usage errors set `exitCode`; command handlers report theirs through process.exitCode.
+  return exitCode !== 0 ? exitCode : Number(process.exitCode ?? 0);
 }

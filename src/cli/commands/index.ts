@@ -1,6 +1,8 @@
 /** The registry of CLI commands: add a command here and it appears in `kiln --help`. */
 import type { CommandModule } from 'yargs';
 import { infoCommand } from './info.js';
+import { trainCommand } from './train.js';
+import { evalCommand } from './eval.js';
 
 // yargs' CommandModule is invariant in its argument type; the registry only needs the shape.
-export const COMMANDS: ReadonlyArray<CommandModule<object, never>> = [infoCommand as unknown as CommandModule<object, never>];
+export const COMMANDS: ReadonlyArray<CommandModule<object, never>> = [infoCommand, trainCommand, evalCommand].map((c) => c as unknown as CommandModule<object, never>);

@@ -1,0 +1,63 @@
+/**
+ * `kiln eval --run runs/<id> [--split NAME ...] [--baseline bm25]`
+ * `kiln eval --config FILE --baseline bm25`
+ *
+ * Evaluates a saved model again on its config's splits (full splits, never the training-time
+ * samples), optionally beside BM25 on the same splits; or BM25 alone for a config. Writes
+ * nothing into the run unless --save is given (then eval.json, atomically).
+ */
+import type { CommandModule } from 'yargs';
+
+import { ConfigError, loadConfig, loadResolvedRunConfig } from '../../config/index.js';
+import { DataError } from '../../data/types.js';
+import { evaluateRun } from '../../train/evaluate-run.js';
+
+interface EvalArgs {
+  run?: string;
+  config?: string;
+  split: string[];
+  baseline?: string;
+  'data-root'?: string;
+  json: boolean;
+  save: boolean;
+}
+
+export const evalCommand: CommandModule<object, EvalArgs> = {
+  command: 'eval',
+  describe: 'Evaluate a trained run (and/or the BM25 baseline) on its evaluation splits',
+  builder: (y) =>
+    y
+      .option('run', { type: 'string', describe: 'Run directory, e.g. runs/twotower-20261123-101500' })
+      .option('config', { type: 'string', describe: 'A config whose splits to evaluate (with --baseline only)' })
+      .option('split', { type: 'string', array: true, default: [], describe: 'Only these eval names from data.eval' })
+      .option('baseline', { type: 'string', choices: ['bm25'], describe: 'Also (or, with --config, only) evaluate this lexical baseline' })
+      .option('data-root', { type: 'string', describe: 'Data root (default: $KILN_DATA)' })
+      .option('json', { type: 'boolean', default: false, describe: 'Print metrics as JSON' })
+      .option('save', { type: 'boolean', default: false, describe: 'Write the results to <run>/eval.json' })
+      .check((args) => {
+        if ((args.run === undefined) === (args.config === undefined)) throw new Error('give exactly one of --run runs/<id> or --config FILE');
+        if (args.config !== undefined && args.baseline === undefined) throw new Error('--config evaluates a baseline only: add --baseline bm25 (a model needs --run)');
+        if (args.save && args.run === undefined) throw new Error('--save writes into a run: give --run');
+        return true;
+      }),
+  handler: async (args) => {
+    try {
+      const loaded = args.run !== undefined ? loadResolvedRunConfig(args.run) : loadConfig(args.config!);
+      const result = await evaluateRun(loaded.config, {
+        runPath: args.run,
+        splits: args.split,
+        baseline: args.baseline === 'bm25',
+        dataRoot: args['data-root'],
+        save: args.save,
+      });
+      process.stdout.write(args.json ? `${JSON.stringify(result, null, 2)}\n` : `${result.table}\n`);
+    } catch (error) {
+      if (error instanceof ConfigError || error instanceof DataError) {
+        process.stderr.write(`${(error as Error).message}\n`);
+        process.exitCode = 2;
+        return;
+      }
+      throw error;
+    }
+  },
+};

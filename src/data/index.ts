@@ -1,0 +1,22 @@
+/**
+ * Kiln's data layer: dataset recipes over public files under a data root, the BERT-uncased
+ * WordPiece tokenizer, seeded batching, and hard-negative mining.
+ *
+ * @example
+ * const ctx = createContext({ dataRoot: resolveDataRoot(argv.dataRoot), onBadRow: 'skip', seed: 1 });
+ * const pairs = await RECIPES['esco-occupations'].load(ctx, { include_description: true });
+ * const tok = WordPieceTokenizer.fromVocabFile(join(ctx.dataRoot, 'bert-vocab/vocab.txt'));
+ * const { pairs: tokenized } = tokenizePairs(pairs, tok, { maxQueryLength: 64, maxDocLength: 32 });
+ * const batcher = new PairBatcher(tokenized, { batchSize: 64, seed: 1, padId: tok.padId });
+ */
+export * from './types.js';
+export { DATASETS, createContext, requireFiles, resolveDataRoot, readCsv, readTsv, readJsonLines, forEachRow, handleRow, TableRow, type DatasetKey } from './files.js';
+export { ESCO_FILES, loadEscoConcepts, escoPairs, type EscoConcept } from './esco.js';
+export { RECIPES, getRecipe, isRecipeName, loadRecipe, defineRecipe, makeLabelledPairs, type AnyRecipe, type LoadedData, type Recipe, type RecipeKind, type RecipeName, type RecipeOutputs } from './recipes/index.js';
+export { WordPieceTokenizer, bertUncasedTokenizerJson, readVocab } from './tokenizer.js';
+export { Rng, fnv1a } from './rng.js';
+export { PairBatcher, padBatch, groupIndices, tokenizePairs, type BatcherState, type PadOptions, type PaddedBatch, type PairBatch, type PairBatcherOptions, type TokenizedPair } from './batch.js';
+export { HardNegativeMiner } from './negatives.js';
+
+/** Path of the BERT vocabulary under a data root. */
+export const BERT_VOCAB = 'bert-vocab/vocab.txt';

@@ -1,0 +1,152 @@
+/**
+ * The loss registry and the weighted sum a run trains on.
+ *
+ * A run's `loss:` config is a list of entries, each a loss name, a weight and that loss's own
+ * options: `[{name: infonce, weight: 1, temperature: 0.05}, {name: bce, weight: 0.5}]`.
+ * `lossEntrySchema` validates one entry (a discriminated union on `name`, so an error points at
+ * the offending option), and `createWeightedLoss` turns the list into one `WeightedLoss`
+ * module whose forward gives `total = Σ_k w_k · L_k` plus each unweighted L_k for logging.
+ *
+ * Adding a loss: write src/losses/<name>.ts (options schema + a ScoredLoss class with
+ * `lossName` and `citation`), add it to LOSSES and to lossEntrySchema's list, document it in
+ * docs/losses.md.
+ */
+import { z } from 'zod';
+
+import { Module } from '../engine/nn/index.js';
+import { tidy } from '../engine/scope.js';
+import type { Tensor } from '../engine/tensor.js';
+import { BceLoss, bceOptionsSchema } from './bce.js';
+import { InfonceLoss, infonceOptionsSchema } from './infonce.js';
+import { VpMatrixLoss, vpMatrixOptionsSchema } from './vp-matrix.js';
+import { ScoredLoss, type LossFactoryOptions, type ScoredBatch } from './types.js';
+
+export { ScoredLoss, type LossFactoryOptions, type ScoredBatch } from './types.js';
+export { BceLoss, bceOptionsSchema, type BceOptions } from './bce.js';
+export { InfonceLoss, infonceOptionsSchema, type InfonceOptions } from './infonce.js';
+export { VpMatrixLoss, vpMatrixOptionsSchema, type VpMatrixOptions } from './vp-matrix.js';
+
+/** One registry entry: the options schema, a factory that validates then constructs, the source. */
+export interface LossDefinition<S extends z.ZodType = z.ZodType> {
+  readonly name: string;
+  readonly schema: S;
+  readonly citation: string;
+  /** Validates `options` (defaults applied; throws a ZodError) and builds the loss. */
+  create(options?: z.input<S>, factory?: LossFactoryOptions): ScoredLoss;
+}
+
+function define<S extends z.ZodType>(
+  lossClass: { readonly lossName: string; readonly citation: string; new (options: z.output<S>, factory?: LossFactoryOptions): ScoredLoss },
+  schema: S,
+): LossDefinition<S> {
+  return {
+    name: lossClass.lossName,
+    schema,
+    citation: lossClass.citation,
+    create: (options, factory) => new lossClass(schema.parse(options ?? {}), factory),
+  };
+}
+
+/** Every loss by its config name. */
+export const LOSSES = {
+  bce: define(BceLoss, bceOptionsSchema),
+  infonce: define(InfonceLoss, infonceOptionsSchema),
+  vp_matrix: define(VpMatrixLoss, vpMatrixOptionsSchema),
+} as const;
+
+export type LossName = keyof typeof LOSSES;
+export const LOSS_NAMES = Object.keys(LOSSES) as LossName[];
+
+const weightSchema = z.number().min(0).finite().default(1).describe('Weight w of this loss in the total Σ w·L.');
+
+/** One `loss:` entry: `name` picks the member, whose other keys are that loss's options plus `weight`. */
+export const lossEntrySchema = z.discriminatedUnion('name', [
+  bceOptionsSchema.safeExtend({ name: z.literal('bce').describe(BceLoss.citation), weight: weightSchema }),
+  infonceOptionsSchema.safeExtend({ name: z.literal('infonce').describe(InfonceLoss.citation), weight: weightSchema }),
+  vpMatrixOptionsSchema.safeExtend({ name: z.literal('vp_matrix').describe(VpMatrixLoss.citation), weight: weightSchema }),
+]);
+
+/** A `loss:` entry as written in a config (defaults not yet applied). */
+export type LossEntryInput = z.input<typeof lossEntrySchema>;
+/** A validated `loss:` entry (defaults applied). */
+export type LossEntry = z.output<typeof lossEntrySchema>;
+
+/** A whole `loss:` list: at least one entry. */
+export const lossListSchema = z.array(lossEntrySchema).min(1);
+
+/** Builds one loss from a (raw or validated) entry; `name` and `weight` are not loss options. */
+export function createLoss(entry: LossEntryInput, factory: LossFactoryOptions = {}): ScoredLoss {
+  const { name, weight: _weight, ...options } = lossEntrySchema.parse(entry);
+  const definition: LossDefinition = LOSSES[name];
+  return definition.create(options, factory);
+}
+
+/** What `WeightedLoss.forward` returns. */
+export interface WeightedLossOutput {
+  /** Σ_k w_k · L_k: a 0-d tensor attached to the graph — call `backward()` on it. */
+  total: Tensor;
+  /** Each unweighted L_k by entry key (see `WeightedLoss.entries`), detached: for logging only. */
+  parts: Record<string, Tensor>;
+}
+
+export interface WeightedEntry {
+  /** The key of this entry in `parts` and in parameter names: the loss name, `name_2`, … for repeats. */
+  readonly key: string;
+  readonly name: LossName;
+  readonly weight: number;
+  readonly loss: ScoredLoss;
+}
+
+/**
+ * A weighted sum of losses over the same batch. Each loss is a registered child module under
+ * its entry key, so learnable loss parameters appear as e.g. `infonce.log_temperature` in
+ * `parameters()` and `stateDict()`.
+ *
+ * Ownership: `forward` releases every temporary it makes; the tensors it returns (`total` and
+ * each of `parts`) are created in the caller's innermost `tidy` scope and freed when it closes,
+ * so `tidy(() => { const { total } = loss.forward(batch); total.backward(); })` leaks nothing.
+ * Outside any scope the caller owns them and disposes them (`dispose(output)` frees all).
+ * `parts` are detached views of each loss's value: reading one (`.item()`) never touches the
+ * graph, and keeping one past the step keeps no graph alive.
+ */
+export class WeightedLoss extends Module {
+  readonly entries: readonly WeightedEntry[];
+
+  constructor(entries: ReadonlyArray<{ name: LossName; weight: number; loss: ScoredLoss }>) {
+    super();
+    if (entries.length === 0) throw new Error('WeightedLoss: at least one loss is needed');
+    const seen = new Map<string, number>();
+    this.entries = entries.map(({ name, weight, loss }) => {
+      const count = (seen.get(name) ?? 0) + 1;
+      seen.set(name, count);
+      const key = count === 1 ? name : `${name}_${count}`;
+      this.registerModule(key, loss);
+      return { key, name, weight, loss };
+    });
+  }
+
+  /** The weighted total and each unweighted part; see the class comment for who owns them. */
+  forward(batch: ScoredBatch): WeightedLossOutput {
+    return tidy(() => {
+      const parts: Record<string, Tensor> = {};
+      let total: Tensor | null = null;
+      for (const { key, weight, loss } of this.entries) {
+        const value = loss.forward(batch);
+        parts[key] = value.detach();
+        const term = weight === 1 ? value : value.mul(weight);
+        total = total === null ? term : total.add(term);
+      }
+      return { total: total!, parts };
+    });
+  }
+
+  override extraRepr(): string {
+    return this.entries.map((e) => `${e.key}×${e.weight}`).join(' + ');
+  }
+}
+
+/** Validates a `loss:` list and builds its `WeightedLoss` (parameters made per `factory`). */
+export function createWeightedLoss(entries: readonly LossEntryInput[], factory: LossFactoryOptions = {}): WeightedLoss {
+  const parsed = lossListSchema.parse(entries);
+  return new WeightedLoss(parsed.map((entry) => ({ name: entry.name, weight: entry.weight, loss: createLoss(entry, factory) })));
+}

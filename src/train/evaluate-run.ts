@@ -1,0 +1,63 @@
+/**
+ * Evaluating a saved run (`kiln eval`): rebuild the model from model.json, load
+ * model.safetensors, embed and rank each configured split in full; BM25 beside it on request.
+ */
+import { existsSync } from 'node:fs';
+
+import { loadSafetensors, noGrad } from '../engine/index.js';
+import { TwoTowerModel, type TwoTowerConfig } from '../models/index.js';
+import { createContext, resolveDataRoot } from '../data/files.js';
+import { ModelEmbedder } from '../eval/embedder.js';
+import { evaluateSplitsWithBm25, evaluateSplitsWithModel } from '../eval/splits.js';
+import { RunDirectory } from '../track/run-dir.js';
+import { loadEvalSplits, loadTokenizer } from './setup.js';
+import { formatSummaryTable, applyThreadPolicy } from './two-tower-run.js';
+import type { KilnConfig } from '../config/schema.js';
+
+export interface EvaluateRunOptions {
+  runPath?: string;
+  splits: readonly string[];
+  baseline: boolean;
+  dataRoot?: string;
+  save: boolean;
+}
+
+export interface EvaluateRunResult {
+  run: string | null;
+  metrics: Record<string, number>;
+  bm25: Record<string, number>;
+  table: string;
+}
+
+export async function evaluateRun(config: KilnConfig, options: EvaluateRunOptions): Promise<EvaluateRunResult> {
+  const unknown = options.splits.filter((s) => !config.data.eval.some((e) => e.name === s));
+  if (unknown.length > 0) throw new Error(`--split ${unknown.join(', ')}: not in data.eval (${config.data.eval.map((e) => e.name).join(', ')})`);
+  const selected: KilnConfig = { ...config, data: { ...config.data, eval: config.data.eval.filter((e) => options.splits.length === 0 || options.splits.includes(e.name)) } };
+  const dataRoot = resolveDataRoot(options.dataRoot);
+  const ctx = createContext({ dataRoot, onBadRow: config.data.on_bad_row, seed: config.seed });
+  const splits = await loadEvalSplits(selected, dataRoot, ctx.report);
+
+  let metrics: Record<string, number> = {};
+  let runId: string | null = null;
+  if (options.runPath !== undefined) {
+    const run = RunDirectory.open(options.runPath);
+    runId = run.id;
+    for (const file of ['model.json', 'model.safetensors']) {
+      if (!existsSync(run.file(file))) throw new Error(`${run.path}: ${file} is missing (the run has not saved a model yet)`);
+    }
+    applyThreadPolicy(config.train.threads, config.train.precision);
+    const modelConfig = run.readJson<TwoTowerConfig & { maxLength: { query: number; doc: number } }>('model.json');
+    const model = new TwoTowerModel(modelConfig);
+    const { tensors } = loadSafetensors(run.file('model.safetensors'));
+    noGrad(() => model.loadStateDict(tensors));
+    for (const t of tensors.values()) t.dispose();
+    const tokenizer = loadTokenizer(config, dataRoot);
+    const embedder = new ModelEmbedder(model, tokenizer, { maxLength: modelConfig.maxLength, batchSize: 256, precision: config.train.precision, device: config.train.device });
+    metrics = evaluateSplitsWithModel(splits, embedder, { sampled: false });
+    model.dispose();
+    if (options.save) run.writeJson('eval.json', { evaluatedAt: new Date().toISOString(), metrics });
+  }
+  const bm25 = options.baseline ? evaluateSplitsWithBm25(splits) : {};
+  if (options.save && options.runPath !== undefined) RunDirectory.open(options.runPath).writeJson('eval.json', { evaluatedAt: new Date().toISOString(), metrics, bm25 });
+  return { run: runId, metrics, bm25, table: formatSummaryTable({ runId: runId ?? 'bm25 baseline', metrics, bm25 }) };
+}

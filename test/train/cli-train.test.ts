@@ -1,0 +1,129 @@
+/**
+ * `kiln train` and `kiln eval` end to end on configs/tiny.yaml and the real data root:
+ * the run directory, reproducibility under a seed, resume after `kill -9`, bad configs.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+import { REPO_ROOT } from '../helpers/python.js';
+import { DATA_ROOT } from '../data/root.js';
+
+const BIN = join(REPO_ROOT, 'bin', 'kiln.js');
+const ENV = { ...process.env, KILN_DATA: DATA_ROOT };
+
+function kiln(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', cwd: REPO_ROOT, env: ENV });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function onlyRun(runsRoot: string): string {
+  const runs = readdirSync(runsRoot);
+  expect(runs).toHaveLength(1);
+  return join(runsRoot, runs[0]!);
+}
+
+interface Summary {
+  status: string;
+  steps: number;
+  metrics: Record<string, number>;
+  bm25: Record<string, number>;
+}
+
+const readSummary = (run: string): Summary => JSON.parse(readFileSync(join(run, 'summary.json'), 'utf8')) as Summary;
+
+// A longer tiny run for the resume test: checkpoints every 20 steps, no evaluation until the end.
+const LONG = ['--set', 'train.steps=160', '--set', 'train.checkpoint_every=20', '--set', 'train.eval_every=0', '--set', 'train.log_every=20', '--quiet'];
+
+describe('kiln train (configs/tiny.yaml)', () => {
+  it('trains end to end and writes a complete run directory', () => {
+    const runs = mkdtempSync(join(tmpdir(), 'kiln-runs-'));
+    const r = kiln(['train', '--config', 'configs/tiny.yaml', '--runs', runs, '--quiet']);
+    expect(r.status, r.stderr).toBe(0);
+    const run = onlyRun(runs);
+    for (const f of ['config.yaml', 'model.json', 'tokenizer.json', 'metrics.jsonl', 'model.safetensors', 'summary.json']) expect(existsSync(join(run, f)), f).toBe(true);
+    const summary = readSummary(run);
+    expect(summary.status).toBe('completed');
+    expect(Object.keys(summary.metrics).sort()).toEqual(['jobbert/mrr', 'jobbert/recall@1', 'jobbert/recall@10', 'jobbert/recall@5', 'jobbert/roc_auc', 'tech/mrr', 'tech/rp@5']);
+    expect(Object.keys(summary.bm25).sort()).toEqual(Object.keys(summary.metrics).sort());
+    for (const v of [...Object.values(summary.metrics), ...Object.values(summary.bm25)]) expect(v >= 0 && v <= 1).toBe(true);
+    // The summary table prints Kiln's numbers beside BM25's.
+    expect(r.stderr).toMatch(/metric\s+kiln\s+bm25/);
+    expect(r.stderr).toMatch(/jobbert\/mrr\s+\d+\.\d\d\s+\d+\.\d\d/);
+    // metrics.jsonl: {step, time, name, value}, train metrics every log_every steps, evals at 10 and 20.
+    const records = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; time: number; name: string; value: number });
+    expect(records.filter((m) => m.name === 'train/loss').map((m) => m.step)).toEqual([5, 10, 15, 20]);
+    expect(records.filter((m) => m.name === 'eval/jobbert/mrr').map((m) => m.step)).toEqual([10, 20]);
+    for (const m of records) expect(Number.isFinite(m.value) && m.time >= 0).toBe(true);
+    // The resolved config is complete: it loads again and trains the same model.
+    expect(readFileSync(join(run, 'config.yaml'), 'utf8')).toMatch(/batch_size: 16/);
+
+    // `kiln eval --run` reproduces the final metrics from the saved weights, BM25 beside them.
+    const e = kiln(['eval', '--run', run, '--baseline', 'bm25', '--json']);
+    expect(e.status, e.stderr).toBe(0);
+    const evaluated = JSON.parse(e.stdout) as { metrics: Record<string, number>; bm25: Record<string, number> };
+    for (const [k, v] of Object.entries(summary.metrics)) expect(evaluated.metrics[k], k).toBeCloseTo(v, 6);
+    expect(evaluated.bm25).toEqual(summary.bm25);
+  });
+
+  it('the same seed and config give the same metrics; a run killed with -9 resumes to the same result', async () => {
+    const straightRoot = mkdtempSync(join(tmpdir(), 'kiln-runs-'));
+    const straight = kiln(['train', '--config', 'configs/tiny.yaml', '--runs', straightRoot, ...LONG]);
+    expect(straight.status, straight.stderr).toBe(0);
+    const expected = readSummary(onlyRun(straightRoot));
+
+    const killedRoot = mkdtempSync(join(tmpdir(), 'kiln-runs-'));
+    const child = spawn(process.execPath, [BIN, 'train', '--config', 'configs/tiny.yaml', '--runs', killedRoot, ...LONG], { cwd: REPO_ROOT, env: ENV, stdio: 'ignore' });
+    const killedAt = await new Promise<number>((resolvePromise, reject) => {
+      const timer = setInterval(() => {
+        const runs = readdirSync(killedRoot);
+        const latest = runs.length === 1 ? join(killedRoot, runs[0]!, 'checkpoints', 'latest') : null;
+        if (latest !== null && existsSync(latest)) {
+          const step = Number(/step-(\d+)/.exec(readFileSync(latest, 'utf8'))?.[1]);
+          if (step >= 40) {
+            child.kill('SIGKILL');
+            clearInterval(timer);
+            resolvePromise(step);
+          }
+        }
+      }, 20);
+      child.on('exit', () => {
+        clearInterval(timer);
+        reject(new Error('the run finished before it could be killed'));
+      });
+    });
+    await new Promise((r) => child.on('exit', r));
+    expect(killedAt).toBeLessThan(160);
+    const run = onlyRun(killedRoot);
+    expect(existsSync(join(run, 'summary.json'))).toBe(false);
+
+    const resumed = kiln(['train', '--resume', run, '--quiet']);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(/resuming at step \d+ of 160/);
+    const summary = readSummary(run);
+    expect(summary.status).toBe('completed');
+    expect(summary.metrics).toEqual(expected.metrics);
+    // No duplicated or torn metric lines after the resume.
+    const steps = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; name: string }).filter((m) => m.name === 'train/loss').map((m) => m.step);
+    expect(steps).toEqual([20, 40, 60, 80, 100, 120, 140, 160]);
+  });
+
+  it('a bad config exits 2, names each problem with its line, and writes nothing', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kiln-bad-'));
+    const config = join(dir, 'bad.yaml');
+    writeFileSync(config, readFileSync(join(REPO_ROOT, 'configs', 'tiny.yaml'), 'utf8').replace('lr: 1.0e-3', 'lr: -1').replace('batch_size: 16', 'batch_sise: 16'));
+    const runs = join(dir, 'runs');
+    const r = kiln(['train', '--config', config, '--runs', runs]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/bad\.yaml:\d+:\d+: train\.lr: expected a number > 0.*got -1/);
+    expect(r.stderr).toMatch(/bad\.yaml:\d+:\d+: train\.batch_sise: unknown key 'batch_sise' \(did you mean 'batch_size'\?\)/);
+    expect(existsSync(runs)).toBe(false);
+    // An override is checked the same way.
+    const o = kiln(['train', '--config', 'configs/tiny.yaml', '--runs', runs, '--set', 'train.precision=fp16']);
+    expect(o.status).toBe(2);
+    expect(o.stderr).toMatch(/train\.precision/);
+    expect(existsSync(runs)).toBe(false);
+  });
+});
