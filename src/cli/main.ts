@@ -17,7 +17,7 @@ export async function main(argv: string[]): Promise<number> {
     .help()
     .alias('h', 'help')
     .version()
-    .wrap(Math.min(100, process.stdout.columns ?? 100))
+    .wrap(null) // keeps the generated config reference one key per line
     .fail((message, error) => {
       // Usage errors exit 2 with the reason and the help text; other errors propagate.
       if (error) throw error;
