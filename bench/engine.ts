@@ -33,11 +33,10 @@
  * The interpreter is $KILN_PYTHON, else /usr/bin/python3 (Debian's, with torch 1.13: the same
  * libtorch Kiln links). Both sides run with this process's environment, unchanged.
  */
-import { spawn } from 'node:child_process';
+import { WorkerProcess } from './worker.js';
 import { readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildInfo, getNumThreads, randn, setNumThreads, tidy, type Tensor } from '../src/engine/index.js';
@@ -205,42 +204,15 @@ interface PythonReply {
   error?: string;
 }
 
-class PythonServer {
-  readonly #pending: { resolve: (line: string) => void; reject: (error: Error) => void }[] = [];
-  readonly #child;
-  #exited: Error | null = null;
-
+class PythonServer extends WorkerProcess {
   constructor(python: string, script: string) {
-    this.#child = spawn(python, [script, '--serve'], { env: process.env, stdio: ['pipe', 'pipe', 'inherit'] });
-    const lines = createInterface({ input: this.#child.stdout });
-    lines.on('line', (line) => this.#pending.shift()?.resolve(line));
-    const fail = (error: Error): void => {
-      this.#exited = error;
-      for (const p of this.#pending.splice(0)) p.reject(error);
-    };
-    this.#child.on('error', (e) => fail(new Error(`could not run ${python}: ${e.message} (set KILN_PYTHON to a python with torch)`)));
-    this.#child.on('exit', (code, signal) => fail(new Error(`${python} ${script} --serve exited (${String(code ?? signal)})`)));
-  }
-
-  async request<T>(message: Record<string, unknown>): Promise<T> {
-    if (this.#exited !== null) throw this.#exited;
-    const line = await new Promise<string>((resolve, reject) => {
-      this.#pending.push({ resolve, reject });
-      this.#child.stdin.write(JSON.stringify(message) + '\n');
-    });
-    const reply = JSON.parse(line) as T & { error?: string };
-    if (reply.error !== undefined) throw new Error(`engine_torch.py: ${reply.error}`);
-    return reply;
+    super('engine_torch.py', python, [script, '--serve'], 'set KILN_PYTHON to a python with torch');
   }
 
   async ns(message: Record<string, unknown>): Promise<number> {
     const reply = await this.request<PythonReply>(message);
     if (typeof reply.ns !== 'number') throw new Error(`engine_torch.py: no timing in reply to ${JSON.stringify(message)}`);
     return reply.ns;
-  }
-
-  close(): void {
-    if (this.#exited === null) this.#child.stdin.end(JSON.stringify({ cmd: 'quit' }) + '\n');
   }
 }
 
@@ -382,7 +354,7 @@ for (let r = 0; r < config.rounds; r++) {
   }
   process.stderr.write(`  round ${r + 1}/${config.rounds} done in ${(Number(now() - t0) / 1e9).toFixed(1)} s\n`);
 }
-py.close();
+await py.close();
 for (const [a, b] of [...matmulInputs.values(), ...smallInputs.values()]) {
   a.dispose();
   b.dispose();

@@ -34,11 +34,11 @@
  *          --json out.json --strict (exit 1 when a target is missed).
  * The interpreter is $KILN_PYTHON, else /usr/bin/python3 (Debian's, torch 1.13).
  */
-import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { WorkerProcess } from './worker.js';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -190,46 +190,6 @@ async function worker(): Promise<void> {
 // =============================================================================================
 // Orchestrator
 // =============================================================================================
-class Server {
-  readonly #pending: { resolve: (line: string) => void; reject: (error: Error) => void }[] = [];
-  readonly #child;
-  #exited: Error | null = null;
-
-  constructor(
-    readonly name: string,
-    command: string,
-    args: string[],
-  ) {
-    this.#child = spawn(command, args, { env: process.env, stdio: ['pipe', 'pipe', 'inherit'] });
-    const lines = createInterface({ input: this.#child.stdout });
-    lines.on('line', (line) => this.#pending.shift()?.resolve(line));
-    const fail = (error: Error): void => {
-      this.#exited = error;
-      for (const p of this.#pending.splice(0)) p.reject(error);
-    };
-    this.#child.on('error', (e) => fail(new Error(`could not run ${command}: ${e.message}`)));
-    this.#child.on('exit', (code, signal) => fail(new Error(`${name} worker exited (${String(code ?? signal)})`)));
-  }
-
-  async request<T>(message: Record<string, unknown>): Promise<T> {
-    if (this.#exited !== null) throw this.#exited;
-    const line = await new Promise<string>((resolve, reject) => {
-      this.#pending.push({ resolve, reject });
-      this.#child.stdin.write(JSON.stringify(message) + '\n');
-    });
-    const reply = JSON.parse(line) as T & { error?: string };
-    if (reply.error !== undefined) throw new Error(`${this.name}: ${reply.error}`);
-    return reply;
-  }
-
-  async close(): Promise<void> {
-    if (this.#exited !== null) return;
-    const done = new Promise<void>((resolve) => this.#child.once('exit', () => resolve()));
-    this.#child.stdin.end(JSON.stringify({ cmd: 'quit' }) + '\n');
-    await done;
-  }
-}
-
 /** Deterministic token ids in [1, vocab) (0 is the pad id) from a 32-bit LCG; every token real. */
 function makeBatch(salt: number): { ids: number[]; mask: number[] } {
   let state = (0x9e3779b9 ^ salt) >>> 0;
@@ -304,15 +264,15 @@ async function main(): Promise<void> {
   const key = (p: Precision, s: Side, t: number): string => `${p}:${s}:${t}`;
   const started = now();
 
-  const servers = new Map<string, Server>();
+  const servers = new Map<string, WorkerProcess>();
   try {
     // One Kiln and one PyTorch worker per precision, all alive for the whole run (idle ones wait
     // blocked on stdin), so each process's peak RSS belongs to one precision and rounds can
     // interleave every (precision, side, threads) combination.
     for (const precision of config.precisions) {
-      const kiln = new Server(`kiln ${precision}`, process.execPath, [...process.execArgv, SCRIPT, '--worker']);
+      const kiln = new WorkerProcess(`kiln ${precision}`, process.execPath, [...process.execArgv, SCRIPT, '--worker']);
       servers.set(`${precision}:kiln`, kiln);
-      const pytorch = new Server(`pytorch ${precision}`, config.python, [join(dirname(SCRIPT), 'train_torch.py'), '--serve']);
+      const pytorch = new WorkerProcess(`pytorch ${precision}`, config.python, [join(dirname(SCRIPT), 'train_torch.py'), '--serve']);
       servers.set(`${precision}:pytorch`, pytorch);
       // Kiln writes the initial weights (the same bytes for every precision: same seed); PyTorch loads them.
       const k = await kiln.request<{ evalLoss: number; params: number }>({ ...setupRequest, precision });

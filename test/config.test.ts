@@ -68,8 +68,8 @@ describe('valid configs', () => {
     expect(config.seed).toBe(42);
     expect(config.train).toMatchObject({ steps: 100, lr: 0.001, batch_size: 32, betas: [0.9, 0.999], clip_grad_norm: 1, precision: 'fp32', threads: 'auto', early_stopping: null });
     // Recipe options get their recipe's defaults.
-    expect(config.data.train[0]).toEqual({ recipe: 'esco-occupations', options: { include_description: true, include_hidden: false, description_query_type: 'description' } });
-    expect(config.data.train[1]).toEqual({ recipe: 'esco-skills', options: { include_description: true, include_hidden: false, description_query_type: 'sentence' } });
+    expect(config.data.train[0]).toEqual({ recipe: 'esco-occupations', options: { include_description: true, include_hidden: false, description_query_type: 'description' }, weight: 1, exclude_eval_queries: false });
+    expect(config.data.train[1]).toEqual({ recipe: 'esco-skills', options: { include_description: true, include_hidden: false, description_query_type: 'sentence' }, weight: 1, exclude_eval_queries: false });
     expect(config.data.hard_negatives).toEqual({ k: 0, refresh_every: 500, start_step: 0 });
     expect(config.model).toMatchObject({ preset: 'bert-tiny', pooling: 'mean', prompts: {}, head: { type: 'cosine', mlp_hidden: 256 } });
     expect(config.loss).toEqual([{ name: 'infonce', weight: 1, temperature: 0.05, learnable_temperature: false, min_temperature: 0.01, symmetric: false }]);
@@ -161,7 +161,7 @@ describe('one message per problem, with file:line:col', () => {
 
   it('unknown recipe, and a recipe of the wrong kind', () => {
     expect(problems(edit('recipe: esco-skills', 'recipe: esco-skill'))).toEqual([
-      "t.yaml:6:15: data.train[1].recipe: unknown recipe 'esco-skill'; expected one of: esco-occupations, esco-skills, onet-titles, jobbert-titles, skill-extraction, skillspan, stsb (did you mean 'esco-skills'?)",
+      "t.yaml:6:15: data.train[1].recipe: unknown recipe 'esco-skill'; expected one of: esco-occupations, esco-skills, onet-titles, jobbert-titles, skill-extraction, skillspan, skillspan-pairs, stsb (did you mean 'esco-skills'?)",
     ]);
     expect(problems(edit('recipe: esco-skills', 'recipe: stsb'))).toEqual([
       "t.yaml:6:15: data.train[1].recipe: recipe 'stsb' yields scored-pairs; expected a recipe that yields pairs",

@@ -40,6 +40,11 @@ const trainRecipeSchema = z
   .object({
     recipe: z.string().describe('Name of a pair recipe (see datasets/README.md), e.g. esco-occupations'),
     options: z.record(z.string(), z.unknown()).default({}).describe("The recipe's own options"),
+    weight: z.number().positive().max(100).default(1).describe('With data.batching per_source: multiplies how often this recipe is drawn (1 = in proportion to its size)'),
+    exclude_eval_queries: z
+      .boolean()
+      .default(false)
+      .describe("Drop this recipe's pairs whose query equals an evaluation query (for recipes drawn from the same corpus as an evaluation split, e.g. SkillSpan sentences)"),
   })
   .strict()
   .superRefine((value, ctx) => checkRecipeOptions(value, ctx, ['pairs']));
@@ -74,6 +79,10 @@ const dataSchema = z
     doc_max_length: z.number().int().min(4).max(4096).optional().describe('Maximum document tokens (default: max_length)'),
     padding: z.enum(['longest', 'max_length']).default('longest').describe('Pad each batch to its longest sequence, or always to the maximum length'),
     bucket_window: positiveInt.default(20).describe('Batches per length-bucketing window (1 = no bucketing)'),
+    batching: z
+      .enum(['mixed', 'per_source'])
+      .default('mixed')
+      .describe('mixed: batches draw from all training recipes together; per_source: each batch comes from one recipe, chosen in proportion to its size (harder in-batch negatives)'),
     on_bad_row: z.enum(['fail', 'skip']).default('fail').describe('A malformed row fails the run, or is skipped and counted'),
     train: z.array(trainRecipeSchema).min(1).describe('Training pair recipes; their pairs are pooled'),
     eval: z.array(evalSchema).default([]).describe('Evaluation splits, run every train.eval_every steps and at the end'),

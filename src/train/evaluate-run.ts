@@ -12,6 +12,7 @@ import { evaluateSplitsWithBm25, evaluateSplitsWithModel } from '../eval/splits.
 import { RunDirectory } from '../track/run-dir.js';
 import { loadEvalSplits, loadTokenizer } from './setup.js';
 import { formatSummaryTable, applyThreadPolicy } from './two-tower-run.js';
+import { ConfigError } from '../config/errors.js';
 import type { KilnConfig } from '../config/schema.js';
 
 export interface EvaluateRunOptions {
@@ -31,7 +32,7 @@ export interface EvaluateRunResult {
 
 export async function evaluateRun(config: KilnConfig, options: EvaluateRunOptions): Promise<EvaluateRunResult> {
   const unknown = options.splits.filter((s) => !config.data.eval.some((e) => e.name === s));
-  if (unknown.length > 0) throw new Error(`--split ${unknown.join(', ')}: not in data.eval (${config.data.eval.map((e) => e.name).join(', ')})`);
+  if (unknown.length > 0) throw new ConfigError([`--split ${unknown.join(', ')}: not in data.eval (${config.data.eval.map((e) => e.name).join(', ')})`]);
   const selected: KilnConfig = { ...config, data: { ...config.data, eval: config.data.eval.filter((e) => options.splits.length === 0 || options.splits.includes(e.name)) } };
   const dataRoot = resolveDataRoot(options.dataRoot);
   const ctx = createContext({ dataRoot, onBadRow: config.data.on_bad_row, seed: config.seed });

@@ -25,6 +25,10 @@ export interface RunData {
   badRows: BadRowReport;
   /** Pairs per training recipe, after de-duplication. */
   pairCounts: Record<string, number>;
+  /** Training pairs dropped because their query is also an evaluation query (recipes with exclude_eval_queries). */
+  decontaminated: number;
+  /** The pairs of each `data.train` entry, in order: pairs[start, end). */
+  pairRanges: Array<{ recipe: string; start: number; end: number; weight: number }>;
 }
 
 export function vocabPath(dataRoot: string, vocab: string): string {
@@ -52,18 +56,45 @@ export async function loadEvalSplits(config: KilnConfig, dataRoot: string, repor
   return splits;
 }
 
+/** How texts are compared for decontamination: case and whitespace runs ignored. */
+function normalizeForOverlap(text: string): string {
+  return text.normalize('NFKC').toLowerCase().replace(/\s+/g, ' ').trim();
+}
+
+/** Every query and pair text of the evaluation splits, normalised: training must not contain them. */
+function evaluationTexts(splits: readonly EvalSplit[]): Set<string> {
+  const texts = new Set<string>();
+  for (const entry of splits) {
+    if (entry.kind === 'retrieval') for (const q of entry.split.queries) texts.add(normalizeForOverlap(q.text));
+    else for (const p of entry.pairs) texts.add(normalizeForOverlap(p.a)).add(normalizeForOverlap(p.b));
+  }
+  return texts;
+}
+
 export async function loadRunData(config: KilnConfig, dataRootFlag: string | undefined): Promise<RunData> {
   const dataRoot = resolveDataRoot(dataRootFlag);
   const tokenizer = loadTokenizer(config, dataRoot);
   const ctx = createContext({ dataRoot, onBadRow: config.data.on_bad_row, seed: config.seed });
+  const evalSplits = await loadEvalSplits(config, dataRoot, ctx.report);
+  const heldOut = evaluationTexts(evalSplits);
   const pairs: PairExample[] = [];
   const pairCounts: Record<string, number> = {};
+  const pairRanges: RunData['pairRanges'] = [];
+  let decontaminated = 0;
   const seen = new Set<string>();
   for (const use of config.data.train) {
+    const start = pairs.length;
     const loaded = await loadRecipe(use.recipe, ctx, use.options);
     if (loaded.kind !== 'pairs') throw new Error(`data.train: recipe '${use.recipe}' yields ${loaded.kind}, not training pairs`);
     let kept = 0;
     for (const pair of loaded.data) {
+      // A training query that is also an evaluation query would leak the answer into training.
+      // Taxonomy labels are the label space itself (an ESCO alternative label that is also a
+      // vacancy title is what the taxonomy is for), so only recipes that ask are filtered.
+      if (use.exclude_eval_queries && heldOut.has(normalizeForOverlap(pair.query))) {
+        decontaminated++;
+        continue;
+      }
       // The same (query, doc) twice would be its own false negative within a batch.
       const key = `${pair.queryType}\u0000${pair.query}\u0000${pair.docType}\u0000${pair.doc}`;
       if (seen.has(key)) continue;
@@ -72,9 +103,9 @@ export async function loadRunData(config: KilnConfig, dataRootFlag: string | und
       kept++;
     }
     pairCounts[use.recipe] = (pairCounts[use.recipe] ?? 0) + kept;
+    pairRanges.push({ recipe: use.recipe, start, end: pairs.length, weight: use.weight });
   }
-  const evalSplits = await loadEvalSplits(config, dataRoot, ctx.report);
-  return { dataRoot, tokenizer, pairs, evalSplits, badRows: ctx.report, pairCounts };
+  return { dataRoot, tokenizer, pairs, evalSplits, badRows: ctx.report, pairCounts, pairRanges, decontaminated };
 }
 
 export function twoTowerConfigFrom(config: KilnConfig, tokenizer: WordPieceTokenizer): TwoTowerConfig {

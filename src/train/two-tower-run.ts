@@ -136,7 +136,7 @@ export async function trainTwoTower(loaded: LoadedRunConfig, options: TrainRunOp
     model,
     loss,
     pairs,
-    batches: createPairBatchSource(pairs, config),
+    batches: createPairBatchSource(pairs, data.pairRanges, config),
     padId: data.tokenizer.padId,
     padTo: config.data.padding === 'max_length' ? maxLength : null,
     maskSameGroup: config.train.mask_same_group,
@@ -148,6 +148,7 @@ export async function trainTwoTower(loaded: LoadedRunConfig, options: TrainRunOp
       `${(model.parameterCount() / 1e6).toFixed(2)}M parameters, ${config.train.precision}, ${threads} thread(s); data ready in ${((performance.now() - loadStart) / 1000).toFixed(1)} s`,
   );
   if (data.badRows.total > 0) write(data.badRows.summary());
+  if (data.decontaminated > 0) write(`dropped ${data.decontaminated} training pair(s) whose query is also an evaluation query`);
 
   let lastMetrics: Record<string, number> = {};
   const evaluate = data.evalSplits.length === 0
@@ -196,6 +197,7 @@ export async function trainTwoTower(loaded: LoadedRunConfig, options: TrainRunOp
     bestValue: end.bestValue,
     parameters: model.parameterCount(),
     trainingPairs: data.pairCounts,
+    decontaminatedPairs: data.decontaminated,
     badRows: data.badRows.toJSON(),
     finishedAt: new Date().toISOString(),
   });

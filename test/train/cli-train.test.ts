@@ -46,9 +46,11 @@ describe('kiln train (configs/tiny.yaml)', () => {
     for (const f of ['config.yaml', 'model.json', 'tokenizer.json', 'metrics.jsonl', 'model.safetensors', 'summary.json']) expect(existsSync(join(run, f)), f).toBe(true);
     const summary = readSummary(run);
     expect(summary.status).toBe('completed');
-    expect(Object.keys(summary.metrics).sort()).toEqual(['jobbert/mrr', 'jobbert/recall@1', 'jobbert/recall@10', 'jobbert/recall@5', 'jobbert/roc_auc', 'tech/mrr', 'tech/rp@5']);
+    expect(Object.keys(summary.metrics).sort()).toEqual(['jobbert/mrr', 'jobbert/recall@1', 'jobbert/recall@10', 'jobbert/recall@5', 'jobbert/roc_auc', 'stsb/spearman', 'tech/mrr', 'tech/rp@5']);
     expect(Object.keys(summary.bm25).sort()).toEqual(Object.keys(summary.metrics).sort());
-    for (const v of [...Object.values(summary.metrics), ...Object.values(summary.bm25)]) expect(v >= 0 && v <= 1).toBe(true);
+    for (const [k, v] of [...Object.entries(summary.metrics), ...Object.entries(summary.bm25)]) {
+      expect(k === 'stsb/spearman' ? v >= -1 && v <= 1 : v >= 0 && v <= 1, `${k} = ${v}`).toBe(true);
+    }
     // The summary table prints Kiln's numbers beside BM25's.
     expect(r.stderr).toMatch(/metric\s+kiln\s+bm25/);
     expect(r.stderr).toMatch(/jobbert\/mrr\s+\d+\.\d\d\s+\d+\.\d\d/);
@@ -66,6 +68,13 @@ describe('kiln train (configs/tiny.yaml)', () => {
     const evaluated = JSON.parse(e.stdout) as { metrics: Record<string, number>; bm25: Record<string, number> };
     for (const [k, v] of Object.entries(summary.metrics)) expect(evaluated.metrics[k], k).toBeCloseTo(v, 6);
     expect(evaluated.bm25).toEqual(summary.bm25);
+    // --split narrows to named splits; an unknown name is an error that lists the known ones.
+    const tech = kiln(['eval', '--run', run, '--split', 'tech', '--json']);
+    expect(tech.status, tech.stderr).toBe(0);
+    expect(Object.keys((JSON.parse(tech.stdout) as { metrics: object }).metrics).sort()).toEqual(['tech/mrr', 'tech/rp@5']);
+    const unknown = kiln(['eval', '--run', run, '--split', 'nope']);
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toMatch(/--split nope: not in data\.eval \(jobbert, tech, stsb\)/);
   });
 
   it('the same seed and config give the same metrics; a run killed with -9 resumes to the same result', async () => {

@@ -12,6 +12,7 @@ import { onetTitles } from './onet-titles.js';
 import type { RecipeKind, RecipeOutputs } from './recipe.js';
 import { skillExtraction } from './skill-extraction.js';
 import { skillspan } from './skillspan.js';
+import { skillspanPairs } from './skillspan-pairs.js';
 import { stsb } from './stsb.js';
 
 export { defineRecipe, makeLabelledPairs, type Recipe, type RecipeKind, type RecipeOutputs } from './recipe.js';
@@ -23,6 +24,7 @@ export const RECIPES = {
   'jobbert-titles': jobbertTitles,
   'skill-extraction': skillExtraction,
   skillspan,
+  'skillspan-pairs': skillspanPairs,
   stsb,
 } as const;
 
