@@ -220,7 +220,6 @@ export function runTraining(deps: LoopDependencies): EndEvent {
       emit('onCheckpoint', { step: done, path });
     }
     if (stop) {
-      step = done;
       return finish({ status: 'early-stopped', lastStep: done, bestStep: best?.step ?? null, bestValue: best?.value ?? null, message: `early stopping: ${options.earlyStopping?.metric} did not improve for ${options.earlyStopping?.patience} evaluations` });
     }
   }

@@ -52,14 +52,10 @@ export interface RunSummary {
  * libtorch's intra-op pool, which wants every core.
  */
 export function applyThreadPolicy(threads: 'auto' | number, precision: 'fp32' | 'bf16'): number {
-  const cores = navigatorCores();
+  const cores = availableParallelism(); // respects CPU affinity (containers, taskset)
   const n = threads === 'auto' ? (precision === 'bf16' ? cores : 1) : threads;
   if (getNumThreads() !== n) setNumThreads(n);
   return n;
-}
-
-function navigatorCores(): number {
-  return availableParallelism(); // respects CPU affinity (containers, taskset)
 }
 
 /** Tokenises the pairs once (each distinct text once) and builds the negative pool. */
