@@ -33,6 +33,7 @@ import {
 import type { DType } from '../src/engine/dtype.js';
 import { expectClose } from './helpers/close.js';
 import { REPO_ROOT, runPython } from './helpers/python.js';
+import { Rng } from '../src/data/rng.js';
 
 // ---------------------------------------------------------------------------------------
 // Deterministic inputs
@@ -40,14 +41,8 @@ import { REPO_ROOT, runPython } from './helpers/python.js';
 
 /** mulberry32: a small seeded generator, so every input is fixed by the case's seed. */
 function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed); // Mulberry32, the data layer's generator
+  return () => rng.next();
 }
 
 interface CaseSpec {

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { BM25_DEFAULT_B, BM25_DEFAULT_K1, Bm25Index, ENGLISH_STOPWORDS, bm25Analyze } from '../../src/eval/bm25.js';
+import { Rng } from '../../src/data/rng.js';
 
 function expectClose(actual: number, expected: number, tolerance: number): void {
   expect(Math.abs(actual - expected), `actual ${actual} vs expected ${expected}`).toBeLessThanOrEqual(tolerance);
@@ -127,14 +128,8 @@ describe('Bm25Index: hand-computed three-document corpus', () => {
 
 /** mulberry32 */
 function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed); // Mulberry32, the data layer's generator
+  return () => rng.next();
 }
 
 /** Random text over a Zipf-ish vocabulary `w0 … w{size-1}` (low ids far more frequent). */

@@ -23,19 +23,14 @@ import {
 } from '../../src/eval/metrics/index.js';
 import { ranksBefore, ranksForQueries, ranksOfRelevant, topK } from '../../src/eval/rank.js';
 import { runPython } from '../helpers/python.js';
+import { Rng } from '../../src/data/rng.js';
 
 const TOLERANCE = 1e-9;
 
 /** mulberry32: small seeded PRNG so the random cases are reproducible. */
 function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed); // Mulberry32, the data layer's generator
+  return () => rng.next();
 }
 
 function randomInt(random: () => number, below: number): number {
