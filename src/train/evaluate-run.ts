@@ -56,7 +56,6 @@ export async function evaluateRun(config: KilnConfig, options: EvaluateRunOption
     const embedder = new ModelEmbedder(model, tokenizer, { maxLength: modelConfig.maxLength, batchSize: 256, precision: config.train.precision, device: config.train.device });
     metrics = evaluateSplitsWithModel(splits, embedder, { sampled: false });
     model.dispose();
-    if (options.save) run.writeJson('eval.json', { evaluatedAt: new Date().toISOString(), metrics });
   }
   const bm25 = options.baseline ? evaluateSplitsWithBm25(splits) : {};
   if (options.save && options.runPath !== undefined) RunDirectory.open(options.runPath).writeJson('eval.json', { evaluatedAt: new Date().toISOString(), metrics, bm25 });

@@ -63,9 +63,12 @@ describe('kiln train (configs/tiny.yaml)', () => {
     expect(readFileSync(join(run, 'config.yaml'), 'utf8')).toMatch(/batch_size: 16/);
 
     // `kiln eval --run` reproduces the final metrics from the saved weights, BM25 beside them.
-    const e = kiln(['eval', '--run', run, '--baseline', 'bm25', '--json']);
+    const e = kiln(['eval', '--run', run, '--baseline', 'bm25', '--json', '--save']);
     expect(e.status, e.stderr).toBe(0);
     const evaluated = JSON.parse(e.stdout) as { metrics: Record<string, number>; bm25: Record<string, number> };
+    const saved = JSON.parse(readFileSync(join(run, 'eval.json'), 'utf8')) as { metrics: Record<string, number>; bm25: Record<string, number> };
+    expect(saved.metrics).toEqual(evaluated.metrics);
+    expect(saved.bm25).toEqual(evaluated.bm25);
     for (const [k, v] of Object.entries(summary.metrics)) expect(evaluated.metrics[k], k).toBeCloseTo(v, 6);
     expect(evaluated.bm25).toEqual(summary.bm25);
     // --split narrows to named splits; an unknown name is an error that lists the known ones.
