@@ -192,16 +192,19 @@ export class PairBatcher {
 
   /** The next batch; after the last batch of an epoch, the next epoch starts. */
   next(): PairBatch {
+    const items = this.nextItems();
+    return this.#materialise(items, this.#position - 1);
+  }
+
+  /** The next batch's item indices only, for callers that pad the batch themselves. */
+  nextItems(): Int32Array {
     if (this.#position >= this.#plan.length) {
       this.#epoch++;
       this.#position = 0;
       this.#epochRngState = this.#rng.state();
       this.#plan = this.#drawPlan();
     }
-    const step = this.#position;
-    const items = this.#plan[step] as Int32Array;
-    this.#position++;
-    return this.#materialise(items, step);
+    return (this.#plan[this.#position++] as Int32Array).slice();
   }
 
   /** The rest of the current epoch's batches. */
@@ -215,7 +218,7 @@ export class PairBatcher {
     return {
       epoch: this.#epoch,
       step,
-      items: items.slice(),
+      items,
       query: padBatch(pairs.map((p) => p.query), pad),
       doc: padBatch(pairs.map((p) => p.doc), pad),
       groupIndex: Int32Array.from(pairs, (p) => p.group),

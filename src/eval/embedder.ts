@@ -4,6 +4,7 @@
  * eval mode (dropout off), optional bf16 autocast; the result is returned in input order.
  */
 import { cat, fromTypedArray, noGrad, tidy, keep, autocast, type Tensor } from '../engine/index.js';
+import { padBatch } from '../data/batch.js';
 import type { TwoTowerModel, Side } from '../models/index.js';
 import type { RetrievalScorer } from './evaluate.js';
 
@@ -19,19 +20,14 @@ export interface EmbedOptions {
   device: 'cpu' | 'cuda';
 }
 
-/** Pads token id sequences into int64 tensors [B, L]: ids (padId beyond each length) and a 0/1 mask. */
+/** Pads token id sequences (src/data's padBatch) into int64 tensors [B, L]: ids and a 0/1 mask. */
 export function padToTensors(seqs: readonly Int32Array[], padId: number, device: 'cpu' | 'cuda' = 'cpu', padTo?: number): { inputIds: Tensor; attentionMask: Tensor } {
-  const seqLen = Math.max(padTo ?? 0, ...seqs.map((s) => s.length));
-  const ids = new BigInt64Array(seqs.length * seqLen).fill(BigInt(padId));
-  const mask = new BigInt64Array(seqs.length * seqLen);
-  seqs.forEach((seq, row) => {
-    for (let t = 0; t < seq.length; t++) {
-      ids[row * seqLen + t] = BigInt(seq[t]!);
-      mask[row * seqLen + t] = 1n;
-    }
-  });
-  const shape = [seqs.length, seqLen];
-  return { inputIds: fromTypedArray(ids, { shape, device }), attentionMask: fromTypedArray(mask, { shape, device }) };
+  const padded = padBatch(seqs, { padId, padTo: padTo ?? 'longest' });
+  const shape = [padded.batchSize, padded.seqLen];
+  return tidy(() => ({
+    inputIds: fromTypedArray(padded.inputIds, { shape, device }).to('int64'),
+    attentionMask: fromTypedArray(padded.attentionMask, { shape, device }).to('int64'),
+  }));
 }
 
 export class ModelEmbedder {

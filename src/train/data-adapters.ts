@@ -24,7 +24,7 @@ export function createPairBatchSource(pairs: TokenizedPairs, ranges: ReadonlyArr
   if (config.data.batching === 'mixed' || ranges.length <= 1) {
     const batcher = batcherFor(pairs, 0, pairs.queryIds.length, config, config.seed);
     return {
-      next: () => batcher.next().items,
+      next: () => batcher.nextItems(),
       state: () => batcher.state(),
       restore: (state) => batcher.restore(state as BatcherState),
     };
@@ -50,7 +50,7 @@ export function createPairBatchSource(pairs: TokenizedPairs, ranges: ReadonlyArr
         r -= weights[i]!;
       }
       const { offset, batcher } = sources[chosen]!;
-      return batcher.next().items.map((i) => i + offset);
+      return batcher.nextItems().map((i) => i + offset);
     },
     state: () => ({ rng: rng.state(), batchers: sources.map((s) => s.batcher.state()) }),
     restore: (state) => {

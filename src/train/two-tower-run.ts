@@ -18,6 +18,7 @@ import { runTraining, type EndEvent, type TrainHooks } from './loop.js';
 import { ProgressHook, formatMetrics } from './progress.js';
 import { TwoTowerStrategy, type NegativePool, type TokenizedPairs } from './strategies/two-tower.js';
 import { createPairBatchSource, createNegativeMiner } from './data-adapters.js';
+import { groupIndices } from '../data/batch.js';
 import type { KilnConfig } from '../config/schema.js';
 
 export interface LoadedRunConfig {
@@ -60,7 +61,7 @@ export function applyThreadPolicy(threads: 'auto' | number, precision: 'fp32' | 
 
 /** Tokenises the pairs once (each distinct text once) and builds the negative pool. */
 export function tokenizePairs(data: RunData, model: TwoTowerModel, maxLength: { query: number; doc: number }): { pairs: TokenizedPairs; pool: NegativePool } {
-  const groupIndex = new Map<string, number>();
+  const { index: group } = groupIndices(data.pairs.map((p) => p.group));
   const poolIndex = new Map<string, number>();
   const pool: NegativePool = { docIds: [], group: new Int32Array(0), texts: [], types: [] };
   const poolGroups: number[] = [];
@@ -68,12 +69,8 @@ export function tokenizePairs(data: RunData, model: TwoTowerModel, maxLength: { 
   const queryIds = data.tokenizer.encodeBatch(queryTexts, maxLength.query);
   const docTexts = data.pairs.map((p) => model.prompt(p.docType, p.doc));
   const docIds = data.tokenizer.encodeBatch(docTexts, maxLength.doc);
-  const group = new Int32Array(data.pairs.length);
   const docPoolIndex = new Int32Array(data.pairs.length);
   data.pairs.forEach((p, i) => {
-    let g = groupIndex.get(p.group);
-    if (g === undefined) groupIndex.set(p.group, (g = groupIndex.size));
-    group[i] = g;
     const key = `${p.docType}\u0000${p.doc}`;
     let d = poolIndex.get(key);
     if (d === undefined) {
@@ -81,7 +78,7 @@ export function tokenizePairs(data: RunData, model: TwoTowerModel, maxLength: { 
       pool.texts.push(p.doc);
       pool.types.push(p.docType);
       pool.docIds.push(docIds[i]!);
-      poolGroups.push(g);
+      poolGroups.push(group[i]!);
     }
     docPoolIndex[i] = d;
   });
