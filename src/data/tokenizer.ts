@@ -73,6 +73,11 @@ export function bertUncasedTokenizerJson(vocab: Vocab): Record<string, unknown> 
   };
 }
 
+export interface TokenizerOptions {
+  /** Cache each text's pieces (training re-encodes the same texts; a server sees unbounded new ones). Default true. */
+  cache?: boolean;
+}
+
 export class WordPieceTokenizer {
   readonly vocabSize: number;
   readonly padId: number;
@@ -83,10 +88,12 @@ export class WordPieceTokenizer {
   readonly #json: Record<string, unknown>;
   readonly #tokenizer: Tokenizer;
   readonly #cache = new Map<string, Int32Array>();
+  readonly #cacheEnabled: boolean;
 
-  private constructor(vocab: Vocab) {
-    this.#json = bertUncasedTokenizerJson(vocab);
+  private constructor(json: Record<string, unknown>, vocab: Vocab, options: TokenizerOptions) {
+    this.#json = json;
     this.#tokenizer = new Tokenizer(this.#json, {});
+    this.#cacheEnabled = options.cache ?? true;
     this.vocabSize = Object.keys(vocab).length;
     this.padId = vocab['[PAD]'] as number;
     this.clsId = vocab['[CLS]'] as number;
@@ -96,8 +103,30 @@ export class WordPieceTokenizer {
   }
 
   /** A tokenizer over a `vocab.txt` (one token per line). */
-  static fromVocabFile(path: string): WordPieceTokenizer {
-    return new WordPieceTokenizer(readVocab(path));
+  static fromVocabFile(path: string, options: TokenizerOptions = {}): WordPieceTokenizer {
+    const vocab = readVocab(path);
+    return new WordPieceTokenizer(bertUncasedTokenizerJson(vocab), vocab, options);
+  }
+
+  /**
+   * A tokenizer from a Hugging Face tokenizer.json with a WordPiece model (what `kiln export`
+   * ships beside model.onnx). The file's normalizer and pre-tokenizer are used as written.
+   */
+  static fromTokenizerJson(path: string, options: TokenizerOptions = {}): WordPieceTokenizer {
+    let json: Record<string, unknown>;
+    try {
+      json = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    } catch (error) {
+      throw new Error(`cannot read tokenizer ${path}: ${(error as Error).message}`);
+    }
+    const model = json['model'] as { type?: unknown; vocab?: unknown } | undefined;
+    if (model?.type !== 'WordPiece' || typeof model.vocab !== 'object' || model.vocab === null) {
+      throw new Error(`${path}: model.type is ${JSON.stringify(model?.type)}; expected a WordPiece tokenizer.json with model.vocab`);
+    }
+    const vocab: Vocab = Object.assign(Object.create(null) as Vocab, model.vocab);
+    const missing = SPECIALS.filter((t) => typeof vocab[t] !== 'number');
+    if (missing.length > 0) throw new Error(`${path}: model.vocab lacks special token(s) ${missing.join(', ')}; expected a BERT WordPiece vocabulary`);
+    return new WordPieceTokenizer(json, vocab, options);
   }
 
   /** The tokenizer.json object (Hugging Face format), e.g. to ship next to an exported model. */
@@ -132,7 +161,7 @@ export class WordPieceTokenizer {
     if (ids === undefined) {
       const all = this.#tokenizer.encode(text, { add_special_tokens: false }).ids;
       ids = Int32Array.from(all);
-      this.#cache.set(text, ids);
+      if (this.#cacheEnabled) this.#cache.set(text, ids);
     }
     return ids;
   }
@@ -151,6 +180,32 @@ export class WordPieceTokenizer {
 
   encodeBatch(texts: readonly string[], maxLength: number): Int32Array[] {
     return texts.map((t) => this.encode(t, maxLength));
+  }
+
+  /**
+   * A text pair for a cross-encoder: `[CLS] a [SEP] b [SEP]` with segment ids 0 for the first
+   * part and 1 for `b [SEP]` (BERT's pair template). Over `maxLength` (≥ 3), pieces are removed
+   * one at a time from the longer text, as Hugging Face's `longest_first` truncation does.
+   */
+  encodePair(first: string, second: string, maxLength: number): { ids: Int32Array; typeIds: Int32Array } {
+    if (!Number.isInteger(maxLength) || maxLength < 3) throw new Error(`encodePair: maxLength must be an integer ≥ 3 (room for [CLS] and two [SEP]), got ${maxLength}`);
+    const a = this.pieceIds(first);
+    const b = this.pieceIds(second);
+    let keepA = a.length;
+    let keepB = b.length;
+    while (keepA + keepB > maxLength - 3) {
+      if (keepA > keepB) keepA--;
+      else keepB--;
+    }
+    const ids = new Int32Array(keepA + keepB + 3);
+    const typeIds = new Int32Array(ids.length);
+    ids[0] = this.clsId;
+    ids.set(a.subarray(0, keepA), 1);
+    ids[keepA + 1] = this.sepId;
+    ids.set(b.subarray(0, keepB), keepA + 2);
+    ids[ids.length - 1] = this.sepId;
+    typeIds.fill(1, keepA + 2);
+    return { ids, typeIds };
   }
 
   /** Unique texts whose encodings are cached. */

@@ -7,6 +7,7 @@ import { cat, fromTypedArray, noGrad, tidy, keep, autocast, type Tensor } from '
 import { padBatch } from '../data/batch.js';
 import type { TwoTowerModel, Side } from '../models/index.js';
 import type { RetrievalScorer } from './evaluate.js';
+import type { SplitEmbedder } from './splits.js';
 
 export interface TextTokenizer {
   readonly padId: number;
@@ -30,7 +31,7 @@ export function padToTensors(seqs: readonly Int32Array[], padId: number, device:
   }));
 }
 
-export class ModelEmbedder {
+export class ModelEmbedder implements SplitEmbedder {
   readonly #cache = new Map<string, Int32Array>();
 
   constructor(
@@ -83,6 +84,11 @@ export class ModelEmbedder {
     const encoded = this.tokenizer.encodeBatch(missing, maxLength);
     missing.forEach((t, i) => this.#cache.set(key(t), encoded[i]!));
     return texts.map((t) => this.#cache.get(key(t))!);
+  }
+
+  /** The head's score of aligned rows (STS pairs). */
+  pairScores(a: Tensor, b: Tensor): Float32Array {
+    return tidy(() => noGrad(() => this.model.head.pairs(a, b).float().toTypedArray<'float32'>() as Float32Array));
   }
 
   /** A scorer over precomputed query and corpus embeddings (the caller owns and disposes both). */

@@ -5,8 +5,21 @@
 import { keep, tidy, type Tensor } from '../engine/index.js';
 import { bm25Scorer, evaluateRetrieval, evaluateScoredPairs } from './evaluate.js';
 import { Bm25Index } from './bm25.js';
-import type { ModelEmbedder } from './embedder.js';
+import type { RetrievalScorer } from './evaluate.js';
 import type { EvalSplit } from '../train/setup.js';
+
+/**
+ * What evaluation needs from a model: embeddings per side and input type, a corpus scorer and
+ * aligned pair scores. Kiln's eager model (ModelEmbedder) and an exported ONNX model
+ * (src/export/evaluate-exported.ts) both provide it, so they are evaluated by the same code.
+ */
+export interface SplitEmbedder {
+  /** [N, D] float32, in the order of `texts`. */
+  embed(side: 'query' | 'doc', inputType: string, texts: readonly string[]): Tensor;
+  scorer(queries: Tensor, corpus: Tensor): RetrievalScorer;
+  /** Scores of aligned rows a[i], b[i] (STS-style pairs). */
+  pairScores(a: Tensor, b: Tensor): Float32Array;
+}
 
 const corpusKeys = new WeakMap<object, string>();
 /** Identity of a corpus by content (input type and every document's text), computed once per array. */
@@ -20,7 +33,7 @@ function corpusKey(docType: string, corpus: ReadonlyArray<{ text: string }>): st
 }
 
 /** `sampled`: use each split's `max_queries` sample (evaluation during training); else the full split. */
-export function evaluateSplitsWithModel(splits: readonly EvalSplit[], embedder: ModelEmbedder, options: { sampled: boolean }): Record<string, number> {
+export function evaluateSplitsWithModel(splits: readonly EvalSplit[], embedder: SplitEmbedder, options: { sampled: boolean }): Record<string, number> {
   const out: Record<string, number> = {};
   // Splits that share a corpus (TECH and HOUSE both rank all ESCO skills) embed it once.
   const corpora = new Map<string, Tensor>();
@@ -41,7 +54,7 @@ export function evaluateSplitsWithModel(splits: readonly EvalSplit[], embedder: 
       // Scored pairs (STS): both sentences through the query side, scored by the head.
       const a = embedder.embed('query', 'sentence', entry.pairs.map((p) => p.a));
       const b = embedder.embed('query', 'sentence', entry.pairs.map((p) => p.b));
-      const predicted = embedder.model.head.pairs(a, b).float().toTypedArray<'float32'>() as Float32Array;
+      const predicted = embedder.pairScores(a, b);
       return evaluateScoredPairs(entry.spec.name, entry.pairs, predicted, entry.spec.metrics);
     });
     for (const [metric, value] of Object.entries(metrics)) out[`${entry.spec.name}/${metric}`] = value;

@@ -33,12 +33,15 @@ class BertEmbeddings extends Module {
     this.dropout = this.registerModule('dropout', new Dropout(config.hiddenDropout));
   }
 
-  /** inputIds: int64 [B, L] → [B, L, H]. Every token is segment 0 (single-text encoder). */
-  forward(inputIds: Tensor): Tensor {
+  /**
+   * inputIds: int64 [B, L] → [B, L, H]. Without `tokenTypeIds` every token is segment 0 (a
+   * single text); a cross-encoder passes its pair's segment ids (0 for the first text, 1 for the second).
+   */
+  forward(inputIds: Tensor, tokenTypeIds?: Tensor): Tensor {
     const seqLen = inputIds.shape[1]!;
     const positions = arange(0, seqLen, 1, { dtype: 'int64', device: inputIds.device });
-    const segment0 = this.tokenTypeEmbeddings.weight.select(0, 0); // [H], broadcast over B, L
-    const summed = this.wordEmbeddings.forward(inputIds).add(this.positionEmbeddings.forward(positions)).add(segment0);
+    const segments = tokenTypeIds === undefined ? this.tokenTypeEmbeddings.weight.select(0, 0) /* [H], broadcast */ : this.tokenTypeEmbeddings.forward(tokenTypeIds);
+    const summed = this.wordEmbeddings.forward(inputIds).add(this.positionEmbeddings.forward(positions)).add(segments);
     return this.dropout.forward(this.layerNorm.forward(summed));
   }
 }
@@ -187,15 +190,15 @@ export class BertEncoder extends Module {
     this.encoder = this.registerModule('encoder', new BertLayerStack(config));
   }
 
-  /** inputIds int64 [B, L], attentionMask [B, L] (1 = token, 0 = padding) → hidden states [B, L, H]. */
-  forward(inputIds: Tensor, attentionMask: Tensor): Tensor {
+  /** inputIds int64 [B, L], attentionMask [B, L] (1 = token, 0 = padding), optional segment ids [B, L] → hidden states [B, L, H]. */
+  forward(inputIds: Tensor, attentionMask: Tensor, tokenTypeIds?: Tensor): Tensor {
     const seqLen = inputIds.shape[1]!;
     if (seqLen > this.config.maxPositions) {
       throw new Error(`sequence length ${seqLen} exceeds the encoder's ${this.config.maxPositions} positions`);
     }
     // 0 where attended, −1e9 at padding; [B, 1, 1, L] broadcasts over heads and query positions.
     const maskBias = attentionMask.float().rsub(1).mul(-1e9).unsqueeze(1).unsqueeze(1);
-    return this.encoder.forward(this.embeddings.forward(inputIds), maskBias);
+    return this.encoder.forward(this.embeddings.forward(inputIds, tokenTypeIds), maskBias);
   }
 
   override extraRepr(): string {

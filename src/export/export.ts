@@ -1,0 +1,225 @@
+/**
+ * `kiln export`: a trained run → a self-contained ONNX model directory (see card.ts).
+ *
+ * The graphs are emitted from the run's weights by Kiln's own builder (bert-graph.ts), so
+ * export needs neither Python nor tracing. The directory is written under a temporary name
+ * and renamed into place; an existing export at the same path is swapped out only after the
+ * new one is complete, so a failed export never leaves a half-written model where a service
+ * might load it.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+
+import { loadSafetensors, noGrad } from '../engine/index.js';
+import type { Module } from '../engine/nn/index.js';
+import { CrossEncoderModel, TwoTowerModel, type CrossEncoderConfig, type EncoderConfig, type TwoTowerConfig } from '../models/index.js';
+import { KILN_VERSION } from '../version.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import { OnnxGraphBuilder } from './onnx-graph.js';
+import { emitBertEncoder, emitL2Normalize, emitLinear, emitMaskFloat, emitPooling, type Quantization } from './bert-graph.js';
+import { CARD_FORMAT, CARD_FORMAT_VERSION, parseModelCard, type ModelCard } from './card.js';
+
+export const DEFAULT_OPSET = 17;
+
+/** model.json of a run: the model config plus its kind and maximum lengths (written by the trainer). */
+export type RunModelJson =
+  | (TwoTowerConfig & { kind: 'two-tower'; maxLength: { query: number; doc: number } })
+  | (CrossEncoderConfig & { kind: 'cross-encoder'; maxLength: { pair: number } });
+
+export interface ExportOptions {
+  quantize: Quantization;
+  opset: number;
+}
+
+export interface ExportSource {
+  runId: string;
+  runPath: string;
+  metrics: Record<string, number>;
+  /** The tokenizer.json object the model was trained with. */
+  tokenizer: object;
+}
+
+export type ExportableModel = { kind: 'two-tower'; model: TwoTowerModel; maxLength: { query: number; doc: number } } | { kind: 'cross-encoder'; model: CrossEncoderModel; maxLength: { pair: number } };
+
+/** One tower's graph: (input_ids, attention_mask) → embedding [batch, H]. */
+function twoTowerGraph(model: TwoTowerModel, side: 'query' | 'doc', options: ExportOptions): OnnxGraphBuilder {
+  const g = new OnnxGraphBuilder(options.opset);
+  const inputIds = g.input('input_ids', 'int64', ['batch', 'sequence']);
+  const attentionMask = g.input('attention_mask', 'int64', ['batch', 'sequence']);
+  const encoder = side === 'query' ? model.queryEncoder : model.docEncoder;
+  const prefix = model.config.towers === 'shared' ? 'encoder' : `${side}_encoder`;
+  const maskFloat = emitMaskFloat(g, attentionMask);
+  const hidden = emitBertEncoder(g, encoder, { inputIds, attentionMask }, maskFloat, prefix, options.quantize);
+  const pooled = emitPooling(g, model.config.pooling, hidden, maskFloat, inputIds);
+  // The head's `embed`: the cosine head stores unit vectors; dot and Hadamard-MLP heads store the pooled vector.
+  const embedding = model.config.head.type === 'cosine' ? emitL2Normalize(g, pooled) : pooled;
+  g.output(embedding, 'embedding', 'float32', ['batch', model.config.encoder.hiddenSize]);
+  return g;
+}
+
+/** (input_ids, attention_mask, token_type_ids) → score [batch] (a logit). */
+function crossEncoderGraph(model: CrossEncoderModel, options: ExportOptions): OnnxGraphBuilder {
+  const g = new OnnxGraphBuilder(options.opset);
+  const inputIds = g.input('input_ids', 'int64', ['batch', 'sequence']);
+  const attentionMask = g.input('attention_mask', 'int64', ['batch', 'sequence']);
+  const tokenTypeIds = g.input('token_type_ids', 'int64', ['batch', 'sequence']);
+  const maskFloat = emitMaskFloat(g, attentionMask);
+  const hidden = emitBertEncoder(g, model.encoder, { inputIds, attentionMask, tokenTypeIds }, maskFloat, 'encoder', options.quantize);
+  const pooled = emitPooling(g, model.config.pooling, hidden, maskFloat, inputIds);
+  // The one-column classifier stays fp32 even in int8 graphs: it is H weights, and the score's last layer.
+  const logits = g.scoped('classifier', () => emitLinear(g, pooled, model.classifier, 'classifier', 'none'));
+  g.output(g.squeeze(logits, [1]), 'score', 'float32', ['batch']);
+  return g;
+}
+
+function encoderCardFields(encoder: EncoderConfig): ModelCard['encoder'] {
+  const { vocabSize, hiddenSize, numLayers, numHeads, intermediateSize, maxPositions, typeVocabSize, layerNormEps, padId } = encoder;
+  return { vocabSize, hiddenSize, numLayers, numHeads, intermediateSize, maxPositions, typeVocabSize, layerNormEps, padId };
+}
+
+/** Builds the graphs and the card and writes the directory `outDir` (atomically replacing any previous export there). */
+export function exportModel(exportable: ExportableModel, source: ExportSource, outDir: string, options: ExportOptions): ModelCard {
+  const files = new Map<string, Uint8Array>();
+  const common = (graphs: Map<string, OnnxGraphBuilder>): Map<string, Uint8Array> => {
+    const out = new Map<string, Uint8Array>();
+    for (const [file, builder] of graphs) {
+      out.set(
+        file,
+        builder.build({
+          producerVersion: KILN_VERSION,
+          graphName: `${source.runId} ${file}`,
+          docString: `Exported by kiln ${KILN_VERSION} from run ${source.runId}`,
+          metadata: { 'kiln.source_run': source.runId, 'kiln.quantization': options.quantize, 'kiln.kind': exportable.kind },
+        }),
+      );
+    }
+    return out;
+  };
+
+  const wasTraining = exportable.model.training;
+  exportable.model.eval();
+  let graphFiles: Record<string, string>;
+  try {
+    if (exportable.kind === 'two-tower') {
+      const shared = exportable.model.config.towers === 'shared';
+      graphFiles = shared ? { query: 'model.onnx', doc: 'model.onnx' } : { query: 'query.onnx', doc: 'doc.onnx' };
+      const builders = new Map<string, OnnxGraphBuilder>();
+      if (shared) builders.set('model.onnx', twoTowerGraph(exportable.model, 'doc', options));
+      else {
+        builders.set('query.onnx', twoTowerGraph(exportable.model, 'query', options));
+        builders.set('doc.onnx', twoTowerGraph(exportable.model, 'doc', options));
+      }
+      for (const [f, bytes] of noGrad(() => common(builders))) files.set(f, bytes);
+    } else {
+      graphFiles = { score: 'model.onnx' };
+      for (const [f, bytes] of noGrad(() => common(new Map([['model.onnx', crossEncoderGraph(exportable.model, options)]])))) files.set(f, bytes);
+    }
+  } finally {
+    exportable.model.train(wasTraining);
+  }
+
+  const digest = createHash('sha256');
+  for (const [file, bytes] of [...files].sort(([a], [b]) => a.localeCompare(b))) digest.update(file).update(bytes);
+  const base = {
+    format: CARD_FORMAT,
+    formatVersion: CARD_FORMAT_VERSION,
+    modelId: `${source.runId}@${digest.digest('hex').slice(0, 12)}`,
+    kilnVersion: KILN_VERSION,
+    exportedAt: new Date().toISOString(),
+    opset: options.opset,
+    quantization: options.quantize,
+    parameters: (exportable.model as Module).parameterCount(),
+    source: { run: source.runId, path: source.runPath },
+    metrics: source.metrics,
+    tokenizer: 'tokenizer.json' as const,
+  };
+  const card: ModelCard =
+    exportable.kind === 'two-tower'
+      ? {
+          ...base,
+          kind: 'two-tower',
+          encoder: encoderCardFields(exportable.model.config.encoder),
+          pooling: exportable.model.config.pooling,
+          towers: exportable.model.config.towers,
+          head: exportable.model.config.head.type,
+          normalized: exportable.model.config.head.type === 'cosine',
+          dimension: exportable.model.config.encoder.hiddenSize,
+          prompts: exportable.model.config.prompts,
+          maxLength: exportable.maxLength,
+          graphs: graphFiles as { query: string; doc: string },
+        }
+      : {
+          ...base,
+          kind: 'cross-encoder',
+          encoder: encoderCardFields(exportable.model.config.encoder),
+          pooling: exportable.model.config.pooling,
+          maxLength: exportable.maxLength,
+          graphs: graphFiles as { score: string },
+        };
+  parseModelCard(card, 'model.json'); // the card we write must be one we can read
+
+  files.set('model.json', Buffer.from(`${JSON.stringify(card, null, 2)}\n`, 'utf8'));
+  files.set('tokenizer.json', Buffer.from(JSON.stringify(source.tokenizer), 'utf8'));
+  writeDirectoryAtomic(outDir, files);
+  return card;
+}
+
+/**
+ * Writes `files` into a fresh sibling directory and renames it to `dir`. An existing `dir` is
+ * first renamed aside and removed only once the new directory is in place.
+ */
+export function writeDirectoryAtomic(dir: string, files: ReadonlyMap<string, Uint8Array>): void {
+  const target = resolve(dir);
+  mkdirSync(dirname(target), { recursive: true });
+  const suffix = `${process.pid}.${randomBytes(4).toString('hex')}`;
+  const staging = join(dirname(target), `.${basename(target)}.${suffix}.tmp`);
+  mkdirSync(staging);
+  try {
+    for (const [name, bytes] of files) writeFileAtomic(join(staging, name), [bytes]);
+    if (existsSync(target)) {
+      const aside = join(dirname(target), `.${basename(target)}.${suffix}.old`);
+      renameSync(target, aside);
+      renameSync(staging, target);
+      rmSync(aside, { recursive: true, force: true });
+    } else {
+      renameSync(staging, target);
+    }
+  } catch (error) {
+    rmSync(staging, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** Rebuilds a run's model from model.json and model.safetensors. */
+export function loadRunModel(runPath: string): { exportable: ExportableModel; source: ExportSource } {
+  const root = resolve(runPath);
+  for (const file of ['model.json', 'model.safetensors', 'tokenizer.json']) {
+    if (!existsSync(join(root, file))) throw new Error(`${root}: ${file} is missing; expected a run directory with a saved model (runs/<id>/ after \`kiln train\`)`);
+  }
+  const json = JSON.parse(readFileSync(join(root, 'model.json'), 'utf8')) as RunModelJson;
+  let exportable: ExportableModel;
+  if (json.kind === 'two-tower') exportable = { kind: 'two-tower', model: new TwoTowerModel(json), maxLength: json.maxLength };
+  else if (json.kind === 'cross-encoder') exportable = { kind: 'cross-encoder', model: new CrossEncoderModel(json), maxLength: json.maxLength };
+  else throw new Error(`${join(root, 'model.json')}: kind ${JSON.stringify((json as { kind?: unknown }).kind)} is not exportable; expected "two-tower" or "cross-encoder"`);
+  const { tensors } = loadSafetensors(join(root, 'model.safetensors'));
+  try {
+    noGrad(() => exportable.model.loadStateDict(tensors));
+  } finally {
+    for (const t of tensors.values()) t.dispose();
+  }
+  let metrics: Record<string, number> = {};
+  if (existsSync(join(root, 'summary.json'))) {
+    const summary = JSON.parse(readFileSync(join(root, 'summary.json'), 'utf8')) as { metrics?: Record<string, number> };
+    metrics = Object.fromEntries(Object.entries(summary.metrics ?? {}).filter(([, v]) => typeof v === 'number' && Number.isFinite(v)));
+  }
+  return {
+    exportable,
+    source: { runId: basename(root), runPath: root, metrics, tokenizer: JSON.parse(readFileSync(join(root, 'tokenizer.json'), 'utf8')) as object },
+  };
+}
+
+/** The default export directory of a run: `<run>/onnx` (fp32) or `<run>/onnx-int8`. */
+export function defaultExportDir(runPath: string, quantize: Quantization): string {
+  return join(resolve(runPath), quantize === 'int8' ? 'onnx-int8' : 'onnx');
+}

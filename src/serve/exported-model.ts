@@ -1,0 +1,145 @@
+/**
+ * An exported model (`kiln export`'s directory) run by onnxruntime: the tokenizer and prompts
+ * from the card, batches sorted by length so padding stays small, and the graph's own pooling
+ * and normalisation. This is the only inference path of `kiln embed` and `kiln serve`: no
+ * libtorch, so a serving machine needs nothing but Node and onnxruntime.
+ */
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+import * as ort from 'onnxruntime-node';
+
+import { WordPieceTokenizer } from '../data/tokenizer.js';
+import { padBatch } from '../data/batch.js';
+import { applyPrompt } from '../models/config.js';
+import { parseModelCard, type ModelCard } from '../export/card.js';
+
+export type Side = 'query' | 'doc';
+
+export interface LoadOptions {
+  /** onnxruntime intra-op threads (default: its own choice, all cores). */
+  threads?: number;
+  /** Rows per onnxruntime call; texts are sorted by length first (default 64). */
+  batchSize?: number;
+}
+
+export interface EmbedRequest {
+  /** Which tower (two-tower models; default 'doc'). */
+  side?: Side;
+  /** Input type whose prompt template applies (the card's `prompts`); none: the text as is. */
+  inputType?: string;
+}
+
+export class ExportedModel {
+  readonly #sessions: Map<string, ort.InferenceSession>;
+  readonly #batchSize: number;
+
+  private constructor(
+    readonly dir: string,
+    readonly card: ModelCard,
+    readonly tokenizer: WordPieceTokenizer,
+    sessions: Map<string, ort.InferenceSession>,
+    batchSize: number,
+  ) {
+    this.#sessions = sessions;
+    this.#batchSize = batchSize;
+  }
+
+  static async load(dir: string, options: LoadOptions = {}): Promise<ExportedModel> {
+    const root = resolve(dir);
+    const cardPath = join(root, 'model.json');
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(cardPath, 'utf8'));
+    } catch (error) {
+      throw new Error(`${cardPath}: cannot read the model card (${(error as Error).message}); expected a directory written by \`kiln export\``);
+    }
+    const card = parseModelCard(raw, cardPath);
+    // A server sees unbounded distinct texts: no per-text cache.
+    const tokenizer = WordPieceTokenizer.fromTokenizerJson(join(root, card.tokenizer), { cache: false });
+    const sessionOptions: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', interOpNumThreads: 1, executionMode: 'sequential' };
+    if (options.threads !== undefined) sessionOptions.intraOpNumThreads = options.threads;
+    const sessions = new Map<string, ort.InferenceSession>();
+    for (const file of new Set(Object.values(card.graphs))) {
+      try {
+        sessions.set(file, await ort.InferenceSession.create(join(root, file), sessionOptions));
+      } catch (error) {
+        throw new Error(`${join(root, file)}: onnxruntime cannot load the graph: ${(error as Error).message}`);
+      }
+    }
+    return new ExportedModel(root, card, tokenizer, sessions, options.batchSize ?? 64);
+  }
+
+  get modelId(): string {
+    return this.card.modelId;
+  }
+
+  /** Width of an embedding (0 for a cross-encoder, which has none). */
+  get dimension(): number {
+    return this.card.kind === 'two-tower' ? this.card.dimension : 0;
+  }
+
+  /** One vector per text, in input order (unit-norm when `card.normalized`). */
+  async embed(texts: readonly string[], request: EmbedRequest = {}): Promise<Float32Array[]> {
+    const card = this.card;
+    if (card.kind !== 'two-tower') throw new Error(`${this.dir}: a ${card.kind} scores pairs and has no embeddings; use score()`);
+    const side = request.side ?? 'doc';
+    const prompted = request.inputType === undefined ? texts : texts.map((t) => applyPrompt(card.prompts, request.inputType!, t));
+    const ids = prompted.map((t) => this.tokenizer.encode(t, card.maxLength[side]));
+    const session = this.#sessions.get(card.graphs[side])!;
+    const out: Float32Array[] = new Array<Float32Array>(texts.length);
+    for (const rows of this.#lengthSortedBatches(ids)) {
+      const padded = padBatch(rows.map((r) => ids[r]!), { padId: card.encoder.padId, padTo: 'longest' });
+      const feeds = {
+        input_ids: int64Tensor(padded.inputIds, padded.batchSize, padded.seqLen),
+        attention_mask: int64Tensor(padded.attentionMask, padded.batchSize, padded.seqLen),
+      };
+      const result = await session.run(feeds);
+      const embedding = result['embedding']!;
+      const data = embedding.data as Float32Array;
+      const width = card.dimension;
+      rows.forEach((row, k) => (out[row] = data.slice(k * width, (k + 1) * width)));
+      for (const t of Object.values(result)) t.dispose();
+    }
+    return out;
+  }
+
+  /** A cross-encoder's score (a logit; sigmoid for a probability) per (query, doc) pair, in input order. */
+  async score(pairs: ReadonlyArray<readonly [string, string]>): Promise<Float32Array> {
+    const card = this.card;
+    if (card.kind !== 'cross-encoder') throw new Error(`${this.dir}: a ${card.kind} model has no pair score graph; embed both sides and compare the vectors`);
+    const encoded = pairs.map(([a, b]) => this.tokenizer.encodePair(a, b, card.maxLength.pair));
+    const session = this.#sessions.get(card.graphs.score)!;
+    const out = new Float32Array(pairs.length);
+    for (const rows of this.#lengthSortedBatches(encoded.map((e) => e.ids))) {
+      const padded = padBatch(rows.map((r) => encoded[r]!.ids), { padId: card.encoder.padId, padTo: 'longest' });
+      const types = padBatch(rows.map((r) => encoded[r]!.typeIds), { padId: 0, padTo: padded.seqLen });
+      const result = await session.run({
+        input_ids: int64Tensor(padded.inputIds, padded.batchSize, padded.seqLen),
+        attention_mask: int64Tensor(padded.attentionMask, padded.batchSize, padded.seqLen),
+        token_type_ids: int64Tensor(types.inputIds, padded.batchSize, padded.seqLen),
+      });
+      const scores = result['score']!.data as Float32Array;
+      rows.forEach((row, k) => (out[row] = scores[k]!));
+      for (const t of Object.values(result)) t.dispose();
+    }
+    return out;
+  }
+
+  async release(): Promise<void> {
+    for (const session of this.#sessions.values()) await session.release();
+    this.#sessions.clear();
+  }
+
+  /** Row indices in batches of similar length (stable: ties keep input order). */
+  *#lengthSortedBatches(seqs: readonly Int32Array[]): Generator<number[]> {
+    const order = seqs.map((_, i) => i).sort((a, b) => seqs[a]!.length - seqs[b]!.length || a - b);
+    for (let start = 0; start < order.length; start += this.#batchSize) yield order.slice(start, start + this.#batchSize);
+  }
+}
+
+function int64Tensor(values: Int32Array, rows: number, cols: number): ort.Tensor {
+  const data = new BigInt64Array(values.length);
+  for (let i = 0; i < values.length; i++) data[i] = BigInt(values[i]!);
+  return new ort.Tensor('int64', data, [rows, cols]);
+}
