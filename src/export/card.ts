@@ -11,8 +11,8 @@
  */
 import { z } from 'zod';
 
-export const CARD_FORMAT = 'kiln-onnx';
-export const CARD_FORMAT_VERSION = 1;
+export const CARD_FORMAT = 'kiln-onnx' as const;
+export const CARD_FORMAT_VERSION = 1 as const;
 
 const encoderSchema = z.object({
   vocabSize: z.number().int().positive(),
@@ -42,6 +42,13 @@ const common = {
   tokenizer: z.literal('tokenizer.json'),
   encoder: encoderSchema,
   pooling: z.enum(['mean', 'cls', 'last']),
+  /** What `kiln export` verified before writing the directory (absent when checks were skipped). */
+  checks: z
+    .object({
+      parity: z.object({ inputs: z.string(), outputs: z.number(), maxAbsDiff: z.number(), minCosine: z.number(), criterion: z.string(), passed: z.boolean() }).optional(),
+      evaluation: z.object({ eager: z.record(z.string(), z.number()), exported: z.record(z.string(), z.number()), maxDropPoints: z.number(), criterion: z.string(), passed: z.boolean() }).optional(),
+    })
+    .optional(),
 };
 
 export const twoTowerCardSchema = z.object({

@@ -22,6 +22,9 @@ import { CARD_FORMAT, CARD_FORMAT_VERSION, parseModelCard, type ModelCard } from
 
 export const DEFAULT_OPSET = 17;
 
+/** The input is not an exportable run (missing files, unknown model kind): a usage error, exit 2. */
+export class ExportInputError extends Error {}
+
 /** model.json of a run: the model config plus its kind and maximum lengths (written by the trainer). */
 export type RunModelJson =
   | (TwoTowerConfig & { kind: 'two-tower'; maxLength: { query: number; doc: number } })
@@ -80,6 +83,23 @@ function encoderCardFields(encoder: EncoderConfig): ModelCard['encoder'] {
 
 /** Builds the graphs and the card and writes the directory `outDir` (atomically replacing any previous export there). */
 export function exportModel(exportable: ExportableModel, source: ExportSource, outDir: string, options: ExportOptions): ModelCard {
+  const built = buildExport(exportable, source, options);
+  writeDirectoryAtomic(outDir, built.files);
+  return built.card;
+}
+
+/** The card and every file of the export directory (model.json serialised from `card`). */
+export interface BuiltExport {
+  card: ModelCard;
+  files: Map<string, Uint8Array>;
+}
+
+export function serialiseCard(card: ModelCard): Uint8Array {
+  parseModelCard(card, 'model.json'); // the card we write must be one we can read
+  return Buffer.from(`${JSON.stringify(card, null, 2)}\n`, 'utf8');
+}
+
+export function buildExport(exportable: ExportableModel, source: ExportSource, options: ExportOptions): BuiltExport {
   const files = new Map<string, Uint8Array>();
   const common = (graphs: Map<string, OnnxGraphBuilder>): Map<string, Uint8Array> => {
     const out = new Map<string, Uint8Array>();
@@ -157,12 +177,9 @@ export function exportModel(exportable: ExportableModel, source: ExportSource, o
           maxLength: exportable.maxLength,
           graphs: graphFiles as { score: string },
         };
-  parseModelCard(card, 'model.json'); // the card we write must be one we can read
-
-  files.set('model.json', Buffer.from(`${JSON.stringify(card, null, 2)}\n`, 'utf8'));
+  files.set('model.json', serialiseCard(card));
   files.set('tokenizer.json', Buffer.from(JSON.stringify(source.tokenizer), 'utf8'));
-  writeDirectoryAtomic(outDir, files);
-  return card;
+  return { card, files };
 }
 
 /**
@@ -170,24 +187,40 @@ export function exportModel(exportable: ExportableModel, source: ExportSource, o
  * first renamed aside and removed only once the new directory is in place.
  */
 export function writeDirectoryAtomic(dir: string, files: ReadonlyMap<string, Uint8Array>): void {
-  const target = resolve(dir);
-  mkdirSync(dirname(target), { recursive: true });
-  const suffix = `${process.pid}.${randomBytes(4).toString('hex')}`;
-  const staging = join(dirname(target), `.${basename(target)}.${suffix}.tmp`);
-  mkdirSync(staging);
+  const staging = writeStagingDirectory(dir, files);
   try {
-    for (const [name, bytes] of files) writeFileAtomic(join(staging, name), [bytes]);
-    if (existsSync(target)) {
-      const aside = join(dirname(target), `.${basename(target)}.${suffix}.old`);
-      renameSync(target, aside);
-      renameSync(staging, target);
-      rmSync(aside, { recursive: true, force: true });
-    } else {
-      renameSync(staging, target);
-    }
+    moveIntoPlace(staging, dir);
   } catch (error) {
     rmSync(staging, { recursive: true, force: true });
     throw error;
+  }
+}
+
+/** Writes `files` into a new hidden sibling of `dir` and returns its path (the caller moves or removes it). */
+export function writeStagingDirectory(dir: string, files: ReadonlyMap<string, Uint8Array>): string {
+  const target = resolve(dir);
+  mkdirSync(dirname(target), { recursive: true });
+  const staging = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  mkdirSync(staging);
+  try {
+    for (const [name, bytes] of files) writeFileAtomic(join(staging, name), [bytes]);
+  } catch (error) {
+    rmSync(staging, { recursive: true, force: true });
+    throw error;
+  }
+  return staging;
+}
+
+/** Renames a finished staging directory to `dir`; a previous `dir` is set aside first and removed last. */
+export function moveIntoPlace(staging: string, dir: string): void {
+  const target = resolve(dir);
+  if (existsSync(target)) {
+    const aside = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.old`);
+    renameSync(target, aside);
+    renameSync(staging, target);
+    rmSync(aside, { recursive: true, force: true });
+  } else {
+    renameSync(staging, target);
   }
 }
 
@@ -195,13 +228,13 @@ export function writeDirectoryAtomic(dir: string, files: ReadonlyMap<string, Uin
 export function loadRunModel(runPath: string): { exportable: ExportableModel; source: ExportSource } {
   const root = resolve(runPath);
   for (const file of ['model.json', 'model.safetensors', 'tokenizer.json']) {
-    if (!existsSync(join(root, file))) throw new Error(`${root}: ${file} is missing; expected a run directory with a saved model (runs/<id>/ after \`kiln train\`)`);
+    if (!existsSync(join(root, file))) throw new ExportInputError(`${root}: ${file} is missing; expected a run directory with a saved model (runs/<id>/ after \`kiln train\`)`);
   }
   const json = JSON.parse(readFileSync(join(root, 'model.json'), 'utf8')) as RunModelJson;
   let exportable: ExportableModel;
   if (json.kind === 'two-tower') exportable = { kind: 'two-tower', model: new TwoTowerModel(json), maxLength: json.maxLength };
   else if (json.kind === 'cross-encoder') exportable = { kind: 'cross-encoder', model: new CrossEncoderModel(json), maxLength: json.maxLength };
-  else throw new Error(`${join(root, 'model.json')}: kind ${JSON.stringify((json as { kind?: unknown }).kind)} is not exportable; expected "two-tower" or "cross-encoder"`);
+  else throw new ExportInputError(`${join(root, 'model.json')}: kind ${JSON.stringify((json as { kind?: unknown }).kind)} is not exportable; expected "two-tower" or "cross-encoder"`);
   const { tensors } = loadSafetensors(join(root, 'model.safetensors'));
   try {
     noGrad(() => exportable.model.loadStateDict(tensors));
