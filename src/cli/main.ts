@@ -4,6 +4,10 @@
  */
 import yargs from 'yargs';
 import { COMMANDS } from './commands/index.js';
+import { UsageError } from './usage.js';
+
+/** Unwinds yargs after a usage error has been printed. */
+class UsageReported extends Error {}
 
 /** Runs the CLI with `argv` (without `node` and the script) and resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -19,13 +23,20 @@ export async function main(argv: string[]): Promise<number> {
     .version()
     .wrap(null) // keeps the generated config reference one key per line
     .fail((message, error) => {
-      // Usage errors exit 2 with the reason and the help text; other errors propagate.
-      if (error) throw error;
-      process.stderr.write(`${message}\n\nRun \`kiln --help\` for usage.\n`);
+      // Usage errors (yargs' own, and UsageError from a command's checks) exit 2 with the
+      // reason and the help hint; any other error propagates.
+      // Throwing stops yargs from going on to run the command's handler.
+      if (error && !(error instanceof UsageError)) throw error;
+      process.stderr.write(`${error?.message ?? message}\n\nRun \`kiln --help\` for usage.\n`);
       exitCode = 2;
+      throw new UsageReported();
     });
   for (const command of COMMANDS) parser = parser.command(command);
-  await parser.parseAsync();
+  try {
+    await parser.parseAsync();
+  } catch (error) {
+    if (!(error instanceof UsageReported)) throw error;
+  }
   // Usage errors set `exitCode`; command handlers report theirs through process.exitCode.
   return exitCode !== 0 ? exitCode : Number(process.exitCode ?? 0);
 }

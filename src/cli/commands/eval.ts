@@ -10,6 +10,7 @@ import type { CommandModule } from 'yargs';
 
 import { ConfigError, loadConfig, loadResolvedRunConfig } from '../../config/index.js';
 import { DataError } from '../../data/types.js';
+import { UsageError } from '../usage.js';
 import { evaluateRun } from '../../train/evaluate-run.js';
 
 interface EvalArgs {
@@ -35,9 +36,9 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
       .option('json', { type: 'boolean', default: false, describe: 'Print metrics as JSON' })
       .option('save', { type: 'boolean', default: false, describe: 'Write the results to <run>/eval.json' })
       .check((args) => {
-        if ((args.run === undefined) === (args.config === undefined)) throw new Error('give exactly one of --run runs/<id> or --config FILE');
-        if (args.config !== undefined && args.baseline === undefined) throw new Error('--config evaluates a baseline only: add --baseline bm25 (a model needs --run)');
-        if (args.save && args.run === undefined) throw new Error('--save writes into a run: give --run');
+        if ((args.run === undefined) === (args.config === undefined)) throw new UsageError('give exactly one of --run runs/<id> or --config FILE');
+        if (args.config !== undefined && args.baseline === undefined) throw new UsageError('--config evaluates a baseline only: add --baseline bm25 (a model needs --run)');
+        if (args.save && args.run === undefined) throw new UsageError('--save writes into a run: give --run');
         return true;
       }),
   handler: async (args) => {

@@ -9,6 +9,7 @@ import type { CommandModule } from 'yargs';
 
 import { ConfigError } from '../../config/index.js';
 import { DataError } from '../../data/types.js';
+import { UsageError } from '../usage.js';
 import { DEFAULT_OPSET, ExportInputError } from '../../export/export.js';
 import { MAX_OPSET, MIN_OPSET } from '../../export/onnx-graph.js';
 import { ExportCheckError, exportRun } from '../../export/run-export.js';
@@ -36,7 +37,7 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
       .option('parity', { type: 'boolean', default: true, describe: 'Check the export against the eager model (--no-parity skips it)' })
       .option('data-root', { type: 'string', describe: "Data root for the parity texts and --eval (default: $KILN_DATA)" })
       .check((args) => {
-        if (!Number.isInteger(args.opset) || args.opset < MIN_OPSET || args.opset > MAX_OPSET) throw new Error(`--opset ${args.opset}: expected an integer from ${MIN_OPSET} to ${MAX_OPSET}`);
+        if (!Number.isInteger(args.opset) || args.opset < MIN_OPSET || args.opset > MAX_OPSET) throw new UsageError(`--opset ${args.opset}: expected an integer from ${MIN_OPSET} to ${MAX_OPSET}`);
         return true;
       }),
   handler: async (args) => {

@@ -3,6 +3,9 @@ import type { CommandModule } from 'yargs';
 import { infoCommand } from './info.js';
 import { trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
+import { embedCommand } from './embed.js';
+import { serveCommand } from './serve.js';
+import { exportCommand } from './export.js';
 
 // yargs' CommandModule is invariant in its argument type; the registry only needs the shape.
-export const COMMANDS: ReadonlyArray<CommandModule<object, never>> = [infoCommand, trainCommand, evalCommand].map((c) => c as unknown as CommandModule<object, never>);
+export const COMMANDS: ReadonlyArray<CommandModule<object, never>> = [infoCommand, trainCommand, evalCommand, exportCommand, embedCommand, serveCommand].map((c) => c as unknown as CommandModule<object, never>);

@@ -9,6 +9,7 @@ import type { CommandModule } from 'yargs';
 
 import { ConfigError, configHelpText, loadConfig, loadResolvedRunConfig } from '../../config/index.js';
 import { DataError } from '../../data/types.js';
+import { UsageError } from '../usage.js';
 import { trainTwoTower } from '../../train/two-tower-run.js';
 
 interface TrainArgs {
@@ -32,8 +33,8 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       .option('runs', { type: 'string', default: 'runs', describe: 'Directory that holds run directories' })
       .option('quiet', { type: 'boolean', default: false, describe: 'Plain log lines instead of a progress bar' })
       .check((args) => {
-        if ((args.config === undefined) === (args.resume === undefined)) throw new Error('give exactly one of --config FILE or --resume runs/<id>');
-        if (args.resume !== undefined && args.set.length > 0) throw new Error('--set cannot change a run being resumed (its config.yaml is fixed)');
+        if ((args.config === undefined) === (args.resume === undefined)) throw new UsageError('give exactly one of --config FILE or --resume runs/<id>');
+        if (args.resume !== undefined && args.set.length > 0) throw new UsageError('--set cannot change a run being resumed (its config.yaml is fixed)');
         return true;
       })
       .epilogue(`Config keys (YAML):\n${configHelpText()}`),

@@ -1,0 +1,259 @@
+/**
+ * `npm run bench:infer`: embedding throughput of one trained two-tower model in three
+ * engines, on the same machine, in one run, over the same batches:
+ *
+ *   onnxruntime      the `kiln export` graph (fp32, and int8 with --int8), onnxruntime-node
+ *   kiln eager       Kiln's own forward pass on libtorch (fp32, no autograd, eval mode)
+ *   pytorch eager    Python PyTorch 1.13 (bench/infer_torch.py: the same BERT in plain torch,
+ *                    eval mode, inference_mode, fp32)
+ *
+ * Inputs: `--texts` real vacancy titles from JobBERT's titles.csv (spread over the file), on
+ * the query side (max length from the run's model.json), tokenised once, sorted by length and
+ * cut into batches of `--batch`, padded to each batch's longest text; every engine runs these
+ * exact padded batches. Tokenisation is outside the timing for all three.
+ *
+ * Method: every engine gets `--threads` intra-op threads. One untimed warm-up pass each; then
+ * `--rounds` rounds, each timing one full pass per engine in a rotating order, with a pause
+ * between engines (OpenBLAS and onnxruntime threads spin-wait briefly after a call). Reported:
+ * the median texts/s per engine, and the median over rounds of the per-round ratio against
+ * PyTorch eager. Before timing, the first batch's embeddings of every engine must agree with
+ * PyTorch's (max |Δ| ≤ 1e-4 for fp32 engines, cosine ≥ 0.99 for int8).
+ *
+ * Target (issue 4): onnxruntime ≥ 2× PyTorch eager. Options: --run DIR (default: the newest
+ * runs/twotower-* with a model), --texts 4096 --batch 64 --rounds 5 --threads 2 --int8
+ * --json FILE --strict (exit 1 when the target is missed). $KILN_PYTHON picks the interpreter
+ * (default /usr/bin/python3, Debian's, with torch).
+ */
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { parse as parseCsv } from 'csv-parse/sync';
+import * as ort from 'onnxruntime-node';
+
+import { fromTypedArray, noGrad, setNumThreads, tidy, type Tensor } from '../src/engine/index.js';
+import { padBatch } from '../src/data/batch.js';
+import { WordPieceTokenizer } from '../src/data/tokenizer.js';
+import { exportModel, loadRunModel, DEFAULT_OPSET } from '../src/export/export.js';
+import { WorkerProcess } from './worker.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const REPO = join(HERE, '..');
+
+const { values: args } = parseArgs({
+  options: {
+    run: { type: 'string' },
+    texts: { type: 'string', default: '4096' },
+    batch: { type: 'string', default: '64' },
+    rounds: { type: 'string', default: '5' },
+    threads: { type: 'string', default: String(availableParallelism()) },
+    int8: { type: 'boolean', default: false },
+    json: { type: 'string', default: join(REPO, 'bench', 'results', 'infer.json') },
+    strict: { type: 'boolean', default: false },
+    'data-root': { type: 'string' },
+  },
+});
+
+const TEXTS = Number(args.texts);
+const BATCH = Number(args.batch);
+const ROUNDS = Number(args.rounds);
+const THREADS = Number(args.threads);
+const DATA_ROOT = args['data-root'] ?? process.env.KILN_DATA ?? join(REPO, '..', 'shared', 'datasets');
+const PYTHON = process.env.KILN_PYTHON ?? '/usr/bin/python3';
+
+function newestRun(): string {
+  const root = join(REPO, 'runs');
+  const runs = existsSync(root) ? readdirSync(root).filter((d) => d.startsWith('twotower-') && existsSync(join(root, d, 'model.safetensors'))) : [];
+  if (runs.length === 0) throw new Error('no trained run: pass --run runs/<id> (train one with `npx kiln train --config configs/twotower.yaml`)');
+  return join(root, runs.sort((a, b) => statSync(join(root, b)).mtimeMs - statSync(join(root, a)).mtimeMs)[0]!);
+}
+
+function titles(count: number): string[] {
+  const rows = parseCsv(readFileSync(join(DATA_ROOT, 'jobbert-titles', 'titles.csv')), { columns: true, skip_empty_lines: true }) as Array<Record<string, string>>;
+  const all = rows.map((r) => r['vacancyTitle'] ?? '').filter((t) => t.trim() !== '');
+  const step = all.length / count;
+  return Array.from({ length: Math.min(count, all.length) }, (_, i) => all[Math.floor(i * step)]!);
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+interface Engine {
+  name: string;
+  /** One timed pass over every batch, in ns. */
+  pass(): Promise<number>;
+  /** The first batch's embeddings, row-major. */
+  first(): Promise<Float32Array>;
+}
+
+async function main(): Promise<void> {
+  const runPath = args.run ?? newestRun();
+  const { exportable, source } = loadRunModel(runPath);
+  if (exportable.kind !== 'two-tower') throw new Error(`${runPath}: bench:infer measures two-tower models`);
+  const model = exportable.model;
+  const config = model.config;
+  if (config.towers !== 'shared' || config.pooling !== 'mean' || config.head.type !== 'cosine') {
+    throw new Error(`${runPath}: the PyTorch reference implements shared towers, mean pooling and the cosine head (this run has ${config.towers}, ${config.pooling}, ${config.head.type})`);
+  }
+  const tokenizer = WordPieceTokenizer.fromTokenizerJson(join(runPath, 'tokenizer.json'));
+
+  // The same padded batches for every engine.
+  const texts = titles(TEXTS);
+  const ids = texts.map((t) => tokenizer.encode(model.prompt('title', t), exportable.maxLength.query));
+  const order = ids.map((_, i) => i).sort((a, b) => ids[a]!.length - ids[b]!.length || a - b);
+  const batches = [];
+  for (let s = 0; s < order.length; s += BATCH) batches.push(padBatch(order.slice(s, s + BATCH).map((r) => ids[r]!), { padId: tokenizer.padId, padTo: 'longest' }));
+  const tokens = batches.reduce((n, b) => n + b.attentionMask.reduce((a, v) => a + v, 0), 0);
+  const padded = batches.reduce((n, b) => n + b.batchSize * b.seqLen, 0);
+
+  const work = mkdtempSync(join(tmpdir(), 'kiln-bench-infer-'));
+  const engines: Engine[] = [];
+  try {
+    // onnxruntime: the exported graph(s).
+    const variants: Array<'none' | 'int8'> = args.int8 ? ['none', 'int8'] : ['none'];
+    for (const quantize of variants) {
+      const dir = join(work, quantize);
+      exportModel(exportable, source, dir, { quantize, opset: DEFAULT_OPSET });
+      const session = await ort.InferenceSession.create(join(dir, 'model.onnx'), { intraOpNumThreads: THREADS, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential' });
+      const feeds = batches.map((b) => ({
+        input_ids: new ort.Tensor('int64', BigInt64Array.from(b.inputIds, (v) => BigInt(v)), [b.batchSize, b.seqLen]),
+        attention_mask: new ort.Tensor('int64', BigInt64Array.from(b.attentionMask, (v) => BigInt(v)), [b.batchSize, b.seqLen]),
+      }));
+      engines.push({
+        name: quantize === 'none' ? 'onnxruntime fp32' : 'onnxruntime int8',
+        async pass() {
+          const t0 = process.hrtime.bigint();
+          for (const f of feeds) {
+            const out = await session.run(f);
+            out['embedding']!.dispose();
+          }
+          return Number(process.hrtime.bigint() - t0);
+        },
+        async first() {
+          const out = await session.run(feeds[0]!);
+          return (out['embedding']!.data as Float32Array).slice();
+        },
+      });
+    }
+
+    // Kiln eager.
+    setNumThreads(THREADS);
+    model.eval();
+    const tensors = batches.map((b) => tidy(() => ({ inputIds: fromTypedArray(b.inputIds, { shape: [b.batchSize, b.seqLen] }).to('int64'), attentionMask: fromTypedArray(b.attentionMask, { shape: [b.batchSize, b.seqLen] }).to('int64') })));
+    const kilnEmbed = (i: number): Tensor => model.embed('query', tensors[i]!);
+    engines.push({
+      name: 'kiln eager fp32',
+      async pass() {
+        const t0 = process.hrtime.bigint();
+        noGrad(() => {
+          for (let i = 0; i < tensors.length; i++) tidy(() => void kilnEmbed(i).contiguous().toTypedArray());
+        });
+        return Number(process.hrtime.bigint() - t0);
+      },
+      async first() {
+        return tidy(() => noGrad(() => (kilnEmbed(0).contiguous().toTypedArray<'float32'>() as Float32Array).slice()));
+      },
+    });
+
+    // PyTorch eager, in its own process.
+    const batchFile = join(work, 'batches.json');
+    writeFileSync(batchFile, JSON.stringify(batches.map((b) => ({ rows: b.batchSize, cols: b.seqLen, ids: Array.from(b.inputIds), mask: Array.from(b.attentionMask) }))));
+    const weights = join(work, 'weights.safetensors');
+    const { saveSafetensors } = await import('../src/engine/index.js');
+    saveSafetensors(weights, model.stateDict());
+    const torchWorker = new WorkerProcess('pytorch', PYTHON, [join(HERE, 'infer_torch.py'), '--serve'], 'set KILN_PYTHON to a Python with torch');
+    const setup = await torchWorker.request<{ params: number; first: number[] }>({ cmd: 'setup', config: config.encoder, weights, prefix: 'encoder.', batches: batchFile, threads: THREADS });
+    const torchInfo = await torchWorker.request<{ torchVersion: string; python: string; numThreads: number }>({ cmd: 'info' });
+    engines.push({
+      name: 'pytorch eager fp32',
+      async pass() {
+        return (await torchWorker.request<{ ns: number }>({ cmd: 'run' })).ns;
+      },
+      async first() {
+        return Float32Array.from(setup.first); // its first row only
+      },
+    });
+
+    // Agreement on the first batch (row 0 against PyTorch; every row of the fp32 engines against Kiln).
+    const width = config.encoder.hiddenSize;
+    const reference = Float32Array.from(setup.first);
+    for (const engine of engines) {
+      const row = (await engine.first()).subarray(0, width);
+      let maxAbs = 0;
+      let dot = 0;
+      for (let j = 0; j < width; j++) {
+        maxAbs = Math.max(maxAbs, Math.abs(row[j]! - reference[j]!));
+        dot += row[j]! * reference[j]!;
+      }
+      const ok = engine.name.includes('int8') ? dot >= 0.99 : maxAbs <= 1e-4;
+      process.stderr.write(`agreement with pytorch on the first text: ${engine.name}: max |Δ| ${maxAbs.toExponential(2)}, cosine ${dot.toFixed(6)} ${ok ? 'ok' : 'MISMATCH'}\n`);
+      if (!ok) throw new Error(`${engine.name} disagrees with PyTorch eager on the first batch`);
+    }
+
+    // Warm-up, then rotating rounds.
+    for (const engine of engines) {
+      await engine.pass();
+      await sleep(150);
+    }
+    const samples = new Map(engines.map((e) => [e.name, [] as number[]]));
+    for (let round = 0; round < ROUNDS; round++) {
+      for (let k = 0; k < engines.length; k++) {
+        const engine = engines[(round + k) % engines.length]!;
+        samples.get(engine.name)!.push(await engine.pass());
+        await sleep(150);
+      }
+      process.stderr.write(`round ${round + 1}/${ROUNDS}: ${engines.map((e) => `${e.name} ${(texts.length / (samples.get(e.name)!.at(-1)! / 1e9)).toFixed(0)}/s`).join(', ')}\n`);
+    }
+    await torchWorker.close();
+
+    const torchSamples = samples.get('pytorch eager fp32')!;
+    const results = engines.map((e) => {
+      const ns = samples.get(e.name)!;
+      return {
+        engine: e.name,
+        medianMs: median(ns) / 1e6,
+        textsPerSecond: texts.length / (median(ns) / 1e9),
+        speedupVsPytorch: median(ns.map((v, i) => torchSamples[i]! / v)),
+      };
+    });
+    const ortFp32 = results.find((r) => r.engine === 'onnxruntime fp32')!;
+    const passed = ortFp32.speedupVsPytorch >= 2;
+    const report = {
+      machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), node: process.version, onnxruntime: ort.env.versions.node, torch: torchInfo.torchVersion, python: torchInfo.python },
+      command: `npm run bench:infer -- ${process.argv.slice(2).join(' ')}`.trim(),
+      run: source.runId,
+      parameters: model.parameterCount(),
+      texts: texts.length,
+      batches: batches.length,
+      batchSize: BATCH,
+      threads: THREADS,
+      realTokens: tokens,
+      paddedTokens: padded,
+      rounds: ROUNDS,
+      results,
+      target: { description: 'onnxruntime fp32 ≥ 2× pytorch eager', passed },
+    };
+    mkdirSync(dirname(args.json!), { recursive: true });
+    writeFileSync(args.json!, `${JSON.stringify(report, null, 2)}\n`);
+    process.stdout.write(`\n${texts.length} JobBERT titles, ${batches.length} batches of ≤${BATCH}, ${THREADS} threads, ${tokens} tokens (${padded} padded), model ${source.runId} (${model.parameterCount().toLocaleString('en-US')} parameters)\n\n`);
+    process.stdout.write('| engine | median pass (ms) | texts/s | × PyTorch eager |\n|---|---:|---:|---:|\n');
+    for (const r of results) process.stdout.write(`| ${r.engine} | ${r.medianMs.toFixed(1)} | ${r.textsPerSecond.toFixed(0)} | ${r.speedupVsPytorch.toFixed(2)} |\n`);
+    process.stdout.write(`\ntarget onnxruntime ≥ 2× PyTorch eager: ${passed ? 'met' : 'MISSED'} (${ortFp32.speedupVsPytorch.toFixed(2)}×); results in ${args.json}\n`);
+    for (const t of tensors) {
+      t.inputIds.dispose();
+      t.attentionMask.dispose();
+    }
+    if (args.strict && !passed) process.exitCode = 1;
+  } finally {
+    model.dispose();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();

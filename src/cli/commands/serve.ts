@@ -1,0 +1,127 @@
+/**
+ * `kiln serve --model DIR [--port 8080] [--host 127.0.0.1] [--max-batch 64] [--max-wait-ms 5]
+ *             [--max-body-bytes 1048576] [--max-texts 256] [--threads N]`
+ *
+ * Serves an exported model (`kiln export --out DIR`) over HTTP: POST /embed, POST /score,
+ * GET /healthz, GET /metrics (see src/serve/server.ts). Binds loopback unless told otherwise.
+ * Prints one line once listening, with the real port (so `--port 0` is usable by scripts).
+ * SIGTERM or SIGINT stops accepting, answers every in-flight and queued request, releases the
+ * model and exits 0; a second signal exits 1 at once.
+ *
+ * @example
+ * $ kiln serve --model exports/twotower --port 8080
+ * listening on http://127.0.0.1:8080 (model twotower-20261123-101500@3f2a9c01b2d4, two-tower cosine 256-d; max batch 64, max wait 5 ms)
+ * $ curl -s localhost:8080/embed -H 'content-type: application/json' -d '{"texts": ["data engineer"], "side": "query"}'
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { CommandModule } from 'yargs';
+
+import { SERVER_DEFAULTS, startServer, type RunningServer } from '../../serve/server.js';
+
+interface ServeArgs {
+  model: string;
+  port: number;
+  host: string;
+  'max-batch': number;
+  'max-wait-ms': number;
+  'max-body-bytes': number;
+  'max-texts': number;
+  threads?: number;
+}
+
+export const serveCommand: CommandModule<object, ServeArgs> = {
+  command: 'serve',
+  describe: 'Serve an exported model over HTTP (/embed, /score, /healthz, /metrics)',
+  builder: (y) =>
+    y
+      .option('model', { type: 'string', demandOption: true, describe: 'Exported model directory (kiln export --out DIR)' })
+      .option('port', { type: 'number', default: 8080, describe: 'TCP port (0: any free port, printed at start)' })
+      .option('host', { type: 'string', default: '127.0.0.1', describe: 'Interface to bind (0.0.0.0 exposes the service to the network)' })
+      .option('max-batch', { type: 'number', default: SERVER_DEFAULTS.maxBatch, describe: 'Most texts per model call' })
+      .option('max-wait-ms', { type: 'number', default: SERVER_DEFAULTS.maxWaitMs, describe: 'Longest a request waits for others to share its model call' })
+      .option('max-body-bytes', { type: 'number', default: SERVER_DEFAULTS.maxBodyBytes, describe: 'Largest request body (bigger: 413)' })
+      .option('max-texts', { type: 'number', default: SERVER_DEFAULTS.maxTexts, describe: 'Most texts or pairs per request (more: 400)' })
+      .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: all cores)' }),
+  handler: async (args) => {
+    // main.ts's fail handler reports a missing --model (exit 2) but yargs still calls us.
+    if (typeof args.model !== 'string') {
+      process.exitCode = 2;
+      return;
+    }
+    const problem = checkArgs(args);
+    if (problem !== undefined) {
+      process.stderr.write(`${problem}\n\nRun \`kiln serve --help\` for usage.\n`);
+      process.exitCode = 2;
+      return;
+    }
+    let server: RunningServer;
+    try {
+      server = await startServer({
+        modelDir: args.model,
+        port: args.port,
+        host: args.host,
+        threads: args.threads,
+        maxBatch: args['max-batch'],
+        maxWaitMs: args['max-wait-ms'],
+        maxBodyBytes: args['max-body-bytes'],
+        maxTexts: args['max-texts'],
+      });
+    } catch (error) {
+      // A bad card, a graph onnxruntime rejects, a port in use.
+      process.stderr.write(`kiln serve: ${(error as Error).message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    const card = server.model.card;
+    const what = card.kind === 'two-tower' ? `two-tower ${card.head} ${card.dimension}-d` : 'cross-encoder';
+    process.stdout.write(`listening on ${server.url} (model ${server.model.modelId}, ${what}; max batch ${args['max-batch']}, max wait ${args['max-wait-ms']} ms)\n`);
+
+    // Resolve when a signal has drained the server; the handler's return lets the process exit.
+    await new Promise<void>((resolve) => {
+      let stopping = false;
+      const onSignal = (signal: NodeJS.Signals): void => {
+        if (stopping) {
+          process.stderr.write(`${signal} again: exiting without draining\n`);
+          process.exit(1);
+        }
+        stopping = true;
+        process.stdout.write(`${signal}: draining in-flight requests, then stopping\n`);
+        server
+          .close()
+          .then(
+            () => process.stdout.write('stopped\n'),
+            (error: Error) => {
+              process.stderr.write(`kiln serve: shutdown failed: ${error.message}\n`);
+              process.exitCode = 1;
+            },
+          )
+          .finally(() => {
+            process.off('SIGTERM', onSignal);
+            process.off('SIGINT', onSignal);
+            resolve();
+          });
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+    });
+  },
+};
+
+/**
+ * What is wrong with the arguments, or undefined. Checked in the handler rather than in yargs'
+ * .check(): main.ts's fail handler rethrows a check's error instead of exiting 2.
+ */
+function checkArgs(args: ServeArgs): string | undefined {
+  if (!Number.isInteger(args.port) || args.port < 0 || args.port > 65535) return `--port must be an integer in 0..65535, got ${String(args.port)}`;
+  for (const key of ['max-batch', 'max-body-bytes', 'max-texts'] as const) {
+    if (!Number.isInteger(args[key]) || args[key] < 1) return `--${key} must be an integer ≥ 1, got ${String(args[key])}`;
+  }
+  if (!Number.isFinite(args['max-wait-ms']) || args['max-wait-ms'] < 0) return `--max-wait-ms must be a number ≥ 0, got ${String(args['max-wait-ms'])}`;
+  if (args.threads !== undefined && (!Number.isInteger(args.threads) || args.threads < 1)) return `--threads must be an integer ≥ 1, got ${String(args.threads)}`;
+  if (args.host.trim() === '') return '--host must name an interface, e.g. 127.0.0.1';
+  if (!existsSync(join(args.model, 'model.json'))) {
+    return `--model ${args.model}: no model.json there; expected a directory written by \`kiln export\` (e.g. npx kiln export --run runs/<id> --out exports/twotower)`;
+  }
+  return undefined;
+}
