@@ -17,6 +17,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
 
+import { UsageError } from '../usage.js';
 import { SERVER_DEFAULTS, startServer, type RunningServer } from '../../serve/server.js';
 
 interface ServeArgs {
@@ -42,19 +43,13 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('max-wait-ms', { type: 'number', default: SERVER_DEFAULTS.maxWaitMs, describe: 'Longest a request waits for others to share its model call' })
       .option('max-body-bytes', { type: 'number', default: SERVER_DEFAULTS.maxBodyBytes, describe: 'Largest request body (bigger: 413)' })
       .option('max-texts', { type: 'number', default: SERVER_DEFAULTS.maxTexts, describe: 'Most texts or pairs per request (more: 400)' })
-      .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: all cores)' }),
+      .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: all cores)' })
+      .check((args) => {
+        const problem = checkArgs(args);
+        if (problem !== undefined) throw new UsageError(problem);
+        return true;
+      }),
   handler: async (args) => {
-    // main.ts's fail handler reports a missing --model (exit 2) but yargs still calls us.
-    if (typeof args.model !== 'string') {
-      process.exitCode = 2;
-      return;
-    }
-    const problem = checkArgs(args);
-    if (problem !== undefined) {
-      process.stderr.write(`${problem}\n\nRun \`kiln serve --help\` for usage.\n`);
-      process.exitCode = 2;
-      return;
-    }
     let server: RunningServer;
     try {
       server = await startServer({
@@ -108,10 +103,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
   },
 };
 
-/**
- * What is wrong with the arguments, or undefined. Checked in the handler rather than in yargs'
- * .check(): main.ts's fail handler rethrows a check's error instead of exiting 2.
- */
+/** What is wrong with the arguments (a usage error: exit 2), or undefined. */
 function checkArgs(args: ServeArgs): string | undefined {
   if (!Number.isInteger(args.port) || args.port < 0 || args.port > 65535) return `--port must be an integer in 0..65535, got ${String(args.port)}`;
   for (const key of ['max-batch', 'max-body-bytes', 'max-texts'] as const) {
@@ -120,7 +112,7 @@ function checkArgs(args: ServeArgs): string | undefined {
   if (!Number.isFinite(args['max-wait-ms']) || args['max-wait-ms'] < 0) return `--max-wait-ms must be a number ≥ 0, got ${String(args['max-wait-ms'])}`;
   if (args.threads !== undefined && (!Number.isInteger(args.threads) || args.threads < 1)) return `--threads must be an integer ≥ 1, got ${String(args.threads)}`;
   if (args.host.trim() === '') return '--host must name an interface, e.g. 127.0.0.1';
-  if (!existsSync(join(args.model, 'model.json'))) {
+  if (typeof args.model === 'string' && !existsSync(join(args.model, 'model.json'))) {
     return `--model ${args.model}: no model.json there; expected a directory written by \`kiln export\` (e.g. npx kiln export --run runs/<id> --out exports/twotower)`;
   }
   return undefined;

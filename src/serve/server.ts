@@ -1,0 +1,361 @@
+/**
+ * `kiln serve`'s HTTP service (fastify) over an exported model (src/serve/exported-model.ts):
+ *
+ *   POST /embed   {"texts": [...], "side"?: "query"|"doc", "type"?: string}
+ *                 → {"model": id, "dimension": D, "vectors": [[...], ...]}          (two-tower)
+ *   POST /score   {"pairs": [["query", "doc"], ...]}  or  {"query": "...", "docs": [...]}
+ *                 → {"model": id, "scores": [...]}
+ *                 A cross-encoder's logits; for a two-tower model with a cosine or dot head,
+ *                 the dot product of the query-side and doc-side vectors (its training score).
+ *   GET /healthz  200 {"status": "ok", "model": id}; 503 once shutdown has begun
+ *   GET /metrics  Prometheus text: requests by route and status, latency, batch sizes, texts
+ *                 processed, model-call time and failures, queue depth, model info
+ *
+ * Concurrent requests go through one MicroBatcher (src/serve/micro-batcher.ts): texts arriving
+ * within maxWaitMs share one onnxruntime call of at most maxBatch rows, grouped by side and
+ * input type, and only one model call runs at a time (onnxruntime already uses every core).
+ *
+ * Errors follow fastify's shape {"statusCode", "error", "message"}; a 400's message names the
+ * field (`texts[3]: expected a non-empty string, got number`), a 413 the byte limit.
+ *
+ * @example
+ * const model = await ExportedModel.load('exports/twotower');
+ * const app = buildServer(model, { maxBatch: 64, maxWaitMs: 5 });
+ * const reply = await app.inject({ method: 'POST', url: '/embed', payload: { texts: ['data engineer'], side: 'query' } });
+ * reply.json(); // { model: 'twotower-…@3f2a…', dimension: 256, vectors: [[0.013, …]] }
+ * await app.close();
+ */
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import { z } from 'zod';
+
+import type { ModelCard } from '../export/card.js';
+import { ExportedModel, type Side } from './exported-model.js';
+import { BatcherClosedError, MicroBatcher, type BatchReport } from './micro-batcher.js';
+import { MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from './metrics.js';
+
+/** What the server needs of a model: ExportedModel, or a stand-in with the same surface. */
+export type ServableModel = Pick<ExportedModel, 'modelId' | 'dimension' | 'card' | 'embed' | 'score'>;
+
+export interface ServerOptions {
+  /** Most texts (or pairs) per model call (default 64). */
+  maxBatch?: number;
+  /** Longest a request waits for others to share its model call, in ms (default 5). */
+  maxWaitMs?: number;
+  /** Largest request body in bytes; bigger ones get 413 (default 1 MiB). */
+  maxBodyBytes?: number;
+  /** Most texts, pairs or docs in one request; more get 400 (default 256). */
+  maxTexts?: number;
+  /** Where failed model calls and 500s are reported (default: stderr). */
+  log?: (line: string) => void;
+}
+
+export const SERVER_DEFAULTS: Required<Omit<ServerOptions, 'log'>> = {
+  maxBatch: 64,
+  maxWaitMs: 5,
+  maxBodyBytes: 1 << 20,
+  maxTexts: 256,
+};
+
+// Latency buckets (seconds) around the 100 ms p95 target; batch-size buckets in powers of two.
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+
+/** A batch group: which graph and prompt a text goes through. */
+type EmbedGroup = { side: Side; inputType: string | undefined };
+type Pair = readonly [string, string];
+
+const embedGroupKey = (g: EmbedGroup): string => `embed:${g.side}${g.inputType === undefined ? '' : `:${g.inputType}`}`;
+
+/** Builds the service around a loaded model; call `listen` (or `inject` in tests) on the result. Closing it drains the queue but leaves the model to the caller. */
+export function buildServer(model: ServableModel, options: ServerOptions = {}): FastifyInstance {
+  const settings = { ...SERVER_DEFAULTS, ...definedOnly(options) };
+  for (const key of ['maxBatch', 'maxBodyBytes', 'maxTexts'] as const) {
+    if (!Number.isInteger(settings[key]) || settings[key] < 1) throw new Error(`${key} must be an integer ≥ 1, got ${settings[key]}`);
+  }
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const card = model.card;
+
+  // --- metrics -------------------------------------------------------------------------------
+  const registry = new MetricsRegistry();
+  const requests = registry.counter('kiln_http_requests_total', 'HTTP requests by route and status code.', ['route', 'status']);
+  const latency = registry.histogram('kiln_http_request_duration_seconds', 'Time from request received to response sent, by route.', ['route'], LATENCY_BUCKETS);
+  const batchSizes = registry.histogram('kiln_batch_size', 'Texts (or pairs) per model call, by batch group.', ['group'], BATCH_BUCKETS);
+  const batchRequests = registry.histogram('kiln_batch_requests', 'Requests merged into one model call, by batch group.', ['group'], BATCH_BUCKETS);
+  const modelSeconds = registry.histogram('kiln_model_call_duration_seconds', 'Wall time of one model call, by batch group.', ['group'], LATENCY_BUCKETS);
+  const texts = registry.counter('kiln_texts_total', 'Texts (or pairs) run through the model successfully, by batch group.', ['group']);
+  const failures = registry.counter('kiln_model_call_errors_total', 'Model calls that failed, by batch group.', ['group']);
+  const info = registry.gauge('kiln_model_info', 'The served model (always 1).', ['model', 'kind', 'head', 'dimension']);
+  info.set({ model: model.modelId, kind: card.kind, head: card.kind === 'two-tower' ? card.head : 'cross-encoder', dimension: String(model.dimension) }, 1);
+
+  const onBatch = (report: BatchReport<string>): void => {
+    const labels = { group: report.group };
+    batchSizes.observe(labels, report.size);
+    batchRequests.observe(labels, report.requests);
+    modelSeconds.observe(labels, report.durationMs / 1000);
+    if (report.error === undefined) {
+      texts.inc(labels, report.size);
+    } else {
+      failures.inc(labels);
+      log(`model call failed (${report.group}, ${report.size} items from ${report.requests} requests): ${report.error.message}`);
+    }
+  };
+
+  // --- the batcher: ONE per server, so one model call at a time -------------------------------
+  // A model is either two-tower (embed groups, string items) or a cross-encoder (the 'score'
+  // group, pair items): the group fixes the item and result types.
+  const batcher = new MicroBatcher<string | Pair, Float32Array | number, EmbedGroup | 'score'>(
+    async (items, group) =>
+      group === 'score'
+        ? Array.from(await model.score(items as Pair[]))
+        : model.embed(items as string[], { side: group.side, inputType: group.inputType }),
+    {
+      maxBatch: settings.maxBatch,
+      maxWaitMs: settings.maxWaitMs,
+      groupKey: (g) => (g === 'score' ? 'score' : embedGroupKey(g)),
+      onBatch: (r) => onBatch({ ...r, group: r.group === 'score' ? 'score' : embedGroupKey(r.group) }),
+    },
+  );
+  registry.collectedGauge('kiln_queue_depth', 'Texts (or pairs) waiting for a model call.', () => batcher.queuedItems);
+  const embedTexts = async (list: readonly string[], group: EmbedGroup): Promise<Float32Array[]> => (await batcher.submit(list, group)) as Float32Array[];
+  const scorePairs = async (pairs: readonly Pair[]): Promise<number[]> => (await batcher.submit(pairs, 'score')) as number[];
+
+  // --- the app -------------------------------------------------------------------------------
+  const app = Fastify({ bodyLimit: settings.maxBodyBytes, logger: false, return503OnClosing: true });
+  let closing = false;
+
+  app.addHook('onResponse', async (request, reply) => {
+    // Unmatched URLs share one label so scanners cannot blow up the label set.
+    const route = request.routeOptions.url ?? 'unmatched';
+    requests.inc({ route, status: String(reply.statusCode) });
+    latency.observe({ route }, reply.elapsedTime / 1000);
+  });
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  // Runs after the HTTP server has closed, i.e. after every in-flight request has been answered.
+  app.addHook('onClose', async () => {
+    await batcher.close();
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return sendError(reply, 413, `body: larger than the limit of ${settings.maxBodyBytes} bytes (--max-body-bytes); send fewer or shorter texts per request`);
+    }
+    if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
+      return sendError(reply, 400, `body: expected a JSON object (${error.message})`);
+    }
+    if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      return sendError(reply, 415, `body: expected Content-Type application/json, got ${JSON.stringify(request.headers['content-type'] ?? 'none')}`);
+    }
+    if (error instanceof BatcherClosedError) return sendError(reply, 503, 'the server is shutting down');
+    const status = error.statusCode ?? 500;
+    if (status >= 500) log(`${request.method} ${request.url}: ${error.stack ?? error.message}`);
+    return sendError(reply, status, status >= 500 ? `internal error: ${error.message}` : error.message);
+  });
+
+  app.get('/healthz', async (_request, reply) => {
+    if (closing) return sendError(reply, 503, 'shutting down');
+    return { status: 'ok', model: model.modelId };
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    reply.type(PROMETHEUS_CONTENT_TYPE);
+    return registry.render();
+  });
+
+  const embedSchema = z.strictObject({
+    texts: textList('texts', settings.maxTexts),
+    side: z.enum(['query', 'doc'], { error: (iss) => `expected "query" or "doc", got ${describe(iss.input)}` }).optional(),
+    type: z.string({ error: (iss) => `expected a string (a prompt type of the model), got ${describe(iss.input)}` }).optional(),
+  });
+
+  app.post('/embed', async (request, reply) => {
+    if (card.kind !== 'two-tower') {
+      return sendError(reply, 400, `model ${model.modelId} is a cross-encoder: it scores (query, doc) pairs and has no embeddings; use POST /score with {"pairs": [["query", "doc"], ...]}`);
+    }
+    const body = parse(embedSchema, request.body);
+    if (typeof body === 'string') return sendError(reply, 400, body);
+    const typeError = checkInputType(card, body.type);
+    if (typeError !== undefined) return sendError(reply, 400, typeError);
+    const vectors = await embedTexts(body.texts, { side: body.side ?? 'doc', inputType: body.type });
+    return { model: model.modelId, dimension: model.dimension, vectors: vectors.map((v) => Array.from(v)) };
+  });
+
+  const nonEmpty = z
+    .string({ error: (iss) => `expected a non-empty string, got ${describe(iss.input)}` })
+    .min(1, { error: 'expected a non-empty string, got an empty string' });
+  const scoreSchema = z.strictObject({
+    pairs: z
+      .array(
+        z.tuple([nonEmpty, nonEmpty], { error: (iss) => `expected a [query, doc] pair of non-empty strings, got ${describe(iss.input)}` }),
+        { error: (iss) => `expected an array of [query, doc] pairs, got ${describe(iss.input)}` },
+      )
+      .min(1, { error: 'expected at least one [query, doc] pair' })
+      .max(settings.maxTexts, { error: (iss) => `${countOf(iss.input)} pairs exceed the limit of ${settings.maxTexts} per request (--max-texts); split the request` })
+      .optional(),
+    query: nonEmpty.optional(),
+    docs: textList('docs', settings.maxTexts).optional(),
+  });
+
+  app.post('/score', async (request, reply) => {
+    const body = parse(scoreSchema, request.body);
+    if (typeof body === 'string') return sendError(reply, 400, body);
+    let pairs: Pair[];
+    if (body.pairs !== undefined) {
+      if (body.query !== undefined || body.docs !== undefined) return sendError(reply, 400, 'body: give either "pairs" or "query" with "docs", not both');
+      pairs = body.pairs;
+    } else if (body.query !== undefined && body.docs !== undefined) {
+      pairs = body.docs.map((doc) => [body.query!, doc] as const);
+    } else {
+      return sendError(reply, 400, `body: expected {"pairs": [["query", "doc"], ...]} or {"query": "...", "docs": [...]}${body.query !== undefined ? ' (docs is missing)' : body.docs !== undefined ? ' (query is missing)' : ''}`);
+    }
+
+    if (card.kind === 'cross-encoder') return { model: model.modelId, scores: await scorePairs(pairs) };
+
+    if (card.head === 'hadamard_mlp') {
+      return sendError(reply, 400, `model ${model.modelId} is a two-tower model with a hadamard_mlp head, whose pair scorer is not part of the export; use POST /embed (side "query" and "doc") for vectors, or serve a cross-encoder for /score`);
+    }
+    // Cosine (unit-norm vectors) or dot head: the model's score is the dot product of the towers.
+    const queries = [...new Set(pairs.map(([q]) => q))];
+    const [queryVectors, docVectors] = await Promise.all([
+      embedTexts(queries, { side: 'query', inputType: undefined }),
+      embedTexts(pairs.map(([, d]) => d), { side: 'doc', inputType: undefined }),
+    ]);
+    const byQuery = new Map(queries.map((q, i) => [q, queryVectors[i]!]));
+    return { model: model.modelId, scores: pairs.map(([q], i) => dot(byQuery.get(q)!, docVectors[i]!)) };
+  });
+
+  return app;
+}
+
+export interface StartOptions extends ServerOptions {
+  /** Exported model directory (`kiln export --out`). */
+  modelDir: string;
+  /** TCP port; 0 picks a free one (default 8080). */
+  port?: number;
+  /** Interface to bind (default 127.0.0.1: loopback only). */
+  host?: string;
+  /** onnxruntime intra-op threads (default: all cores). */
+  threads?: number;
+}
+
+export interface RunningServer {
+  readonly app: FastifyInstance;
+  readonly model: ExportedModel;
+  /** e.g. http://127.0.0.1:8080 (with the real port when 0 was asked for). */
+  readonly url: string;
+  readonly port: number;
+  /** Stops accepting, answers everything in flight and queued, then releases the model. */
+  close(): Promise<void>;
+}
+
+/** Loads the model, builds the service and listens. */
+export async function startServer(options: StartOptions): Promise<RunningServer> {
+  const maxBatch = options.maxBatch ?? SERVER_DEFAULTS.maxBatch;
+  // One model call is one onnxruntime run: the batcher's batch is the model's batch.
+  const model = await ExportedModel.load(options.modelDir, { threads: options.threads, batchSize: maxBatch });
+  let app: FastifyInstance;
+  try {
+    app = buildServer(model, options);
+    await app.listen({ port: options.port ?? 8080, host: options.host ?? '127.0.0.1' });
+  } catch (error) {
+    await model.release();
+    throw error;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : (options.port ?? 8080);
+  const host = options.host ?? '127.0.0.1';
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  let closed: Promise<void> | undefined;
+  return {
+    app,
+    model,
+    url,
+    port,
+    close: () =>
+      (closed ??= (async () => {
+        try {
+          await app.close();
+        } finally {
+          await model.release();
+        }
+      })()),
+  };
+}
+
+// --- helpers -----------------------------------------------------------------------------------
+
+function sendError(reply: FastifyReply, statusCode: number, message: string): FastifyReply {
+  const error = { 400: 'Bad Request', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 404: 'Not Found', 500: 'Internal Server Error', 503: 'Service Unavailable' }[statusCode] ?? 'Error';
+  return reply.code(statusCode).send({ statusCode, error, message });
+}
+
+/** A list of 1..max non-empty strings, with messages naming the bad index. */
+function textList(field: string, max: number) {
+  return z
+    .array(
+      z
+        .string({ error: (iss) => `expected a non-empty string, got ${describe(iss.input)}` })
+        .min(1, { error: 'expected a non-empty string, got an empty string' }),
+      { error: (iss) => `expected an array of non-empty strings, got ${describe(iss.input)}` },
+    )
+    .min(1, { error: `expected at least one text` })
+    .max(max, { error: (iss) => `${countOf(iss.input)} ${field} exceed the limit of ${max} per request (--max-texts); split the request` });
+}
+
+/** The parsed body, or a message naming the first bad field (and how many more there are). */
+function parse<T>(schema: z.ZodType<T>, body: unknown): T | string {
+  const result = schema.safeParse(body ?? undefined);
+  if (result.success) return result.data;
+  const issues = result.error.issues;
+  const first = issues[0]!;
+  let message: string;
+  if (first.code === 'unrecognized_keys') {
+    const known = Object.keys((schema as unknown as { shape: Record<string, unknown> }).shape ?? {});
+    message = `body: unknown field${first.keys.length > 1 ? 's' : ''} ${first.keys.map((k) => JSON.stringify(k)).join(', ')}; expected ${known.join(', ')}`;
+  } else if (first.path.length === 0) {
+    message = `body: expected a JSON object, got ${describe(body)}`;
+  } else {
+    message = `${formatPath(first.path)}: ${first.message}`;
+  }
+  return issues.length > 1 ? `${message} (and ${issues.length - 1} more problem${issues.length > 2 ? 's' : ''})` : message;
+}
+
+/** ['texts', 3] → 'texts[3]'; ['pairs', 2, 1] → 'pairs[2][1]'. */
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i > 0 ? '.' : ''}${String(p)}`)).join('');
+}
+
+/** A short description of a JSON value for error messages. */
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  if (typeof value === 'string') return value.length > 40 ? `the string ${JSON.stringify(`${value.slice(0, 40)}…`)}` : `the string ${JSON.stringify(value)}`;
+  if (typeof value === 'object') return 'an object';
+  return `${typeof value} ${String(value)}`;
+}
+
+function countOf(value: unknown): number {
+  return Array.isArray(value) ? value.length : 0;
+}
+
+/** An error message when `type` names no prompt of the model (a silent no-op would hide typos). */
+function checkInputType(card: ModelCard, type: string | undefined): string | undefined {
+  if (type === undefined || card.kind !== 'two-tower') return undefined;
+  const known = Object.keys(card.prompts);
+  if (Object.hasOwn(card.prompts, type)) return undefined;
+  return known.length === 0
+    ? `type: this model has no prompt types, got ${JSON.stringify(type)}; omit type`
+    : `type: ${JSON.stringify(type)} is not a prompt type of this model; expected one of ${known.map((k) => JSON.stringify(k)).join(', ')} (or omit type)`;
+}
+
+function dot(a: Float32Array, b: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += a[i]! * b[i]!;
+  return sum;
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,529 @@
+/**
+ * `kiln serve` (src/serve/server.ts, src/cli/commands/serve.ts).
+ *
+ * First against stand-in models with ExportedModel's surface (every call recorded, vectors a
+ * pure function of the text): routing, validation messages, limits, micro-batching seen from
+ * outside, metrics, shutdown. Then end to end on the tiny exported models from
+ * test/helpers/exported-model.ts: /embed and /score equal ExportedModel's own answers, and the
+ * CLI (dist/, built by `npm test`'s pretest) serves, answers, and exits 0 on SIGTERM.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { connect, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import type { FastifyInstance } from 'fastify';
+import type { TwoTowerCard, CrossEncoderCard } from '../../src/export/card.js';
+import { ExportedModel, type EmbedRequest } from '../../src/serve/exported-model.js';
+import { MetricsRegistry } from '../../src/serve/metrics.js';
+import { buildServer, type ServableModel, type ServerOptions } from '../../src/serve/server.js';
+import { REPO_ROOT } from '../helpers/python.js';
+
+// --- stand-in models ---------------------------------------------------------------------------
+
+const COMMON = {
+  format: 'kiln-onnx',
+  formatVersion: 1,
+  kilnVersion: '0.1.0',
+  exportedAt: '2026-01-01T00:00:00.000Z',
+  opset: 17,
+  quantization: 'none',
+  parameters: 1000,
+  source: { run: 'runs/fake', path: '/tmp/runs/fake' },
+  metrics: {},
+  tokenizer: 'tokenizer.json',
+  encoder: { vocabSize: 100, hiddenSize: 4, numLayers: 1, numHeads: 1, intermediateSize: 8, maxPositions: 32, typeVocabSize: 2, layerNormEps: 1e-12, padId: 0 },
+  pooling: 'mean',
+} as const;
+
+function twoTowerCard(head: TwoTowerCard['head'] = 'cosine'): TwoTowerCard {
+  return {
+    ...COMMON,
+    modelId: `fake-${head}@000000000000`,
+    kind: 'two-tower',
+    towers: 'separate',
+    head,
+    normalized: head === 'cosine',
+    dimension: 4,
+    prompts: { title: 'title: {text}' },
+    maxLength: { query: 16, doc: 16 },
+    graphs: { query: 'query.onnx', doc: 'doc.onnx' },
+  };
+}
+
+const crossCard: CrossEncoderCard = { ...COMMON, modelId: 'fake-cross@000000000000', kind: 'cross-encoder', maxLength: { pair: 32 }, graphs: { score: 'model.onnx' } };
+
+/** A vector that depends on the text, the side and the prompt: 4 numbers from char codes. */
+function fakeVector(text: string, side: string, inputType?: string): Float32Array {
+  const s = `${side}|${inputType ?? ''}|${text}`;
+  const v = new Float32Array(4);
+  for (let i = 0; i < s.length; i++) v[i % 4]! += (s.charCodeAt(i) % 17) / 17 - 0.4;
+  const norm = Math.hypot(...v) || 1;
+  return v.map((x) => x / norm);
+}
+
+interface FakeModel extends ServableModel {
+  embedCalls: { texts: string[]; request: EmbedRequest }[];
+  scoreCalls: [string, string][][];
+  /** Milliseconds each call takes (a real timer). */
+  delayMs: number;
+  /** Makes the next call throw. */
+  failNext: boolean;
+}
+
+function fakeModel(card: TwoTowerCard | CrossEncoderCard): FakeModel {
+  const model: FakeModel = {
+    card,
+    modelId: card.modelId,
+    dimension: card.kind === 'two-tower' ? card.dimension : 0,
+    embedCalls: [],
+    scoreCalls: [],
+    delayMs: 0,
+    failNext: false,
+    async embed(texts, request = {}) {
+      model.embedCalls.push({ texts: [...texts], request });
+      await new Promise((r) => setTimeout(r, model.delayMs));
+      if (model.failNext) {
+        model.failNext = false;
+        throw new Error('onnxruntime: simulated failure');
+      }
+      return texts.map((t) => fakeVector(t, request.side ?? 'doc', request.inputType));
+    },
+    async score(pairs) {
+      model.scoreCalls.push(pairs.map(([a, b]) => [a, b]));
+      await new Promise((r) => setTimeout(r, model.delayMs));
+      return Float32Array.from(pairs, ([a, b]) => a.length - b.length / 10);
+    },
+  } as FakeModel;
+  return model;
+}
+
+function build(model: ServableModel, options: ServerOptions = {}): FastifyInstance {
+  return buildServer(model, { maxWaitMs: 2, log: () => {}, ...options });
+}
+
+const post = (app: FastifyInstance, url: string, payload: unknown) => app.inject({ method: 'POST', url, payload: payload as object });
+
+function expectVectors(actual: number[][], expected: Float32Array[], tolerance = 0): void {
+  expect(actual).toHaveLength(expected.length);
+  actual.forEach((row, i) => {
+    expect(row).toHaveLength(expected[i]!.length);
+    row.forEach((x, j) => expect(Math.abs(x - expected[i]![j]!), `vector ${i}[${j}]`).toBeLessThanOrEqual(tolerance));
+  });
+}
+
+/** The value of one sample line of a Prometheus text dump, e.g. metric('kiln_batch_size_count{group="embed:doc"}'). */
+function metric(text: string, sample: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+  return line === undefined ? undefined : Number(line.slice(sample.length + 1));
+}
+
+describe('kiln serve with a stand-in two-tower model', () => {
+  it('POST /embed returns the model vectors for the texts, side and type given', async () => {
+    const model = fakeModel(twoTowerCard());
+    const app = build(model);
+    const reply = await post(app, '/embed', { texts: ['data engineer', 'nurse'], side: 'query', type: 'title' });
+    expect(reply.statusCode, reply.body).toBe(200);
+    const body = reply.json() as { model: string; dimension: number; vectors: number[][] };
+    expect(body.model).toBe('fake-cosine@000000000000');
+    expect(body.dimension).toBe(4);
+    expectVectors(body.vectors, [fakeVector('data engineer', 'query', 'title'), fakeVector('nurse', 'query', 'title')]);
+    expect(model.embedCalls).toEqual([{ texts: ['data engineer', 'nurse'], request: { side: 'query', inputType: 'title' } }]);
+
+    const doc = await post(app, '/embed', { texts: ['nurse'] }); // side defaults to doc
+    expectVectors(doc.json().vectors, [fakeVector('nurse', 'doc')]);
+    await app.close();
+  });
+
+  it('merges concurrent requests into few model calls, each request getting its own vectors', async () => {
+    const model = fakeModel(twoTowerCard());
+    model.delayMs = 5;
+    const app = build(model, { maxWaitMs: 5, maxBatch: 64 });
+    const texts = Array.from({ length: 20 }, (_, i) => [`title ${i}`, `other ${i}`].slice(0, 1 + (i % 2)));
+    const replies = await Promise.all(texts.map((t) => post(app, '/embed', { texts: t })));
+    replies.forEach((r, i) => {
+      expect(r.statusCode, r.body).toBe(200);
+      expectVectors(r.json().vectors, texts[i]!.map((t) => fakeVector(t, 'doc')));
+    });
+    expect(model.embedCalls.length).toBeLessThan(5);
+    expect(model.embedCalls.flatMap((c) => c.texts).sort()).toEqual(texts.flat().sort());
+
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metric(metrics, 'kiln_batch_size_count{group="embed:doc"}')).toBe(model.embedCalls.length);
+    expect(metric(metrics, 'kiln_batch_size_sum{group="embed:doc"}')).toBe(30);
+    expect(metric(metrics, 'kiln_batch_requests_sum{group="embed:doc"}')).toBe(20);
+    expect(metric(metrics, 'kiln_texts_total{group="embed:doc"}')).toBe(30);
+    expect(metric(metrics, 'kiln_http_requests_total{route="/embed",status="200"}')).toBe(20);
+    await app.close();
+  });
+
+  it('keeps sides and prompt types in separate model calls', async () => {
+    const model = fakeModel(twoTowerCard());
+    const app = build(model, { maxWaitMs: 5 });
+    await Promise.all([
+      post(app, '/embed', { texts: ['a'], side: 'query' }),
+      post(app, '/embed', { texts: ['b'], side: 'doc' }),
+      post(app, '/embed', { texts: ['c'], side: 'query', type: 'title' }),
+      post(app, '/embed', { texts: ['d'], side: 'query' }),
+    ]);
+    const calls = model.embedCalls.map((c) => [c.request.side, c.request.inputType ?? null, c.texts]);
+    expect(calls).toHaveLength(3);
+    expect(calls).toEqual(
+      expect.arrayContaining([
+        ['query', null, ['a', 'd']],
+        ['doc', null, ['b']],
+        ['query', 'title', ['c']],
+      ]),
+    );
+    await app.close();
+  });
+
+  it.each([
+    ['not JSON', '{"texts": [', 'body: expected a JSON object'],
+    ['an array body', [], 'body: expected a JSON object, got an array of 0'],
+    ['texts missing', { side: 'query' }, 'texts: expected an array of non-empty strings, got nothing'],
+    ['texts a string', { texts: 'nurse' }, 'texts: expected an array of non-empty strings, got the string "nurse"'],
+    ['a number among texts', { texts: ['a', 'b', 7] }, 'texts[2]: expected a non-empty string, got number 7'],
+    ['null among texts', { texts: [null] }, 'texts[0]: expected a non-empty string, got null'],
+    ['an empty text', { texts: ['a', ''] }, 'texts[1]: expected a non-empty string, got an empty string'],
+    ['no texts', { texts: [] }, 'texts: expected at least one text'],
+    ['a bad side', { texts: ['a'], side: 'left' }, 'side: expected "query" or "doc", got the string "left"'],
+    ['a non-string type', { texts: ['a'], type: 3 }, 'type: expected a string (a prompt type of the model), got number 3'],
+    ['an unknown type', { texts: ['a'], type: 'skill' }, 'type: "skill" is not a prompt type of this model; expected one of "title" (or omit type)'],
+    ['an unknown field', { texts: ['a'], text: 'b' }, 'body: unknown field "text"; expected texts, side, type'],
+    ['too many texts', { texts: Array.from({ length: 9 }, (_, i) => `t${i}`) }, 'texts: 9 texts exceed the limit of 8 per request (--max-texts); split the request'],
+  ])('POST /embed with %s is a 400 naming the field', async (_name, payload, message) => {
+    const model = fakeModel(twoTowerCard());
+    const app = build(model, { maxTexts: 8 });
+    const reply =
+      typeof payload === 'string'
+        ? await app.inject({ method: 'POST', url: '/embed', payload, headers: { 'content-type': 'application/json' } })
+        : await post(app, '/embed', payload);
+    expect(reply.statusCode).toBe(400);
+    expect(reply.json().message).toContain(message);
+    expect(model.embedCalls).toHaveLength(0);
+    await app.close();
+  });
+
+  it('a body over --max-body-bytes is a 413 naming the limit', async () => {
+    const app = build(fakeModel(twoTowerCard()), { maxBodyBytes: 1000 });
+    const reply = await post(app, '/embed', { texts: ['x'.repeat(2000)] });
+    expect(reply.statusCode).toBe(413);
+    expect(reply.json().message).toBe('body: larger than the limit of 1000 bytes (--max-body-bytes); send fewer or shorter texts per request');
+    await app.close();
+  });
+
+  it('a form body (curl -d without a content type) is a 415 naming the content type', async () => {
+    const app = build(fakeModel(twoTowerCard()));
+    const reply = await app.inject({ method: 'POST', url: '/embed', payload: 'texts=nurse', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(reply.statusCode).toBe(415);
+    expect(reply.json().message).toBe('body: expected Content-Type application/json, got "application/x-www-form-urlencoded"');
+    await app.close();
+  });
+
+  it('POST /score with a cosine head returns query·doc of the two towers, for both request forms', async () => {
+    const model = fakeModel(twoTowerCard('cosine'));
+    const app = build(model);
+    const dot = (a: Float32Array, b: Float32Array): number => a.reduce((s, x, i) => s + x * b[i]!, 0);
+    const pairs = await post(app, '/score', { pairs: [['nurse', 'registered nurse'], ['nurse', 'welder'], ['cook', 'chef']] });
+    expect(pairs.statusCode, pairs.body).toBe(200);
+    const expected = [
+      dot(fakeVector('nurse', 'query'), fakeVector('registered nurse', 'doc')),
+      dot(fakeVector('nurse', 'query'), fakeVector('welder', 'doc')),
+      dot(fakeVector('cook', 'query'), fakeVector('chef', 'doc')),
+    ];
+    pairs.json().scores.forEach((s: number, i: number) => expect(s).toBeCloseTo(expected[i]!, 6));
+    // The repeated query is embedded once.
+    expect(model.embedCalls.find((c) => c.request.side === 'query')!.texts).toEqual(['nurse', 'cook']);
+
+    const listed = await post(app, '/score', { query: 'nurse', docs: ['registered nurse', 'welder'] });
+    expect(listed.json()).toEqual({ model: model.modelId, scores: pairs.json().scores.slice(0, 2) });
+    await app.close();
+  });
+
+  it('POST /score on a hadamard_mlp model is a 400 pointing at /embed', async () => {
+    const app = build(fakeModel(twoTowerCard('hadamard_mlp')));
+    const reply = await post(app, '/score', { pairs: [['a', 'b']] });
+    expect(reply.statusCode).toBe(400);
+    expect(reply.json().message).toContain('hadamard_mlp head');
+    expect(reply.json().message).toContain('use POST /embed');
+    await app.close();
+  });
+
+  it('a failing model call is a 500 for the requests in it, and is counted', async () => {
+    const model = fakeModel(twoTowerCard());
+    const logged: string[] = [];
+    const app = build(model, { log: (l) => logged.push(l) });
+    model.failNext = true;
+    const failed = await post(app, '/embed', { texts: ['a'] });
+    expect(failed.statusCode).toBe(500);
+    expect(failed.json().message).toBe('internal error: onnxruntime: simulated failure');
+    expect((await post(app, '/embed', { texts: ['a'] })).statusCode).toBe(200); // the server carries on
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metric(metrics, 'kiln_model_call_errors_total{group="embed:doc"}')).toBe(1);
+    expect(logged.join('\n')).toContain('model call failed (embed:doc, 1 items from 1 requests): onnxruntime: simulated failure');
+    await app.close();
+  });
+
+  it('GET /healthz and GET /metrics', async () => {
+    const app = build(fakeModel(twoTowerCard()));
+    const health = await app.inject({ method: 'GET', url: '/healthz' });
+    expect(health.statusCode).toBe(200);
+    expect(health.json()).toEqual({ status: 'ok', model: 'fake-cosine@000000000000' });
+    await post(app, '/embed', { texts: ['a', 'b', 'c'] });
+    await app.inject({ method: 'GET', url: '/nope' });
+    const reply = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(reply.statusCode).toBe(200);
+    expect(reply.headers['content-type']).toBe('text/plain; version=0.0.4; charset=utf-8');
+    const text = reply.body;
+    for (const type of [
+      '# TYPE kiln_http_requests_total counter',
+      '# TYPE kiln_http_request_duration_seconds histogram',
+      '# TYPE kiln_batch_size histogram',
+      '# TYPE kiln_texts_total counter',
+      '# TYPE kiln_queue_depth gauge',
+      '# TYPE kiln_model_info gauge',
+    ]) {
+      expect(text).toContain(type);
+    }
+    expect(metric(text, 'kiln_http_requests_total{route="/healthz",status="200"}')).toBe(1);
+    expect(metric(text, 'kiln_http_requests_total{route="unmatched",status="404"}')).toBe(1);
+    expect(metric(text, 'kiln_http_request_duration_seconds_count{route="/embed"}')).toBe(1);
+    expect(metric(text, 'kiln_http_request_duration_seconds_bucket{route="/embed",le="+Inf"}')).toBe(1);
+    expect(metric(text, 'kiln_batch_size_bucket{group="embed:doc",le="2"}')).toBe(0);
+    expect(metric(text, 'kiln_batch_size_bucket{group="embed:doc",le="4"}')).toBe(1);
+    expect(metric(text, 'kiln_texts_total{group="embed:doc"}')).toBe(3);
+    expect(metric(text, 'kiln_queue_depth')).toBe(0);
+    expect(metric(text, 'kiln_model_info{model="fake-cosine@000000000000",kind="two-tower",head="cosine",dimension="4"}')).toBe(1);
+    await app.close();
+  });
+
+  it('close() answers the request in flight; /healthz behind it on the connection gets 503', async () => {
+    const model = fakeModel(twoTowerCard());
+    model.delayMs = 150;
+    const app = build(model);
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.server.address() as AddressInfo;
+    // Raw HTTP/1.1 on one socket: the /healthz request is pipelined behind the slow /embed,
+    // so it reaches the server after shutdown has begun (a new connection would be refused).
+    const socket = connect(port, '127.0.0.1');
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('utf8')));
+    const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    const body = JSON.stringify({ texts: ['slow'] });
+    socket.write(`POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    await new Promise((r) => setTimeout(r, 50)); // the /embed request is in the model now
+    const closed = app.close();
+    await new Promise((r) => setTimeout(r, 10));
+    socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    await closed;
+    await Promise.race([ended, new Promise((r) => setTimeout(r, 1000))]);
+    socket.destroy();
+    const statuses = [...received.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+    expect(statuses).toEqual([200, 503]);
+    const firstBody = received.slice(received.indexOf('\r\n\r\n') + 4);
+    expect(firstBody).toContain('"vectors":[[');
+    expect(model.embedCalls.map((c) => c.texts)).toEqual([['slow']]);
+  });
+});
+
+describe('kiln serve with a stand-in cross-encoder', () => {
+  it('POST /score returns the model scores, batching pairs across requests', async () => {
+    const model = fakeModel(crossCard);
+    const app = build(model, { maxWaitMs: 5 });
+    const [a, b] = await Promise.all([post(app, '/score', { pairs: [['query', 'doc one'], ['q', 'd']] }), post(app, '/score', { query: 'nurse', docs: ['registered nurse'] })]);
+    expect(a.json()).toEqual({ model: 'fake-cross@000000000000', scores: [Math.fround(5 - 0.7), Math.fround(1 - 0.1)] });
+    expect(b.json().scores).toEqual([Math.fround(5 - 1.6)]);
+    expect(model.scoreCalls).toHaveLength(1);
+    await app.close();
+  });
+
+  it.each([
+    ['pairs not an array', { pairs: 'a,b' }, 'pairs: expected an array of [query, doc] pairs, got the string "a,b"'],
+    ['a short pair', { pairs: [['a', 'b'], ['c']] }, 'pairs[1]: expected a [query, doc] pair of non-empty strings'],
+    ['an empty doc', { pairs: [['a', '']] }, 'pairs[0][1]: expected a non-empty string, got an empty string'],
+    ['both forms', { pairs: [['a', 'b']], query: 'a', docs: ['b'] }, 'body: give either "pairs" or "query" with "docs", not both'],
+    ['docs without query', { docs: ['b'] }, 'body: expected {"pairs": [["query", "doc"], ...]} or {"query": "...", "docs": [...]} (query is missing)'],
+    ['a bad doc', { query: 'a', docs: ['b', 4] }, 'docs[1]: expected a non-empty string, got number 4'],
+    ['too many pairs', { pairs: Array.from({ length: 9 }, () => ['a', 'b']) }, 'pairs: 9 pairs exceed the limit of 8 per request (--max-texts)'],
+  ])('POST /score with %s is a 400 naming the field', async (_name, payload, message) => {
+    const app = build(fakeModel(crossCard), { maxTexts: 8 });
+    const reply = await post(app, '/score', payload);
+    expect(reply.statusCode).toBe(400);
+    expect(reply.json().message).toContain(message);
+    await app.close();
+  });
+
+  it('POST /embed on a cross-encoder is a 400 pointing at /score', async () => {
+    const app = build(fakeModel(crossCard));
+    const reply = await post(app, '/embed', { texts: ['a'] });
+    expect(reply.statusCode).toBe(400);
+    expect(reply.json().message).toContain('is a cross-encoder');
+    expect(reply.json().message).toContain('use POST /score');
+    await app.close();
+  });
+});
+
+describe('the Prometheus formatter', () => {
+  it('renders cumulative buckets, label sets in label-name order, escaped values and collected gauges', () => {
+    const registry = new MetricsRegistry();
+    const h = registry.histogram('t_seconds', 'A histogram.', ['route'], [0.1, 1]);
+    h.observe({ route: '/a' }, 0.05);
+    h.observe({ route: '/a' }, 0.5);
+    h.observe({ route: '/a' }, 5);
+    const c = registry.counter('t_total', 'Line one\nline two.', ['b', 'a']);
+    c.inc({ a: 'x"y\\z\n', b: '1' }, 2);
+    let depth = 3;
+    registry.collectedGauge('t_depth', 'Depth.', () => depth);
+    depth = 4;
+    expect(registry.render()).toBe(
+      [
+        '# HELP t_seconds A histogram.',
+        '# TYPE t_seconds histogram',
+        't_seconds_bucket{route="/a",le="0.1"} 1',
+        't_seconds_bucket{route="/a",le="1"} 2',
+        't_seconds_bucket{route="/a",le="+Inf"} 3',
+        't_seconds_sum{route="/a"} 5.55',
+        't_seconds_count{route="/a"} 3',
+        '# HELP t_total Line one\\nline two.',
+        '# TYPE t_total counter',
+        't_total{b="1",a="x\\"y\\\\z\\n"} 2',
+        '# HELP t_depth Depth.',
+        '# TYPE t_depth gauge',
+        't_depth 4',
+        '',
+      ].join('\n'),
+    );
+    expect(() => c.inc({ b: '1' } as never)).toThrow('t_total: missing label "a" (labels: b, a)');
+    expect(() => registry.counter('t_total', 'again')).toThrow('metric "t_total" is registered twice');
+  });
+});
+
+// --- end to end on tiny exported models ----------------------------------------------------------
+
+describe('kiln serve on tiny exported ONNX models', () => {
+  let dirs: { twoTower: string; crossEncoder: string };
+  let twoTower: ExportedModel;
+  let cross: ExportedModel;
+
+  beforeAll(async () => {
+    const { exportedTinyModels } = await import('../helpers/exported-model.js');
+    dirs = await exportedTinyModels();
+    twoTower = await ExportedModel.load(dirs.twoTower, { threads: 1 });
+    cross = await ExportedModel.load(dirs.crossEncoder, { threads: 1 });
+  });
+  afterAll(async () => {
+    await twoTower?.release();
+    await cross?.release();
+  });
+
+  const TITLES = ['Internship Digital Marketer', 'Marketing Executive', 'registered nurse', 'Senior Java Developer (m/w/d)', 'cook', 'Lagerhelfer', 'data engineer', 'HGV driver class 1'];
+
+  it('POST /embed equals ExportedModel.embed of the same texts, side and type', async () => {
+    const app = build(twoTower);
+    for (const request of [{}, { side: 'query' as const }, { side: 'query' as const, type: 'title' }]) {
+      const reply = await post(app, '/embed', { texts: TITLES, ...request });
+      expect(reply.statusCode, reply.body).toBe(200);
+      const body = reply.json() as { model: string; dimension: number; vectors: number[][] };
+      expect(body.model).toBe(twoTower.modelId);
+      expect(body.dimension).toBe(twoTower.dimension);
+      const expected = await twoTower.embed(TITLES, { side: request.side, inputType: 'type' in request ? request.type : undefined });
+      expectVectors(body.vectors, expected, 1e-6);
+    }
+    await app.close();
+  });
+
+  it('merges 20 parallel requests into fewer model calls, each getting its own vectors', async () => {
+    const app = build(twoTower, { maxWaitMs: 5, maxBatch: 64 });
+    const requests = Array.from({ length: 20 }, (_, i) => [TITLES[i % TITLES.length]!, `${TITLES[(i * 3) % TITLES.length]!} ${i}`].slice(0, 1 + (i % 2)));
+    const replies = await Promise.all(requests.map((texts) => post(app, '/embed', { texts, side: 'query' })));
+    const expected = await twoTower.embed(requests.flat(), { side: 'query' });
+    let row = 0;
+    for (const [i, reply] of replies.entries()) {
+      expect(reply.statusCode, reply.body).toBe(200);
+      expectVectors(reply.json().vectors, expected.slice(row, row + requests[i]!.length), 1e-6);
+      row += requests[i]!.length;
+    }
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    const calls = metric(metrics, 'kiln_batch_size_count{group="embed:query"}')!;
+    expect(calls).toBeGreaterThanOrEqual(1);
+    expect(calls).toBeLessThan(20);
+    expect(metric(metrics, 'kiln_batch_size_sum{group="embed:query"}')).toBe(requests.flat().length);
+    await app.close();
+  });
+
+  it('POST /score on the two-tower model is the dot product of its query and doc vectors', async () => {
+    const app = build(twoTower);
+    const reply = await post(app, '/score', { query: 'registered nurse', docs: TITLES });
+    expect(reply.statusCode, reply.body).toBe(200);
+    const [q] = await twoTower.embed(['registered nurse'], { side: 'query' });
+    const docs = await twoTower.embed(TITLES, { side: 'doc' });
+    const expected = docs.map((d) => d.reduce((s, x, i) => s + x * q![i]!, 0));
+    (reply.json().scores as number[]).forEach((s, i) => expect(Math.abs(s - expected[i]!)).toBeLessThanOrEqual(1e-6));
+    await app.close();
+  });
+
+  it('POST /score on the cross-encoder equals ExportedModel.score, and /embed is refused', async () => {
+    const app = build(cross);
+    const pairs = TITLES.map((t, i) => [t, TITLES[(i + 1) % TITLES.length]!] as [string, string]);
+    const reply = await post(app, '/score', { pairs });
+    expect(reply.statusCode, reply.body).toBe(200);
+    expect(reply.json().model).toBe(cross.modelId);
+    const expected = await cross.score(pairs);
+    (reply.json().scores as number[]).forEach((s, i) => expect(Math.abs(s - expected[i]!)).toBeLessThanOrEqual(1e-6));
+    expect((await post(app, '/embed', { texts: ['a'] })).statusCode).toBe(400);
+    await app.close();
+  });
+
+  it('the CLI serves on the port it prints, answers, and exits 0 on SIGTERM', async () => {
+    const bin = join(REPO_ROOT, 'bin', 'kiln.js');
+    expect(existsSync(join(REPO_ROOT, 'dist', 'cli', 'commands', 'serve.js')), 'build first: npx tsc -p tsconfig.build.json').toBe(true);
+    const child = spawn(process.execPath, [bin, 'serve', '--model', dirs.twoTower, '--port', '0', '--threads', '1'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stdout.on('data', (c: Buffer) => {
+          stdout += c.toString();
+          const m = /^listening on (http:\/\/127\.0\.0\.1:(\d+)) \(model (\S+), two-tower cosine \d+-d;/m.exec(stdout);
+          if (m !== null) resolve(m[1]!);
+        });
+        void exited.then((code) => reject(new Error(`kiln serve exited ${code} before listening: ${stderr}`)));
+      });
+      expect(url).not.toBe('http://127.0.0.1:0');
+      const health = await fetch(`${url}/healthz`);
+      expect(await health.json()).toEqual({ status: 'ok', model: twoTower.modelId });
+      const reply = await fetch(`${url}/embed`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ texts: ['cook'] }) });
+      expect(reply.status).toBe(200);
+      expectVectors(((await reply.json()) as { vectors: number[][] }).vectors, await twoTower.embed(['cook']), 1e-6);
+      child.kill('SIGTERM');
+      expect(await exited, stderr).toBe(0);
+      expect(stdout).toContain('SIGTERM: draining in-flight requests, then stopping\nstopped\n');
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('the CLI exits 2 on bad arguments', async () => {
+    const bin = join(REPO_ROOT, 'bin', 'kiln.js');
+    const run = (args: string[]) =>
+      new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [bin, 'serve', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+        let stderr = '';
+        child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+        child.on('exit', (code) => resolve({ code, stderr }));
+      });
+    // Each CLI start costs ~2 s (it loads every command): two cases only.
+    const [noModel, badBatch] = await Promise.all([
+      run(['--model', join(REPO_ROOT, 'no-such-dir')]),
+      run(['--model', dirs.twoTower, '--max-batch', '0']),
+    ]);
+    expect(noModel.code).toBe(2);
+    expect(noModel.stderr).toContain('no model.json there; expected a directory written by `kiln export`');
+    expect(badBatch.code).toBe(2);
+    expect(badBatch.stderr).toContain('--max-batch must be an integer ≥ 1, got 0');
+  });
+});
