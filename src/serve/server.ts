@@ -45,6 +45,12 @@ export interface ServerOptions {
   maxBodyBytes?: number;
   /** Most texts, pairs or docs in one request; more get 400 (default 256). */
   maxTexts?: number;
+  /**
+   * Most texts (or pairs) waiting for the model; a request that would exceed it gets 503 with
+   * Retry-After, so an overloaded service sheds load at once instead of queueing without bound
+   * (default 4096: about 60 model calls of 64).
+   */
+  maxQueue?: number;
   /** Where failed model calls and 500s are reported (default: stderr). */
   log?: (line: string) => void;
 }
@@ -54,6 +60,7 @@ export const SERVER_DEFAULTS: Required<Omit<ServerOptions, 'log'>> = {
   maxWaitMs: 5,
   maxBodyBytes: 1 << 20,
   maxTexts: 256,
+  maxQueue: 4096,
 };
 
 // Latency buckets (seconds) around the 100 ms p95 target; batch-size buckets in powers of two.
@@ -69,7 +76,7 @@ const embedGroupKey = (g: EmbedGroup): string => `embed:${g.side}${g.inputType =
 /** Builds the service around a loaded model; call `listen` (or `inject` in tests) on the result. Closing it drains the queue but leaves the model to the caller. */
 export function buildServer(model: ServableModel, options: ServerOptions = {}): FastifyInstance {
   const settings = { ...SERVER_DEFAULTS, ...definedOnly(options) };
-  for (const key of ['maxBatch', 'maxBodyBytes', 'maxTexts'] as const) {
+  for (const key of ['maxBatch', 'maxBodyBytes', 'maxTexts', 'maxQueue'] as const) {
     if (!Number.isInteger(settings[key]) || settings[key] < 1) throw new Error(`${key} must be an integer ≥ 1, got ${settings[key]}`);
   }
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
@@ -118,6 +125,14 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
   registry.collectedGauge('kiln_queue_depth', 'Texts (or pairs) waiting for a model call.', () => batcher.queuedItems);
   const embedTexts = async (list: readonly string[], group: EmbedGroup): Promise<Float32Array[]> => (await batcher.submit(list, group)) as Float32Array[];
   const scorePairs = async (pairs: readonly Pair[]): Promise<number[]> => (await batcher.submit(pairs, 'score')) as number[];
+  const rejected = registry.counter('kiln_overload_rejections_total', 'Requests refused with 503 because the queue was full (--max-queue).', []);
+  /** A 503 when `count` more items would overflow the queue; undefined when there is room. */
+  const shed = (reply: FastifyReply, count: number): FastifyReply | undefined => {
+    if (batcher.queuedItems + count <= settings.maxQueue) return undefined;
+    rejected.inc({});
+    reply.header('retry-after', '1');
+    return sendError(reply, 503, `overloaded: ${batcher.queuedItems} texts are queued (limit ${settings.maxQueue}, --max-queue); retry shortly`);
+  };
 
   // --- the app -------------------------------------------------------------------------------
   const app = Fastify({ bodyLimit: settings.maxBodyBytes, logger: false, return503OnClosing: true });
@@ -177,6 +192,8 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
     if (typeof body === 'string') return sendError(reply, 400, body);
     const typeError = checkInputType(card, body.type);
     if (typeError !== undefined) return sendError(reply, 400, typeError);
+    const overloaded = shed(reply, body.texts.length);
+    if (overloaded !== undefined) return overloaded;
     const vectors = await embedTexts(body.texts, { side: body.side ?? 'doc', inputType: body.type });
     return { model: model.modelId, dimension: model.dimension, vectors: vectors.map((v) => Array.from(v)) };
   });
@@ -210,6 +227,8 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
       return sendError(reply, 400, `body: expected {"pairs": [["query", "doc"], ...]} or {"query": "...", "docs": [...]}${body.query !== undefined ? ' (docs is missing)' : body.docs !== undefined ? ' (query is missing)' : ''}`);
     }
 
+    const overloaded = shed(reply, card.kind === 'cross-encoder' ? pairs.length : 2 * pairs.length);
+    if (overloaded !== undefined) return overloaded;
     if (card.kind === 'cross-encoder') return { model: model.modelId, scores: await scorePairs(pairs) };
 
     if (card.head === 'hadamard_mlp') {

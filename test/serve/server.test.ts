@@ -120,6 +120,25 @@ function metric(text: string, sample: string): number | undefined {
 }
 
 describe('kiln serve with a stand-in two-tower model', () => {
+  it('sheds load with 503 and Retry-After once the queue is full (--max-queue)', async () => {
+    const model = fakeModel(twoTowerCard());
+    model.delayMs = 50; // the first call holds the model while the others queue
+    const app = build(model, { maxQueue: 6, maxBatch: 4, maxWaitMs: 0 });
+    const first = post(app, '/embed', { texts: ['a', 'b', 'c', 'd'] });
+    await new Promise((r) => setTimeout(r, 10)); // the first call is running; the queue is empty
+    const queued = post(app, '/embed', { texts: ['e', 'f', 'g', 'h'] }); // 4 queued
+    await new Promise((r) => setTimeout(r, 5));
+    const refused = await post(app, '/embed', { texts: ['i', 'j', 'k'] }); // 4 + 3 > 6
+    expect(refused.statusCode).toBe(503);
+    expect(refused.headers['retry-after']).toBe('1');
+    expect(refused.json().message).toMatch(/overloaded: 4 texts are queued \(limit 6, --max-queue\)/);
+    expect((await first).statusCode).toBe(200);
+    expect((await queued).statusCode).toBe(200);
+    expect((await post(app, '/embed', { texts: ['i', 'j', 'k'] })).statusCode).toBe(200); // room again
+    expect(metric((await app.inject({ method: 'GET', url: '/metrics' })).body, 'kiln_overload_rejections_total')).toBe(1);
+    await app.close();
+  });
+
   it('POST /embed returns the model vectors for the texts, side and type given', async () => {
     const model = fakeModel(twoTowerCard());
     const app = build(model);

@@ -1,6 +1,6 @@
 /**
  * `kiln serve --model DIR [--port 8080] [--host 127.0.0.1] [--max-batch 64] [--max-wait-ms 5]
- *             [--max-body-bytes 1048576] [--max-texts 256] [--threads N]`
+ *             [--max-body-bytes 1048576] [--max-texts 256] [--max-queue 4096] [--threads N]`
  *
  * Serves an exported model (`kiln export --out DIR`) over HTTP: POST /embed, POST /score,
  * GET /healthz, GET /metrics (see src/serve/server.ts). Binds loopback unless told otherwise.
@@ -28,6 +28,7 @@ interface ServeArgs {
   'max-wait-ms': number;
   'max-body-bytes': number;
   'max-texts': number;
+  'max-queue': number;
   threads?: number;
 }
 
@@ -43,6 +44,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('max-wait-ms', { type: 'number', default: SERVER_DEFAULTS.maxWaitMs, describe: 'Longest a request waits for others to share its model call' })
       .option('max-body-bytes', { type: 'number', default: SERVER_DEFAULTS.maxBodyBytes, describe: 'Largest request body (bigger: 413)' })
       .option('max-texts', { type: 'number', default: SERVER_DEFAULTS.maxTexts, describe: 'Most texts or pairs per request (more: 400)' })
+      .option('max-queue', { type: 'number', default: SERVER_DEFAULTS.maxQueue, describe: 'Most texts waiting for the model (more: 503 with Retry-After)' })
       .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: all cores)' })
       .check((args) => {
         const problem = checkArgs(args);
@@ -61,6 +63,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
         maxWaitMs: args['max-wait-ms'],
         maxBodyBytes: args['max-body-bytes'],
         maxTexts: args['max-texts'],
+        maxQueue: args['max-queue'],
       });
     } catch (error) {
       // A bad card, a graph onnxruntime rejects, a port in use.
@@ -106,7 +109,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
 /** What is wrong with the arguments (a usage error: exit 2), or undefined. */
 function checkArgs(args: ServeArgs): string | undefined {
   if (!Number.isInteger(args.port) || args.port < 0 || args.port > 65535) return `--port must be an integer in 0..65535, got ${String(args.port)}`;
-  for (const key of ['max-batch', 'max-body-bytes', 'max-texts'] as const) {
+  for (const key of ['max-batch', 'max-body-bytes', 'max-texts', 'max-queue'] as const) {
     if (!Number.isInteger(args[key]) || args[key] < 1) return `--${key} must be an integer ≥ 1, got ${String(args[key])}`;
   }
   if (!Number.isFinite(args['max-wait-ms']) || args['max-wait-ms'] < 0) return `--max-wait-ms must be a number ≥ 0, got ${String(args['max-wait-ms'])}`;
