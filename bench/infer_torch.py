@@ -9,7 +9,7 @@ pre-tokenised, pre-padded batches that Kiln and onnxruntime run.
 Protocol: one JSON request per stdin line, one JSON reply per stdout line.
   {"cmd": "setup", "config": {...encoder}, "weights": path, "prefix": "encoder.", "batches": path, "threads": t}
       -> {"params": n, "first": [first row of the first batch's embeddings]}
-  {"cmd": "run"} -> {"ns": wall time of one pass over every batch, "texts": n}
+  {"cmd": "run", "threads": t} -> {"ns": wall time of one pass over every batch, "texts": n}
   {"cmd": "info"} -> versions and thread counts
   {"cmd": "quit"}
 """
@@ -74,6 +74,10 @@ def serve():
                 bench = Infer(req)
                 out = {"params": bench.params, "first": bench.first()}
             elif cmd == "run":
+                threads = int(req["threads"])
+                # set_num_threads rebuilds the pool even at an unchanged count: only on a change.
+                if torch.get_num_threads() != threads:
+                    torch.set_num_threads(threads)
                 out = {"ns": bench.run(), "texts": bench.texts}
             else:
                 out = {"error": f"unknown command {cmd!r}"}
