@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from jsonl_worker import serve  # noqa: E402
 from train_torch import Bert, load_safetensors, mean_pool  # noqa: E402
 
 
@@ -58,36 +59,27 @@ class Infer:
         return time.perf_counter_ns() - t0
 
 
-def serve():
-    bench = None
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        req = json.loads(line)
+class Handler:
+    def __init__(self):
+        self.bench = None
+
+    def __call__(self, req):
         cmd = req["cmd"]
-        try:
-            if cmd == "quit":
-                break
-            if cmd == "info":
-                out = {"python": sys.version.split()[0], "torchVersion": torch.__version__, "numThreads": torch.get_num_threads()}
-            elif cmd == "setup":
-                bench = Infer(req)
-                out = {"params": bench.params, "first": bench.first()}
-            elif cmd == "run":
-                threads = int(req["threads"])
-                # set_num_threads rebuilds the pool even at an unchanged count: only on a change.
-                if torch.get_num_threads() != threads:
-                    torch.set_num_threads(threads)
-                out = {"ns": bench.run(), "texts": bench.texts}
-            else:
-                out = {"error": f"unknown command {cmd!r}"}
-        except Exception as e:  # reported to bench/infer.ts, which stops the run
-            out = {"error": f"{type(e).__name__}: {e}"}
-        sys.stdout.write(json.dumps(out) + "\n")
-        sys.stdout.flush()
+        if cmd == "info":
+            return {"python": sys.version.split()[0], "torchVersion": torch.__version__, "numThreads": torch.get_num_threads()}
+        if cmd == "setup":
+            self.bench = Infer(req)
+            return {"params": self.bench.params, "first": self.bench.first()}
+        if cmd == "run":
+            threads = int(req["threads"])
+            # set_num_threads rebuilds the pool even at an unchanged count: only on a change.
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
+            return {"ns": self.bench.run(), "texts": self.bench.texts}
+        return {"error": f"unknown command {cmd!r}"}
 
 
 if __name__ == "__main__":
     if "--serve" not in sys.argv[1:]:
         sys.exit("usage: infer_torch.py --serve (driven by bench/infer.ts; run `npm run bench:infer`)")
-    serve()
+    serve(Handler())

@@ -31,6 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from jsonl_worker import serve  # noqa: E402
+
 
 def load_safetensors(path):
     """A minimal reader for the safetensors layout (8-byte header length, JSON header, data)."""
@@ -221,42 +224,33 @@ def info():
     }
 
 
-def serve():
-    bench = None
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        req = json.loads(line)
+class Handler:
+    def __init__(self):
+        self.bench = None
+
+    def __call__(self, req):
         cmd = req["cmd"]
-        try:
-            if cmd == "quit":
-                break
-            if cmd == "info":
-                out = info()
-            elif cmd == "setup":
-                bench = Bench(req)
-                out = {"evalLoss": bench.eval_loss(), "params": bench.params}
-            elif cmd == "steps":
-                threads = int(req["threads"])
-                # set_num_threads rebuilds the pool even at an unchanged count: only on a change.
-                if torch.get_num_threads() != threads:
-                    torch.set_num_threads(threads)
-                samples, phases, losses = [], [], []
-                for _ in range(int(req["n"])):
-                    ns, phase, value = bench.step()
-                    samples.append(ns)
-                    phases.append(phase)
-                    losses.append(value)
-                out = {"samples": samples, "phases": phases, "losses": losses, "threads": torch.get_num_threads()}
-            else:
-                out = {"error": f"unknown command {cmd!r}"}
-        except Exception as e:  # reported to bench/train.ts, which stops the run
-            out = {"error": f"{type(e).__name__}: {e}"}
-        sys.stdout.write(json.dumps(out) + "\n")
-        sys.stdout.flush()
+        if cmd == "info":
+            return info()
+        if cmd == "setup":
+            self.bench = Bench(req)
+            return {"evalLoss": self.bench.eval_loss(), "params": self.bench.params}
+        if cmd == "steps":
+            threads = int(req["threads"])
+            # set_num_threads rebuilds the pool even at an unchanged count: only on a change.
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
+            samples, phases, losses = [], [], []
+            for _ in range(int(req["n"])):
+                ns, phase, value = self.bench.step()
+                samples.append(ns)
+                phases.append(phase)
+                losses.append(value)
+            return {"samples": samples, "phases": phases, "losses": losses, "threads": torch.get_num_threads()}
+        return {"error": f"unknown command {cmd!r}"}
 
 
 if __name__ == "__main__":
     if "--serve" not in sys.argv[1:]:
         sys.exit("usage: train_torch.py --serve (driven by bench/train.ts; run `npm run bench:train`)")
-    serve()
+    serve(Handler())

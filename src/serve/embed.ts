@@ -46,6 +46,7 @@ import { parse } from 'csv-parse';
 import { DataError } from '../data/types.js';
 import type { ModelCard } from '../export/card.js';
 import { KILN_VERSION } from '../version.js';
+import { formatDuration } from '../util/format.js';
 import { EmbeddingsWriter, embeddingsSchema, openArrowBatches, readEmbeddings, type EmbeddingsFile, type EmbeddingsMetadata } from './arrow-io.js';
 import { ExportedModel, type EmbedRequest, type Side } from './exported-model.js';
 
@@ -695,14 +696,6 @@ export function formatSummary(s: EmbedSummary): string[] {
 
 // ---------------------------------------------------------------------------------------------
 // Progress
-
-function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '?';
-  const s = Math.round(seconds);
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s % 60).padStart(2, '0')}s`;
-}
 
 /**
  * A `cli-progress` bar (share of the input read, rows written, rows/s, time remaining) on a

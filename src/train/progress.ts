@@ -8,6 +8,7 @@
  */
 import { SingleBar } from 'cli-progress';
 
+import { formatDuration } from '../util/format.js';
 import type { EndEvent, EvalEvent, StepEvent, TrainHooks } from './loop.js';
 
 export interface ProgressOptions {
@@ -15,14 +16,6 @@ export interface ProgressOptions {
   /** Plain lines instead of a bar. */
   plain: boolean;
   write?: (line: string) => void;
-}
-
-function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '?';
-  const s = Math.round(seconds);
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s % 60).padStart(2, '0')}s`;
 }
 
 export function formatMetrics(metrics: Record<string, number>): string {
