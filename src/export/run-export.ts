@@ -92,21 +92,21 @@ function builtInParityInputs(): ParityInputs {
   return { query: { inputType: 'text', texts }, doc: { inputType: 'text', texts }, pairs: texts.map((t, i) => [t, texts[(i + 1) % texts.length]!] as const) };
 }
 
-/** The run's evaluation splits, or null when the run has no config or its data is not reachable. */
-async function runEvalSplits(runPath: string, dataRoot: string | undefined): Promise<EvalSplit[] | null> {
-  if (!existsSync(join(runPath, 'config.yaml'))) return null;
+/** The run's evaluation splits, or why they could not be loaded (no config, no data root, a data error). */
+async function runEvalSplits(runPath: string, dataRoot: string | undefined): Promise<EvalSplit[] | string> {
+  if (!existsSync(join(runPath, 'config.yaml'))) return 'the run has no config.yaml';
   const { config } = loadResolvedRunConfig(runPath);
   let root: string;
   try {
     root = resolveDataRoot(dataRoot);
-  } catch {
-    return null;
+  } catch (error) {
+    return (error as Error).message;
   }
   const ctx = createContext({ dataRoot: root, onBadRow: 'skip', seed: config.seed });
   try {
     return await loadEvalSplits(config, root, ctx.report);
-  } catch {
-    return null;
+  } catch (error) {
+    return (error as Error).message;
   }
 }
 
@@ -122,14 +122,15 @@ export async function exportRun(runPath: string, options: ExportRunOptions): Pro
       let parity: ParityReport | null = null;
       let parityInputs = 'skipped';
       const needSplits = !options.skipParity || options.evaluate === true;
-      const splits = needSplits ? await runEvalSplits(runPath, options.dataRoot) : null;
-      if (options.evaluate === true && splits === null) throw new ExportCheckError(`--eval needs the run's config.yaml and its data (set --data-root or KILN_DATA): ${runPath}`);
+      const loaded = needSplits ? await runEvalSplits(runPath, options.dataRoot) : 'not needed';
+      const splits = typeof loaded === 'string' ? null : loaded;
+      if (options.evaluate === true && splits === null) throw new ExportCheckError(`--eval needs the run's config.yaml and its data (set --data-root or KILN_DATA): ${loaded as string}`);
       const exported = await ExportedModel.load(staging);
       const tokenizer = WordPieceTokenizer.fromTokenizerJson(join(staging, 'tokenizer.json'));
       try {
         if (!options.skipParity) {
           const inputs = splits !== null ? parityInputsFromSplits(splits, options.parityTexts ?? 256) : builtInParityInputs();
-          parityInputs = splits !== null ? "texts from the run's evaluation splits" : 'built-in texts (the run data was not available)';
+          parityInputs = splits !== null ? "texts from the run's evaluation splits" : `built-in texts (the run's data was not available: ${loaded as string})`;
           parity = await checkParity(exportable, exported, tokenizer, inputs);
           log(`parity (${parityInputs}): ${parity.outputs} outputs, max |Δ| ${parity.maxAbsDiff.toExponential(2)}, min cosine ${parity.minCosine.toFixed(6)} → ${parity.passed ? 'pass' : 'FAIL'} (${parity.criterion})`);
           card.checks = { ...card.checks, parity: { inputs: parityInputs, outputs: parity.outputs, maxAbsDiff: parity.maxAbsDiff, minCosine: parity.minCosine, criterion: parity.criterion, passed: parity.passed } };
