@@ -487,6 +487,11 @@ describe('embedFile with an exported ONNX model', () => {
       expect(noColumn.stderr).toContain(`${input}:1: no column "text" for the text (columns: "uri", "label"); pass --text-field NAME`);
       expect(existsSync(missing)).toBe(false);
 
+      const badShard = kiln(['--model', dirs.twoTower, '--input', input, '--id-field', 'uri', '--text-field', 'label', '--out', missing, '--shard', '2/2']);
+      expect(badShard.status).toBe(2);
+      expect(badShard.stderr).toContain('--shard 2/2: the shard index i must be in 0..1');
+      expect(existsSync(missing)).toBe(false);
+
       expect(readdirSync(dir).sort()).toEqual(['a.csv', 'o.arrow']);
     });
   });

@@ -22,6 +22,7 @@ import { ConfigError } from '../../config/index.js';
 import { DataError } from '../../data/types.js';
 import { EmbedError, embedFile, formatSummary, parseShard } from '../../serve/embed.js';
 import type { Side } from '../../serve/exported-model.js';
+import { UsageError } from '../usage.js';
 
 interface EmbedArgs {
   model: string;
@@ -54,7 +55,17 @@ export const embedCommand: CommandModule<object, EmbedArgs> = {
       .option('text-field', { type: 'string', default: 'text', describe: 'Text column/key' })
       .option('batch-size', { type: 'number', default: 64, describe: 'Texts per onnxruntime call' })
       .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: all cores)' })
-      .option('quiet', { type: 'boolean', default: false, describe: 'Plain log lines instead of a progress bar' }),
+      .option('quiet', { type: 'boolean', default: false, describe: 'Plain log lines instead of a progress bar' })
+      .check((args) => {
+        try {
+          if (args.shard !== undefined) parseShard(args.shard);
+        } catch (error) {
+          throw new UsageError((error as Error).message);
+        }
+        if (!Number.isInteger(args['batch-size']) || args['batch-size'] < 1) throw new UsageError(`--batch-size ${args['batch-size']}: expected a positive integer`);
+        if (args.threads !== undefined && (!Number.isInteger(args.threads) || args.threads < 1)) throw new UsageError(`--threads ${args.threads}: expected a positive integer`);
+        return true;
+      }),
   handler: async (args) => {
     // Ctrl-C or a kill: exit through process.exit so the writer's exit hook removes its temp file
     // (the old output is never touched before the final rename).
@@ -65,11 +76,6 @@ export const embedCommand: CommandModule<object, EmbedArgs> = {
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     try {
-      // Checked here rather than in a yargs .check(): main.ts's fail handler rethrows a check's
-      // error (exit 1 with a stack trace) where these are usage errors (exit 2, one line).
-      if (args.shard !== undefined) parseShard(args.shard);
-      if (!Number.isInteger(args['batch-size']) || args['batch-size'] < 1) throw new EmbedError(`--batch-size ${args['batch-size']}: expected a positive integer`);
-      if (args.threads !== undefined && (!Number.isInteger(args.threads) || args.threads < 1)) throw new EmbedError(`--threads ${args.threads}: expected a positive integer`);
       const summary = await embedFile({
         model: args.model,
         input: args.input,
