@@ -101,40 +101,35 @@ export function serialiseCard(card: ModelCard): Uint8Array {
 
 export function buildExport(exportable: ExportableModel, source: ExportSource, options: ExportOptions): BuiltExport {
   const files = new Map<string, Uint8Array>();
-  const common = (graphs: Map<string, OnnxGraphBuilder>): Map<string, Uint8Array> => {
-    const out = new Map<string, Uint8Array>();
-    for (const [file, builder] of graphs) {
-      out.set(
-        file,
-        builder.build({
-          producerVersion: KILN_VERSION,
-          graphName: `${source.runId} ${file}`,
-          docString: `Exported by kiln ${KILN_VERSION} from run ${source.runId}`,
-          metadata: { 'kiln.source_run': source.runId, 'kiln.quantization': options.quantize, 'kiln.kind': exportable.kind },
-        }),
-      );
-    }
-    return out;
+  const serialise = (file: string, builder: OnnxGraphBuilder): void => {
+    files.set(
+      file,
+      builder.build({
+        producerVersion: KILN_VERSION,
+        graphName: `${source.runId} ${file}`,
+        docString: `Exported by kiln ${KILN_VERSION} from run ${source.runId}`,
+        metadata: { 'kiln.source_run': source.runId, 'kiln.quantization': options.quantize, 'kiln.kind': exportable.kind },
+      }),
+    );
   };
 
+  const graphFiles: Record<string, string> =
+    exportable.kind === 'cross-encoder' ? { score: 'model.onnx' } : exportable.model.config.towers === 'shared' ? { query: 'model.onnx', doc: 'model.onnx' } : { query: 'query.onnx', doc: 'doc.onnx' };
   const wasTraining = exportable.model.training;
   exportable.model.eval();
-  let graphFiles: Record<string, string>;
   try {
-    if (exportable.kind === 'two-tower') {
-      const shared = exportable.model.config.towers === 'shared';
-      graphFiles = shared ? { query: 'model.onnx', doc: 'model.onnx' } : { query: 'query.onnx', doc: 'doc.onnx' };
-      const builders = new Map<string, OnnxGraphBuilder>();
-      if (shared) builders.set('model.onnx', twoTowerGraph(exportable.model, 'doc', options));
-      else {
-        builders.set('query.onnx', twoTowerGraph(exportable.model, 'query', options));
-        builders.set('doc.onnx', twoTowerGraph(exportable.model, 'doc', options));
+    // Reading weights (transposes, casts) needs no autograd history.
+    noGrad(() => {
+      if (exportable.kind === 'two-tower') {
+        if (exportable.model.config.towers === 'shared') serialise('model.onnx', twoTowerGraph(exportable.model, 'doc', options));
+        else {
+          serialise('query.onnx', twoTowerGraph(exportable.model, 'query', options));
+          serialise('doc.onnx', twoTowerGraph(exportable.model, 'doc', options));
+        }
+      } else {
+        serialise('model.onnx', crossEncoderGraph(exportable.model, options));
       }
-      for (const [f, bytes] of noGrad(() => common(builders))) files.set(f, bytes);
-    } else {
-      graphFiles = { score: 'model.onnx' };
-      for (const [f, bytes] of noGrad(() => common(new Map([['model.onnx', crossEncoderGraph(exportable.model, options)]])))) files.set(f, bytes);
-    }
+    });
   } finally {
     exportable.model.train(wasTraining);
   }
