@@ -3,7 +3,8 @@
  *
  *   POST /embed   {"texts": [...], "side"?: "query"|"doc", "type"?: string}
  *                 → {"model": id, "dimension": D, "vectors": [[...], ...]}          (two-tower)
- *   POST /score   {"pairs": [["query", "doc"], ...]}  or  {"query": "...", "docs": [...]}
+ *   POST /score   {"pairs": [["query", "doc"], ...]}  or  {"query": "...", "docs": [...]},
+ *                 and for a two-tower model "query_type"?, "doc_type"? (prompt types)
  *                 → {"model": id, "scores": [...]}
  *                 A cross-encoder's logits; for a two-tower model with a cosine or dot head,
  *                 the dot product of the query-side and doc-side vectors (its training score).
@@ -212,6 +213,8 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
       .optional(),
     query: nonEmpty.optional(),
     docs: textList('docs', settings.maxTexts).optional(),
+    query_type: z.string({ error: (iss) => `expected a string (a prompt type of the model), got ${describe(iss.input)}` }).optional(),
+    doc_type: z.string({ error: (iss) => `expected a string (a prompt type of the model), got ${describe(iss.input)}` }).optional(),
   });
 
   app.post('/score', async (request, reply) => {
@@ -227,6 +230,13 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
       return sendError(reply, 400, `body: expected {"pairs": [["query", "doc"], ...]} or {"query": "...", "docs": [...]}${body.query !== undefined ? ' (docs is missing)' : body.docs !== undefined ? ' (query is missing)' : ''}`);
     }
 
+    if (card.kind === 'cross-encoder' && (body.query_type !== undefined || body.doc_type !== undefined)) {
+      return sendError(reply, 400, `${body.query_type !== undefined ? 'query_type' : 'doc_type'}: a cross-encoder has no prompt types; omit it`);
+    }
+    for (const [field, type] of [['query_type', body.query_type], ['doc_type', body.doc_type]] as const) {
+      const typeError = checkInputType(card, type);
+      if (typeError !== undefined) return sendError(reply, 400, typeError.replace(/^type:/, `${field}:`));
+    }
     const overloaded = shed(reply, card.kind === 'cross-encoder' ? pairs.length : 2 * pairs.length);
     if (overloaded !== undefined) return overloaded;
     if (card.kind === 'cross-encoder') return { model: model.modelId, scores: await scorePairs(pairs) };
@@ -237,8 +247,8 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
     // Cosine (unit-norm vectors) or dot head: the model's score is the dot product of the towers.
     const queries = [...new Set(pairs.map(([q]) => q))];
     const [queryVectors, docVectors] = await Promise.all([
-      embedTexts(queries, { side: 'query', inputType: undefined }),
-      embedTexts(pairs.map(([, d]) => d), { side: 'doc', inputType: undefined }),
+      embedTexts(queries, { side: 'query', inputType: body.query_type }),
+      embedTexts(pairs.map(([, d]) => d), { side: 'doc', inputType: body.doc_type }),
     ]);
     const byQuery = new Map(queries.map((q, i) => [q, queryVectors[i]!]));
     return { model: model.modelId, scores: pairs.map(([q], i) => dot(byQuery.get(q)!, docVectors[i]!)) };

@@ -483,6 +483,27 @@ describe('kiln serve on tiny exported ONNX models', () => {
     await app.close();
   });
 
+  it('POST /score applies the prompt types given as query_type and doc_type', async () => {
+    const app = build(twoTower);
+    const reply = await post(app, '/score', { query: 'registered nurse', docs: TITLES, query_type: 'title' });
+    expect(reply.statusCode, reply.body).toBe(200);
+    const [q] = await twoTower.embed(['registered nurse'], { side: 'query', inputType: 'title' });
+    const docs = await twoTower.embed(TITLES, { side: 'doc' });
+    const expected = docs.map((d) => d.reduce((s, x, i) => s + x * q![i]!, 0));
+    (reply.json().scores as number[]).forEach((s, i) => expect(Math.abs(s - expected[i]!)).toBeLessThanOrEqual(1e-6));
+    const untyped = (await post(app, '/score', { query: 'registered nurse', docs: TITLES })).json().scores as number[];
+    expect(untyped[0]).not.toBeCloseTo(expected[0]!, 4); // the prompt changes what the query tower sees
+    const bad = await post(app, '/score', { query: 'nurse', docs: ['cook'], doc_type: 'tilte' });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().message).toBe('doc_type: "tilte" is not a prompt type of this model; expected one of "title" (or omit type)');
+    await app.close();
+    const crossApp = build(cross);
+    const refused = await post(crossApp, '/score', { query: 'nurse', docs: ['cook'], query_type: 'title' });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json().message).toBe('query_type: a cross-encoder has no prompt types; omit it');
+    await crossApp.close();
+  });
+
   it('POST /score on the cross-encoder equals ExportedModel.score, and /embed is refused', async () => {
     const app = build(cross);
     const pairs = TITLES.map((t, i) => [t, TITLES[(i + 1) % TITLES.length]!] as [string, string]);
