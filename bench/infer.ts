@@ -47,6 +47,7 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = join(HERE, '..');
 
 const { values: args } = parseArgs({
+  allowNegative: true, // --no-int8
   options: {
     run: { type: 'string' },
     texts: { type: 'string', default: '4096' },
