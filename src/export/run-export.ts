@@ -24,7 +24,7 @@ import { loadEvalSplits, type EvalSplit } from '../train/setup.js';
 import type { ModelCard } from './card.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { evaluateExported } from './evaluate-exported.js';
-import { buildExport, defaultExportDir, loadRunModel, moveIntoPlace, serialiseCard, writeStagingDirectory, type ExportOptions } from './export.js';
+import { buildExport, defaultExportDir, loadRunModel, moveIntoPlace, serialiseCard, writeStagingDirectory, type ExportableModel, type ExportOptions } from './export.js';
 import { checkParity, type ParityInputs, type ParityReport } from './parity.js';
 
 /** Texts for a parity check when the run's data is not available: job titles, skills and sentences of the kinds Kiln trains on. */
@@ -111,7 +111,6 @@ async function runEvalSplits(runPath: string, dataRoot: string | undefined): Pro
 }
 
 export async function exportRun(runPath: string, options: ExportRunOptions): Promise<ExportRunResult> {
-  const log = options.log ?? (() => {});
   const outDir = options.outDir ?? defaultExportDir(runPath, options.quantize);
   const { exportable, source } = loadRunModel(runPath);
   try {
@@ -119,48 +118,13 @@ export async function exportRun(runPath: string, options: ExportRunOptions): Pro
     const staging = writeStagingDirectory(outDir, built.files);
     try {
       const card = built.card;
-      let parity: ParityReport | null = null;
-      let parityInputs = 'skipped';
-      const needSplits = !options.skipParity || options.evaluate === true;
-      const loaded = needSplits ? await runEvalSplits(runPath, options.dataRoot) : 'not needed';
-      const splits = typeof loaded === 'string' ? null : loaded;
-      if (options.evaluate === true && splits === null) throw new ExportCheckError(`--eval needs the run's config.yaml and its data (set --data-root or KILN_DATA): ${loaded as string}`);
-      const exported = await ExportedModel.load(staging);
-      const tokenizer = WordPieceTokenizer.fromTokenizerJson(join(staging, 'tokenizer.json'));
-      try {
-        if (!options.skipParity) {
-          const inputs = splits !== null ? parityInputsFromSplits(splits, options.parityTexts ?? 256) : builtInParityInputs();
-          parityInputs = splits !== null ? "texts from the run's evaluation splits" : `built-in texts (the run's data was not available: ${loaded as string})`;
-          parity = await checkParity(exportable, exported, tokenizer, inputs);
-          log(`parity (${parityInputs}): ${parity.outputs} outputs, max |Δ| ${parity.maxAbsDiff.toExponential(2)}, min cosine ${parity.minCosine.toFixed(6)} → ${parity.passed ? 'pass' : 'FAIL'} (${parity.criterion})`);
-          card.checks = { ...card.checks, parity: { inputs: parityInputs, outputs: parity.outputs, maxAbsDiff: parity.maxAbsDiff, minCosine: parity.minCosine, criterion: parity.criterion, passed: parity.passed } };
-          if (!parity.passed) throw new ExportCheckError(`parity check failed: max |Δ| ${parity.maxAbsDiff}, min cosine ${parity.minCosine}; required ${parity.criterion}. Nothing was written to ${outDir}.`);
-        }
-        if (options.evaluate === true && splits !== null) {
-          if (exportable.kind !== 'two-tower') throw new ExportCheckError('--eval evaluates two-tower models on retrieval splits; a cross-encoder export is checked by parity only');
-          const { config } = loadResolvedRunConfig(runPath);
-          const embedder = new ModelEmbedder(exportable.model, tokenizer, { maxLength: exportable.maxLength, batchSize: 256, precision: 'fp32', device: 'cpu' });
-          log('evaluating the eager model (fp32) on the full splits…');
-          const eager = evaluateSplitsWithModel(splits, embedder, { sampled: false });
-          log('evaluating the exported model on the full splits…');
-          const onnx = await evaluateExported(exported, splits);
-          let maxDrop = 0;
-          for (const spec of config.data.eval) {
-            const main = `${spec.name}/${spec.metrics[0]}`;
-            if (eager[main] !== undefined && onnx[main] !== undefined) maxDrop = Math.max(maxDrop, 100 * (eager[main]! - onnx[main]!));
-          }
-          for (const name of Object.keys(eager)) log(`  ${name.padEnd(24)} eager ${(100 * eager[name]!).toFixed(2).padStart(6)}  onnx ${(100 * (onnx[name] ?? NaN)).toFixed(2).padStart(6)}`);
-          const passed = maxDrop <= MAIN_METRIC_MAX_DROP_POINTS;
-          const criterion = `each split's main metric at most ${MAIN_METRIC_MAX_DROP_POINTS} point below the eager model`;
-          card.checks = { ...card.checks, evaluation: { eager, exported: onnx, maxDropPoints: maxDrop, criterion, passed } };
-          if (!passed) throw new ExportCheckError(`evaluation check failed: a main metric dropped ${maxDrop.toFixed(2)} points; required ${criterion}. Nothing was written to ${outDir}.`);
-        }
-      } finally {
-        await exported.release();
+      let result = { parity: null as ParityReport | null, parityInputs: 'skipped' };
+      if (!options.skipParity || options.evaluate === true) {
+        result = await checkStagedExport(exportable, staging, card, runPath, outDir, options);
+        writeFileAtomic(join(staging, 'model.json'), [serialiseCard(card)]); // with card.checks
       }
-      writeFileAtomic(join(staging, 'model.json'), [serialiseCard(card)]);
       moveIntoPlace(staging, outDir);
-      return { outDir, card, parity, parityInputs };
+      return { outDir, card, ...result };
     } catch (error) {
       rmSync(staging, { recursive: true, force: true });
       throw error;
@@ -168,4 +132,54 @@ export async function exportRun(runPath: string, options: ExportRunOptions): Pro
   } finally {
     exportable.model.dispose();
   }
+}
+
+/** Runs the staged export in onnxruntime beside the eager model; records the checks in `card.checks` and throws ExportCheckError on a failure. */
+async function checkStagedExport(
+  exportable: ExportableModel,
+  staging: string,
+  card: ModelCard,
+  runPath: string,
+  outDir: string,
+  options: ExportRunOptions,
+): Promise<{ parity: ParityReport | null; parityInputs: string }> {
+  const log = options.log ?? (() => {});
+  const loaded = await runEvalSplits(runPath, options.dataRoot);
+  const splits = typeof loaded === 'string' ? null : loaded;
+  if (options.evaluate === true && splits === null) throw new ExportCheckError(`--eval needs the run's config.yaml and its data (set --data-root or KILN_DATA): ${loaded as string}`);
+  let parity: ParityReport | null = null;
+  let parityInputs = 'skipped';
+  const exported = await ExportedModel.load(staging);
+  const tokenizer = WordPieceTokenizer.fromTokenizerJson(join(staging, 'tokenizer.json'));
+  try {
+    if (!options.skipParity) {
+      const inputs = splits !== null ? parityInputsFromSplits(splits, options.parityTexts ?? 256) : builtInParityInputs();
+      parityInputs = splits !== null ? "texts from the run's evaluation splits" : `built-in texts (the run's data was not available: ${loaded as string})`;
+      parity = await checkParity(exportable, exported, tokenizer, inputs);
+      log(`parity (${parityInputs}): ${parity.outputs} outputs, max |Δ| ${parity.maxAbsDiff.toExponential(2)}, min cosine ${parity.minCosine.toFixed(6)} → ${parity.passed ? 'pass' : 'FAIL'} (${parity.criterion})`);
+      card.checks = { ...card.checks, parity: { inputs: parityInputs, outputs: parity.outputs, maxAbsDiff: parity.maxAbsDiff, minCosine: parity.minCosine, criterion: parity.criterion, passed: parity.passed } };
+      if (!parity.passed) throw new ExportCheckError(`parity check failed: max |Δ| ${parity.maxAbsDiff}, min cosine ${parity.minCosine}; required ${parity.criterion}. Nothing was written to ${outDir}.`);
+    }
+    if (options.evaluate === true && splits !== null) {
+      if (exportable.kind !== 'two-tower') throw new ExportCheckError('--eval evaluates two-tower models on retrieval splits; a cross-encoder export is checked by parity only');
+      const embedder = new ModelEmbedder(exportable.model, tokenizer, { maxLength: exportable.maxLength, batchSize: 256, precision: 'fp32', device: 'cpu' });
+      log('evaluating the eager model (fp32) on the full splits…');
+      const eager = evaluateSplitsWithModel(splits, embedder, { sampled: false });
+      log('evaluating the exported model on the full splits…');
+      const onnx = await evaluateExported(exported, splits);
+      let maxDrop = 0;
+      for (const { spec } of splits) {
+        const main = `${spec.name}/${spec.metrics[0]}`;
+        if (eager[main] !== undefined && onnx[main] !== undefined) maxDrop = Math.max(maxDrop, 100 * (eager[main]! - onnx[main]!));
+      }
+      for (const name of Object.keys(eager)) log(`  ${name.padEnd(24)} eager ${(100 * eager[name]!).toFixed(2).padStart(6)}  onnx ${(100 * (onnx[name] ?? NaN)).toFixed(2).padStart(6)}`);
+      const passed = maxDrop <= MAIN_METRIC_MAX_DROP_POINTS;
+      const criterion = `each split's main metric at most ${MAIN_METRIC_MAX_DROP_POINTS} point below the eager model`;
+      card.checks = { ...card.checks, evaluation: { eager, exported: onnx, maxDropPoints: maxDrop, criterion, passed } };
+      if (!passed) throw new ExportCheckError(`evaluation check failed: a main metric dropped ${maxDrop.toFixed(2)} points; required ${criterion}. Nothing was written to ${outDir}.`);
+    }
+  } finally {
+    await exported.release();
+  }
+  return { parity, parityInputs };
 }
