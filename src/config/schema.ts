@@ -13,6 +13,8 @@ import { z } from 'zod';
 import { RECIPES } from '../data/recipes/index.js';
 import { lossEntrySchema } from '../losses/index.js';
 import { parseMetricName } from '../eval/metrics/index.js';
+import { LEXICAL_NAMES } from '../eval/lexical.js';
+import { DEFAULT_HYBRID, FUSION_METHODS } from '../eval/fusion.js';
 import { ENCODER_PRESETS } from '../models/config.js';
 
 const positiveInt = z.number().int().min(1);
@@ -49,6 +51,51 @@ const trainRecipeSchema = z
   .strict()
   .superRefine((value, ctx) => checkRecipeOptions(value, ctx, ['pairs']));
 
+const hybridFields = {
+  lexical: z.enum(LEXICAL_NAMES).describe('The lexical ranker fused with the dense model: bm25 (words) or tfidf_char (character 3–5-grams)'),
+  method: z.enum(FUSION_METHODS).describe('rrf: weighted reciprocal rank fusion; weighted: weighted sum of min–max normalised scores'),
+  weight: z.number().min(0).max(1).describe("The dense model's weight w in [0, 1]; the lexical ranker gets 1 − w (0.5 with rrf is plain RRF)"),
+  k: z.number().positive().describe("RRF's rank offset: w / (k + rank)"),
+  window: positiveInt.max(10_000).describe('Candidates taken from each ranker before fusing'),
+};
+
+const hybridSchema = z
+  .object({
+    lexical: hybridFields.lexical.default(DEFAULT_HYBRID.lexical),
+    method: hybridFields.method.default(DEFAULT_HYBRID.method),
+    weight: hybridFields.weight.default(DEFAULT_HYBRID.weight),
+    k: hybridFields.k.default(DEFAULT_HYBRID.k),
+    window: hybridFields.window.default(DEFAULT_HYBRID.window),
+  })
+  .strict();
+
+/** A split's own hybrid settings: any subset, laid over eval.hybrid. */
+const splitHybridSchema = z.object(hybridFields).partial().strict();
+
+const evalSettingsSchema = z
+  .object({
+    lexical: z
+      .object({
+        fields: z
+          .array(z.enum(['text', 'labels']))
+          .min(1)
+          .default(['text', 'labels'])
+          .describe("Corpus fields the lexical rankers index: text (e.g. ESCO's preferred label) and labels (its alternative labels)"),
+        match: z
+          .enum(['best', 'joined'])
+          .default('best')
+          .describe("best: a document scores as its best-matching label; joined: all its labels as one text (docs/metrics.md says why best is the default)"),
+      })
+      .strict()
+      .default({ fields: ['text', 'labels'], match: 'best' })
+      .describe('How lexical rankers (BM25, character TF-IDF) see a corpus document'),
+    hybrid: hybridSchema
+      .nullable()
+      .default(null)
+      .describe('Fuse the dense model with a lexical ranker on every retrieval split (null = off); metrics appear as <eval name>/hybrid/<metric>'),
+  })
+  .strict();
+
 const evalSchema = z
   .object({
     name: z.string().regex(/^[a-z0-9_-]+$/, 'lower-case letters, digits, _ and - only').describe('Name used in metric keys: <name>/<metric>'),
@@ -68,6 +115,7 @@ const evalSchema = z
       })
       .describe('Metrics to report, e.g. [mrr, recall@5, ndcg@10, rp@5, roc_auc, spearman]'),
     max_queries: positiveInt.optional().describe('Evaluate a seeded sample of this many queries (faster evaluation during training)'),
+    hybrid: splitHybridSchema.optional().describe("This split's hybrid settings, laid over eval.hybrid (e.g. {lexical: bm25} for job titles); given alone, they turn the hybrid on for this split"),
   })
   .strict()
   .superRefine((value, ctx) => checkRecipeOptions(value, ctx, ['retrieval', 'scored-pairs']));
@@ -183,6 +231,7 @@ export const configSchema = z
     model: modelSchema,
     loss: z.array(lossEntrySchema).min(1).describe('Weighted sum of losses, e.g. [{name: infonce, weight: 1, temperature: 0.05}]'),
     train: trainSchema,
+    eval: evalSettingsSchema.default({ lexical: { fields: ['text', 'labels'], match: 'best' }, hybrid: null }).describe('Lexical rankers and hybrid (dense + lexical) ranking in evaluation'),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -216,3 +265,4 @@ export const configSchema = z
 export type ConfigInput = z.input<typeof configSchema>;
 export type KilnConfig = z.output<typeof configSchema>;
 export type EvalSpec = KilnConfig['data']['eval'][number];
+export type HybridSettings = z.output<typeof hybridSchema>;

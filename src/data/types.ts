@@ -20,13 +20,24 @@ export interface PairExample {
   source: string;
 }
 
+/**
+ * One document of a retrieval corpus: `text` is what the model embeds (a taxonomy concept's
+ * preferred label); `labels` are the concept's other names (ESCO alternative labels), which
+ * lexical rankers may match as well (src/eval/lexical.ts).
+ */
+export interface CorpusDocument {
+  id: string;
+  text: string;
+  labels?: readonly string[];
+}
+
 /** A retrieval split: queries ranked against a whole corpus. */
 export interface RetrievalSplit {
   name: string;
   queryType: string;
   docType: string;
   queries: { id: string; text: string; relevant: number[] /* corpus indices */; source: string }[];
-  corpus: { id: string; text: string }[];
+  corpus: CorpusDocument[];
   /** labelled (query, doc) pairs for ROC-AUC: each query's positive(s) and an equal number of seeded random negatives */
   labelledPairs: { query: number; doc: number; label: 0 | 1 }[];
 }

@@ -166,7 +166,8 @@ export class Bm25Index {
     return out;
   }
 
-  private scoreInto(query: string, out: Float32Array, offset: number): void {
+  /** Writes the score of every document for `query` into out[offset, offset + numDocs). */
+  scoreInto(query: string, out: Float32Array, offset: number): void {
     const accumulator = this.accumulator;
     accumulator.fill(0);
     for (const term of bm25Analyze(query, { stopwords: this.stopwords })) {

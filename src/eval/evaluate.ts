@@ -1,6 +1,6 @@
 /**
  * Evaluators: a split plus something that scores it → named metrics. The same functions serve
- * the trainer, `kiln eval`, the BM25 baseline and (later) `kiln gate` and exported models: all
+ * the trainer, `kiln eval`, the lexical baselines, the hybrid and (later) `kiln gate` and exported models: all
  * they need is a `RetrievalScorer` (rows of the query × corpus score matrix) or predicted
  * similarities for scored pairs.
  *
@@ -11,7 +11,6 @@
  */
 import { parseMetricName, type Metric } from './metrics/index.js';
 import { ranksOfRelevant } from './rank.js';
-import { Bm25Index } from './bm25.js';
 import type { RetrievalSplit, ScoredTextPair } from '../data/types.js';
 
 /** Scores queries [start, end) against the whole corpus: a row-major (end − start) × corpus matrix. */
@@ -92,12 +91,3 @@ export function evaluateScoredPairs(name: string, pairs: readonly ScoredTextPair
   return out;
 }
 
-/** The lexical baseline: BM25 over the corpus texts, same split, same metrics. */
-export function bm25Scorer(split: RetrievalSplit): RetrievalScorer {
-  const index = new Bm25Index(split.corpus.map((d) => d.text));
-  return {
-    scoreRows(start, end) {
-      return index.scoreMatrix(split.queries.slice(start, end).map((q) => q.text));
-    },
-  };
-}

@@ -7,15 +7,15 @@
  * new one is complete, so a failed export never leaves a half-written model where a service
  * might load it.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 
 import { loadSafetensors, noGrad } from '../engine/index.js';
 import type { Module } from '../engine/nn/index.js';
 import { CrossEncoderModel, TwoTowerModel, type CrossEncoderConfig, type EncoderConfig, type TwoTowerConfig } from '../models/index.js';
 import { KILN_VERSION } from '../version.js';
-import { writeFileAtomic } from '../util/atomic-write.js';
+import { writeDirectoryAtomic } from '../util/atomic-write.js';
 import { OnnxGraphBuilder } from './onnx-graph.js';
 import { emitBertEncoder, emitL2Normalize, emitLinear, emitMaskFloat, emitPooling, type Quantization } from './bert-graph.js';
 import { CARD_FORMAT, CARD_FORMAT_VERSION, parseModelCard, type ModelCard } from './card.js';
@@ -175,48 +175,6 @@ export function buildExport(exportable: ExportableModel, source: ExportSource, o
   files.set('model.json', serialiseCard(card));
   files.set('tokenizer.json', Buffer.from(JSON.stringify(source.tokenizer), 'utf8'));
   return { card, files };
-}
-
-/**
- * Writes `files` into a fresh sibling directory and renames it to `dir`. An existing `dir` is
- * first renamed aside and removed only once the new directory is in place.
- */
-export function writeDirectoryAtomic(dir: string, files: ReadonlyMap<string, Uint8Array>): void {
-  const staging = writeStagingDirectory(dir, files);
-  try {
-    moveIntoPlace(staging, dir);
-  } catch (error) {
-    rmSync(staging, { recursive: true, force: true });
-    throw error;
-  }
-}
-
-/** Writes `files` into a new hidden sibling of `dir` and returns its path (the caller moves or removes it). */
-export function writeStagingDirectory(dir: string, files: ReadonlyMap<string, Uint8Array>): string {
-  const target = resolve(dir);
-  mkdirSync(dirname(target), { recursive: true });
-  const staging = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  mkdirSync(staging);
-  try {
-    for (const [name, bytes] of files) writeFileAtomic(join(staging, name), [bytes]);
-  } catch (error) {
-    rmSync(staging, { recursive: true, force: true });
-    throw error;
-  }
-  return staging;
-}
-
-/** Renames a finished staging directory to `dir`; a previous `dir` is set aside first and removed last. */
-export function moveIntoPlace(staging: string, dir: string): void {
-  const target = resolve(dir);
-  if (existsSync(target)) {
-    const aside = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.old`);
-    renameSync(target, aside);
-    renameSync(staging, target);
-    rmSync(aside, { recursive: true, force: true });
-  } else {
-    renameSync(staging, target);
-  }
 }
 
 /** Rebuilds a run's model from model.json and model.safetensors. */

@@ -24,7 +24,8 @@ import { loadEvalSplits, type EvalSplit } from '../train/setup.js';
 import type { ModelCard } from './card.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { evaluateExported } from './evaluate-exported.js';
-import { buildExport, defaultExportDir, loadRunModel, moveIntoPlace, serialiseCard, writeStagingDirectory, type ExportableModel, type ExportOptions } from './export.js';
+import { buildExport, defaultExportDir, loadRunModel, serialiseCard, type ExportableModel, type ExportOptions } from './export.js';
+import { moveIntoPlace, writeStagingDirectory } from '../util/atomic-write.js';
 import { checkParity, type ParityInputs, type ParityReport } from './parity.js';
 
 /** Texts for a parity check when the run's data is not available: job titles, skills and sentences of the kinds Kiln trains on. */

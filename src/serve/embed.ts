@@ -115,6 +115,8 @@ export interface InputRow {
   line: number;
   id: string;
   text: string;
+  /** With `labelsField`: the row's other names (alternative labels), empty ones dropped. */
+  labels?: string[];
 }
 
 export interface InputSource {
@@ -134,6 +136,12 @@ export interface InputFields {
   textField?: string;
   /** Column/key of the id; when not given and there is no 'id' column, rows are numbered. */
   idField?: string;
+  /**
+   * Column/key of a document's other names (a search index's lexical labels): a JSON array of
+   * strings, or one string with a label per line (as ESCO's altLabels cells); Arrow: List<Utf8>
+   * or Utf8. An empty or null cell means no labels.
+   */
+  labelsField?: string;
 }
 
 /**
@@ -151,7 +159,7 @@ export async function openInput(path: string, fields: InputFields = {}): Promise
   if (!statSync(file).isFile()) throw new DataError(file, undefined, 'not a file');
   const textField = fields.textField ?? 'text';
   const idField = fields.idField ?? 'id';
-  const spec = { textField, idField, idExplicit: fields.idField !== undefined };
+  const spec = { textField, idField, idExplicit: fields.idField !== undefined, labelsField: fields.labelsField };
   if (format === 'csv') return openCsv(file, spec);
   if (format === 'jsonl') return openJsonl(file, spec);
   return openArrow(file, spec);
@@ -161,6 +169,27 @@ interface FieldSpec {
   textField: string;
   idField: string;
   idExplicit: boolean;
+  labelsField: string | undefined;
+}
+
+/** A labels cell as a list (see `InputFields.labelsField`), or the reason it is not one. */
+function parseLabels(value: unknown): string[] | string {
+  if (value === undefined || value === null) return [];
+  if (Array.isArray(value)) {
+    const bad = value.findIndex((v) => typeof v !== 'string');
+    if (bad !== -1) return `item ${bad} is ${describeJson(value[bad])}; expected an array of strings`;
+    return (value as string[]).map((v) => v.trim()).filter((v) => v !== '');
+  }
+  if (typeof value !== 'string') return `is ${describeJson(value)}; expected an array of strings or a string with one label per line`;
+  const trimmed = value.trim();
+  if (trimmed.startsWith('[')) {
+    try {
+      return parseLabels(JSON.parse(trimmed));
+    } catch {
+      // Not JSON: a label that happens to start with '['.
+    }
+  }
+  return trimmed.split('\n').map((v) => v.trim()).filter((v) => v !== '');
 }
 
 function listNames(names: readonly string[]): string {
@@ -171,6 +200,9 @@ function listNames(names: readonly string[]): string {
 function checkFields(file: string, line: number | undefined, names: readonly string[], spec: FieldSpec, what: string): { idFromRowNumber: boolean } {
   if (!names.includes(spec.textField)) {
     throw new DataError(file, line, `no ${what} ${JSON.stringify(spec.textField)} for the text (${what}s: ${listNames(names)}); pass --text-field NAME`);
+  }
+  if (spec.labelsField !== undefined && !names.includes(spec.labelsField)) {
+    throw new DataError(file, line, `no ${what} ${JSON.stringify(spec.labelsField)} for the labels (${what}s: ${listNames(names)}); pass --labels-field NAME, or leave it out`);
   }
   if (names.includes(spec.idField)) return { idFromRowNumber: false };
   if (spec.idExplicit) throw new DataError(file, line, `no ${what} ${JSON.stringify(spec.idField)} for the id (${what}s: ${listNames(names)}); pass --id-field NAME, or leave it out to number the rows`);
@@ -223,6 +255,7 @@ async function openCsv(file: string, spec: FieldSpec): Promise<InputSource> {
   }
   const textIndex = header.indexOf(spec.textField);
   const idIndex = header.indexOf(spec.idField);
+  const labelsIndex = spec.labelsField === undefined ? -1 : header.indexOf(spec.labelsField);
   async function* rows(): AsyncGenerator<InputRow | DataError> {
     let row = 0;
     for (;;) {
@@ -243,7 +276,13 @@ async function openCsv(file: string, spec: FieldSpec): Promise<InputSource> {
           continue;
         }
       }
-      yield { line, id, text: record[textIndex]! };
+      if (labelsIndex === -1) {
+        yield { line, id, text: record[textIndex]! };
+        continue;
+      }
+      const labels = parseLabels(record[labelsIndex]);
+      if (typeof labels === 'string') yield new DataError(file, line, `column ${JSON.stringify(spec.labelsField)} ${labels}`);
+      else yield { line, id, text: record[textIndex]!, labels };
     }
   }
   return { file, format: 'csv', idFromRowNumber, rows: rows(), fraction: () => (size === 0 ? 1 : Math.min(1, stream.bytesRead / size)), close };
@@ -338,7 +377,13 @@ async function openJsonl(file: string, spec: FieldSpec): Promise<InputSource> {
           continue;
         }
       }
-      yield { line, id, text };
+      if (spec.labelsField === undefined) {
+        yield { line, id, text };
+        continue;
+      }
+      const labels = parseLabels(value[spec.labelsField]);
+      if (typeof labels === 'string') yield new DataError(file, line, `${JSON.stringify(spec.labelsField)} ${labels}`);
+      else yield { line, id, text, labels };
     }
   }
   return { file, format: 'jsonl', idFromRowNumber, rows: rows(), fraction: () => (size === 0 ? 1 : Math.min(1, stream.bytesRead / size)), close };
@@ -384,6 +429,7 @@ async function openArrow(file: string, spec: FieldSpec): Promise<InputSource> {
     for await (const batch of { [Symbol.asyncIterator]: () => source.batches }) {
       const texts = batch.getChild(spec.textField)!;
       const ids = idFromRowNumber ? null : batch.getChild(spec.idField)!;
+      const labelCells = spec.labelsField === undefined ? null : batch.getChild(spec.labelsField)!;
       for (let r = 0; r < batch.numRows; r++) {
         row++;
         const text = texts.get(r) as string | null;
@@ -400,7 +446,15 @@ async function openArrow(file: string, spec: FieldSpec): Promise<InputSource> {
             continue;
           }
         }
-        yield { line: row, id, text };
+        if (labelCells === null) {
+          yield { line: row, id, text };
+          continue;
+        }
+        const cell = labelCells.get(r) as unknown;
+        // A List<Utf8> cell is an Arrow vector: toArray() gives its strings.
+        const labels = parseLabels(cell !== null && typeof cell === 'object' && 'toArray' in cell ? Array.from((cell as { toArray(): ArrayLike<unknown> }).toArray()) : cell);
+        if (typeof labels === 'string') yield new DataError(file, row, `${JSON.stringify(spec.labelsField)} ${labels}`);
+        else yield { line: row, id, text, labels };
       }
       batchesDone++;
     }

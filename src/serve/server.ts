@@ -8,6 +8,12 @@
  *                 → {"model": id, "scores": [...]}
  *                 A cross-encoder's logits; for a two-tower model with a cosine or dot head,
  *                 the dot product of the query-side and doc-side vectors (its training score).
+ *   POST /search  {"query": "...", "k"?: 10, "mode"?: "dense"|"lexical"|"hybrid", "type"?: string}
+ *                 (with --index) → {"model", "mode", "results": [{"id", "text", "score", "rank",
+ *                 "dense": {"rank", "score"} | null, "lexical": {"rank", "score"} | null}]}: the
+ *                 index's documents ranked by the model, by its lexical ranker, or both fused
+ *                 (src/serve/search-index.ts); the query embedding shares the micro-batcher, and
+ *                 each batch's dense search is one matrix product
  *   GET /healthz  200 {"status": "ok", "model": id}; 503 once shutdown has begun
  *   GET /metrics  Prometheus text: requests by route and status, latency, batch sizes, texts
  *                 processed, model-call time and failures, queue depth, model info
@@ -33,6 +39,9 @@ import type { ModelCard } from '../export/card.js';
 import { ExportedModel, type Side } from './exported-model.js';
 import { BatcherClosedError, MicroBatcher, type BatchReport } from './micro-batcher.js';
 import { MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from './metrics.js';
+import { SEARCH_MODES, SearchIndex, type SearchMode } from './search-index.js';
+import type { Candidates } from '../eval/lexical.js';
+import type { FusedHit } from '../eval/fusion.js';
 
 /** What the server needs of a model: ExportedModel, or a stand-in with the same surface. */
 export type ServableModel = Pick<ExportedModel, 'modelId' | 'dimension' | 'card' | 'embed' | 'score'>;
@@ -54,9 +63,11 @@ export interface ServerOptions {
   maxQueue?: number;
   /** Where failed model calls and 500s are reported (default: stderr). */
   log?: (line: string) => void;
+  /** A search index built with this model (`kiln index build`): adds POST /search. */
+  index?: SearchIndex;
 }
 
-export const SERVER_DEFAULTS: Required<Omit<ServerOptions, 'log'>> = {
+export const SERVER_DEFAULTS: Required<Omit<ServerOptions, 'log' | 'index'>> = {
   maxBatch: 64,
   maxWaitMs: 5,
   maxBodyBytes: 1 << 20,
@@ -70,9 +81,13 @@ const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 
 /** A batch group: which graph and prompt a text goes through. */
 type EmbedGroup = { side: Side; inputType: string | undefined };
+/** Search queries: embedded on the query side, then searched in the index as one batch. */
+type SearchGroup = { search: string | undefined };
 type Pair = readonly [string, string];
 
 const embedGroupKey = (g: EmbedGroup): string => `embed:${g.side}${g.inputType === undefined ? '' : `:${g.inputType}`}`;
+const groupKey = (g: EmbedGroup | SearchGroup | 'score'): string =>
+  g === 'score' ? 'score' : 'search' in g ? `search${g.search === undefined ? '' : `:${g.search}`}` : embedGroupKey(g);
 
 /** Builds the service around a loaded model; call `listen` (or `inject` in tests) on the result. Closing it drains the queue but leaves the model to the caller. */
 export function buildServer(model: ServableModel, options: ServerOptions = {}): FastifyInstance {
@@ -82,6 +97,9 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
   }
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const card = model.card;
+  if (options.index !== undefined && options.index.manifest.modelId !== model.modelId) {
+    throw new Error(`the index ${options.index.dir} was built with model ${options.index.manifest.modelId}, but the served model is ${model.modelId}; rebuild it with \`kiln index build\` and this model`);
+  }
 
   // --- metrics -------------------------------------------------------------------------------
   const registry = new MetricsRegistry();
@@ -111,16 +129,22 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
   // --- the batcher: ONE per server, so one model call at a time -------------------------------
   // A model is either two-tower (embed groups, string items) or a cross-encoder (the 'score'
   // group, pair items): the group fixes the item and result types.
-  const batcher = new MicroBatcher<string | Pair, Float32Array | number, EmbedGroup | 'score'>(
-    async (items, group) =>
-      group === 'score'
-        ? Array.from(await model.score(items as Pair[]))
-        : model.embed(items as string[], { side: group.side, inputType: group.inputType }),
+  const index = options.index;
+  const window = index?.manifest.hybrid.window ?? 0;
+  const batcher = new MicroBatcher<string | Pair, Float32Array | number | Candidates, EmbedGroup | SearchGroup | 'score'>(
+    async (items, group) => {
+      if (group === 'score') return Array.from(await model.score(items as Pair[]));
+      if ('search' in group) {
+        const vectors = await model.embed(items as string[], { side: 'query', inputType: group.search });
+        return index!.denseCandidates(vectors, window);
+      }
+      return model.embed(items as string[], { side: group.side, inputType: group.inputType });
+    },
     {
       maxBatch: settings.maxBatch,
       maxWaitMs: settings.maxWaitMs,
-      groupKey: (g) => (g === 'score' ? 'score' : embedGroupKey(g)),
-      onBatch: (r) => onBatch({ ...r, group: r.group === 'score' ? 'score' : embedGroupKey(r.group) }),
+      groupKey,
+      onBatch: (r) => onBatch({ ...r, group: groupKey(r.group) }),
     },
   );
   registry.collectedGauge('kiln_queue_depth', 'Texts (or pairs) waiting for a model call.', () => batcher.queuedItems);
@@ -254,6 +278,56 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
     return { model: model.modelId, scores: pairs.map(([q], i) => dot(byQuery.get(q)!, docVectors[i]!)) };
   });
 
+  if (index !== undefined) {
+    const maxK = index.manifest.hybrid.window;
+    const defaultType = index.manifest.queryType === '' ? undefined : index.manifest.queryType;
+    const searchSchema = z.strictObject({
+      query: nonEmpty,
+      k: z
+        .number({ error: (iss) => `expected an integer from 1 to ${maxK}, got ${describe(iss.input)}` })
+        .int({ error: (iss) => `expected an integer from 1 to ${maxK}, got ${describe(iss.input)}` })
+        .min(1, { error: (iss) => `expected an integer from 1 to ${maxK}, got ${describe(iss.input)}` })
+        .max(maxK, { error: (iss) => `${String(iss.input)} exceeds the index's candidate window of ${maxK}; ask for at most ${maxK}` })
+        .optional(),
+      mode: z.enum(SEARCH_MODES, { error: (iss) => `expected "dense", "lexical" or "hybrid", got ${describe(iss.input)}` }).optional(),
+      type: z.string({ error: (iss) => `expected a string (a prompt type of the model), got ${describe(iss.input)}` }).optional(),
+    });
+    const part = (rank: number, score: number | null): { rank: number; score: number } | null => (rank === 0 || score === null ? null : { rank, score });
+    const single = (candidates: Candidates, mode: 'dense' | 'lexical', k: number): FusedHit[] =>
+      Array.from(candidates.docs.subarray(0, k), (doc, i) => ({
+        doc,
+        score: candidates.scores[i]!,
+        denseRank: mode === 'dense' ? i + 1 : 0,
+        denseScore: mode === 'dense' ? candidates.scores[i]! : null,
+        lexicalRank: mode === 'lexical' ? i + 1 : 0,
+        lexicalScore: mode === 'lexical' ? candidates.scores[i]! : null,
+      }));
+
+    app.post('/search', async (request, reply) => {
+      const body = parse(searchSchema, request.body);
+      if (typeof body === 'string') return sendError(reply, 400, body);
+      const typeError = checkInputType(card, body.type);
+      if (typeError !== undefined) return sendError(reply, 400, typeError);
+      const mode: SearchMode = body.mode ?? 'hybrid';
+      const k = body.k ?? Math.min(10, maxK);
+      if (mode !== 'lexical') {
+        const overloaded = shed(reply, 1);
+        if (overloaded !== undefined) return overloaded;
+      }
+      const dense = mode === 'lexical' ? null : ((await batcher.submit([body.query], { search: body.type ?? defaultType })) as Candidates[])[0]!;
+      const lexical = mode === 'dense' ? null : index.lexicalCandidates(body.query, maxK);
+      const hits = mode === 'hybrid' ? index.fuse(dense!, lexical!).slice(0, k) : single(mode === 'dense' ? dense! : lexical!, mode, k);
+      return {
+        model: model.modelId,
+        mode,
+        results: hits.map((hit, i) => {
+          const doc = index.documents[hit.doc]!;
+          return { id: doc.id, text: doc.text, score: hit.score, rank: i + 1, dense: part(hit.denseRank, hit.denseScore), lexical: part(hit.lexicalRank, hit.lexicalScore) };
+        }),
+      };
+    });
+  }
+
   return app;
 }
 
@@ -266,11 +340,14 @@ export interface StartOptions extends ServerOptions {
   host?: string;
   /** onnxruntime intra-op threads (default: all cores). */
   threads?: number;
+  /** A search index directory (`kiln index build --out`): adds POST /search. */
+  indexDir?: string;
 }
 
 export interface RunningServer {
   readonly app: FastifyInstance;
   readonly model: ExportedModel;
+  readonly index: SearchIndex | undefined;
   /** e.g. http://127.0.0.1:8080 (with the real port when 0 was asked for). */
   readonly url: string;
   readonly port: number;
@@ -284,10 +361,13 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   // One model call is one onnxruntime run: the batcher's batch is the model's batch.
   const model = await ExportedModel.load(options.modelDir, { threads: options.threads, batchSize: maxBatch });
   let app: FastifyInstance;
+  let index: SearchIndex | undefined;
   try {
-    app = buildServer(model, options);
+    if (options.indexDir !== undefined) index = await SearchIndex.load(options.indexDir, { threads: options.threads });
+    app = buildServer(model, { ...options, index });
     await app.listen({ port: options.port ?? 8080, host: options.host ?? '127.0.0.1' });
   } catch (error) {
+    await index?.release();
     await model.release();
     throw error;
   }
@@ -299,6 +379,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   return {
     app,
     model,
+    index,
     url,
     port,
     close: () =>
@@ -306,6 +387,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
         try {
           await app.close();
         } finally {
+          await index?.release();
           await model.release();
         }
       })()),

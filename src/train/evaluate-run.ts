@@ -1,6 +1,7 @@
 /**
  * Evaluating a saved run (`kiln eval`): rebuild the model from model.json, load
- * model.safetensors, embed and rank each configured split in full; BM25 beside it on request.
+ * model.safetensors, embed and rank each configured split in full; BM25 beside it on request,
+ * or (`hybrid`) the three-way table of the model, the lexical rankers and their fusion.
  */
 import { existsSync } from 'node:fs';
 
@@ -8,7 +9,8 @@ import { loadSafetensors, noGrad } from '../engine/index.js';
 import { TwoTowerModel, type TwoTowerConfig } from '../models/index.js';
 import { createContext, resolveDataRoot } from '../data/files.js';
 import { ModelEmbedder } from '../eval/embedder.js';
-import { evaluateSplitsWithBm25, evaluateSplitsWithModel } from '../eval/splits.js';
+import { evaluateSplitsWithBm25, evaluateSplitsWithModel, DEFAULT_HYBRID } from '../eval/splits.js';
+import { formatHybridReport, hybridReport, type HybridSplitReport } from '../eval/hybrid.js';
 import { RunDirectory } from '../track/run-dir.js';
 import { loadEvalSplits, loadTokenizer } from './setup.js';
 import { formatSummaryTable, applyThreadPolicy } from './two-tower-run.js';
@@ -19,6 +21,8 @@ export interface EvaluateRunOptions {
   runPath?: string;
   splits: readonly string[];
   baseline: boolean;
+  /** The three-way table: the model, each lexical ranker and the hybrid, with its weight chosen on each validation split. */
+  hybrid?: boolean;
   dataRoot?: string;
   save: boolean;
 }
@@ -27,6 +31,8 @@ export interface EvaluateRunResult {
   run: string | null;
   metrics: Record<string, number>;
   bm25: Record<string, number>;
+  /** With `hybrid`: per retrieval split, the model, the lexical rankers, the hybrid and the tuned weight. */
+  hybrid?: HybridSplitReport[];
   table: string;
 }
 
@@ -40,6 +46,7 @@ export async function evaluateRun(config: KilnConfig, options: EvaluateRunOption
 
   let metrics: Record<string, number> = {};
   let runId: string | null = null;
+  let hybrid: HybridSplitReport[] | undefined;
   if (options.runPath !== undefined) {
     const run = RunDirectory.open(options.runPath);
     runId = run.id;
@@ -54,10 +61,15 @@ export async function evaluateRun(config: KilnConfig, options: EvaluateRunOption
     for (const t of tensors.values()) t.dispose();
     const tokenizer = loadTokenizer(config, dataRoot);
     const embedder = new ModelEmbedder(model, tokenizer, { maxLength: modelConfig.maxLength, batchSize: 256, precision: config.train.precision, device: config.train.device });
-    metrics = evaluateSplitsWithModel(splits, embedder, { sampled: false });
-    model.dispose();
+    try {
+      metrics = evaluateSplitsWithModel(splits, embedder, { sampled: false });
+      if (options.hybrid === true) hybrid = hybridReport(splits, embedder, DEFAULT_HYBRID);
+    } finally {
+      model.dispose();
+    }
   }
   const bm25 = options.baseline ? evaluateSplitsWithBm25(splits) : {};
-  if (options.save && options.runPath !== undefined) RunDirectory.open(options.runPath).writeJson('eval.json', { evaluatedAt: new Date().toISOString(), metrics, bm25 });
-  return { run: runId, metrics, bm25, table: formatSummaryTable({ runId: runId ?? 'bm25 baseline', metrics, bm25 }) };
+  if (options.save && options.runPath !== undefined) RunDirectory.open(options.runPath).writeJson('eval.json', { evaluatedAt: new Date().toISOString(), metrics, bm25, ...(hybrid === undefined ? {} : { hybrid }) });
+  const table = hybrid !== undefined ? formatHybridReport(runId!, hybrid) : formatSummaryTable({ runId: runId ?? 'bm25 baseline', metrics, bm25 });
+  return { run: runId, metrics, bm25, ...(hybrid === undefined ? {} : { hybrid }), table };
 }

@@ -10,12 +10,18 @@ import { loadRecipe } from '../data/recipes/index.js';
 import { WordPieceTokenizer } from '../data/tokenizer.js';
 import { sampleQueries } from '../eval/evaluate.js';
 import { ENCODER_PRESETS, type TwoTowerConfig } from '../models/config.js';
-import type { BadRowReport, PairExample, RetrievalSplit, ScoredTextPair } from '../data/types.js';
 import type { EvalSpec, KilnConfig } from '../config/schema.js';
+import { DEFAULT_HYBRID, type EvalSplit, type HybridOptions } from '../eval/splits.js';
+import type { BadRowReport, PairExample } from '../data/types.js';
 
-export type EvalSplit =
-  | { spec: EvalSpec; kind: 'retrieval'; split: RetrievalSplit; sampled: RetrievalSplit }
-  | { spec: EvalSpec; kind: 'scored-pairs'; pairs: ScoredTextPair[] };
+export type { EvalSplit } from '../eval/splits.js';
+
+/** A split's hybrid settings: its own `hybrid` block laid over `eval.hybrid`; null when neither is set. */
+export function resolveHybrid(config: KilnConfig, spec: EvalSpec): HybridOptions | null {
+  if (config.eval.hybrid === null && spec.hybrid === undefined) return null;
+  const own = Object.fromEntries(Object.entries(spec.hybrid ?? {}).filter(([, v]) => v !== undefined));
+  return { ...(config.eval.hybrid ?? DEFAULT_HYBRID), ...own };
+}
 
 export interface RunData {
   dataRoot: string;
@@ -46,9 +52,16 @@ export async function loadEvalSplits(config: KilnConfig, dataRoot: string, repor
   for (const spec of config.data.eval) {
     const loaded = await loadRecipe(spec.recipe, ctx, spec.options);
     if (loaded.kind === 'retrieval') {
-      splits.push({ spec, kind: 'retrieval', split: loaded.data, sampled: sampleQueries(loaded.data, spec.max_queries, config.seed) });
+      splits.push({
+        spec,
+        kind: 'retrieval',
+        split: loaded.data,
+        sampled: sampleQueries(loaded.data, spec.max_queries, config.seed),
+        lexical: config.eval.lexical,
+        hybrid: resolveHybrid(config, spec),
+      });
     } else if (loaded.kind === 'scored-pairs') {
-      splits.push({ spec, kind: 'scored-pairs', pairs: loaded.data });
+      splits.push({ spec, kind: 'scored-pairs', pairs: loaded.data, lexical: config.eval.lexical });
     } else {
       throw new Error(`data.eval '${spec.name}': recipe '${spec.recipe}' yields ${loaded.kind}, not an evaluation split`);
     }

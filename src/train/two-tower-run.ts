@@ -11,7 +11,7 @@ import { createWeightedLoss } from '../losses/index.js';
 import { RunDirectory } from '../track/run-dir.js';
 import { RunDirectoryHook } from '../track/run-hook.js';
 import { ModelEmbedder } from '../eval/embedder.js';
-import { evaluateSplitsWithBm25, evaluateSplitsWithModel } from '../eval/splits.js';
+import { evaluateSplitsWithBm25, evaluateSplitsWithLexical, evaluateSplitsWithModel, type EvalSplit } from '../eval/splits.js';
 import { KILN_VERSION } from '../version.js';
 import { loadRunData, twoTowerConfigFrom, type RunData } from './setup.js';
 import { runTraining, type EndEvent, type TrainHooks } from './loop.js';
@@ -43,8 +43,11 @@ export interface RunSummary {
   status: EndEvent['status'];
   message: string;
   steps: number;
+  /** The model's metrics, and the hybrid's as `<eval name>/hybrid/<metric>`. */
   metrics: Record<string, number>;
   bm25: Record<string, number>;
+  /** Character TF-IDF on the splits whose hybrid fuses it (BM25 is always beside). */
+  tfidf_char: Record<string, number>;
 }
 
 /**
@@ -180,9 +183,9 @@ export async function trainTwoTower(loaded: LoadedRunConfig, options: TrainRunOp
   });
   strategy.dispose();
 
-  // Beside every neural number, BM25's on the same (full) split.
-  const bm25 = end.status === 'diverged' ? {} : evaluateSplitsWithBm25(data.evalSplits);
-  const summary: RunSummary = { runId: run.id, runPath: run.path, status: end.status, message: end.message, steps: end.lastStep, metrics: lastMetrics, bm25 };
+  // Beside every neural number, BM25's on the same (full) split, and the hybrid's other lexical ranker.
+  const lexical = end.status === 'diverged' ? { bm25: {}, tfidf_char: {} } : evaluateLexicalBaselines(data.evalSplits);
+  const summary: RunSummary = { runId: run.id, runPath: run.path, status: end.status, message: end.message, steps: end.lastStep, metrics: lastMetrics, ...lexical };
   run.writeJson('summary.json', {
     ...summary,
     kilnVersion: KILN_VERSION,
@@ -200,14 +203,34 @@ export async function trainTwoTower(loaded: LoadedRunConfig, options: TrainRunOp
   return summary;
 }
 
-/** metric | kiln | bm25, as percentages where the metric is a fraction. */
-export function formatSummaryTable(summary: Pick<RunSummary, 'metrics' | 'bm25' | 'runId'>): string {
-  const keys = [...new Set([...Object.keys(summary.metrics), ...Object.keys(summary.bm25)])];
+/**
+ * The lexical columns of a summary: BM25 on every split, and character TF-IDF on the splits
+ * whose hybrid fuses it (on the others it would only cost time: about a minute on JobBERT).
+ */
+export function evaluateLexicalBaselines(splits: readonly EvalSplit[]): Pick<RunSummary, 'bm25' | 'tfidf_char'> {
+  const tfidfSplits = splits.filter((s) => s.kind === 'retrieval' && s.hybrid?.lexical === 'tfidf_char');
+  return { bm25: evaluateSplitsWithBm25(splits), tfidf_char: evaluateSplitsWithLexical(tfidfSplits, 'tfidf_char') };
+}
+
+/**
+ * metric | kiln | hybrid | bm25 | tfidf_char, as percentages (×100); the hybrid and TF-IDF
+ * columns only when some split has them, '-' where a split has not.
+ */
+export function formatSummaryTable(summary: Pick<RunSummary, 'metrics' | 'bm25' | 'runId'> & Partial<Pick<RunSummary, 'tfidf_char'>>): string {
+  const hybridKey = (key: string): string => key.replace(/^([^/]+)\//, '$1/hybrid/');
+  const keys = [...new Set([...Object.keys(summary.metrics).filter((k) => !k.includes('/hybrid/')), ...Object.keys(summary.bm25)])];
   if (keys.length === 0) return `run ${summary.runId}: no evaluation splits configured`;
+  const columns: Array<[string, (key: string) => number | undefined]> = [
+    ['kiln', (k) => summary.metrics[k]],
+    ['hybrid', (k) => summary.metrics[hybridKey(k)]],
+    ['bm25', (k) => summary.bm25[k]],
+    ['tfidf_char', (k) => summary.tfidf_char?.[k]],
+  ];
+  const shown = columns.filter(([name, value]) => name === 'kiln' || name === 'bm25' || keys.some((k) => value(k) !== undefined));
   const pct = (v: number | undefined): string => (v === undefined ? '-' : (100 * v).toFixed(2));
   const width = Math.max(6, ...keys.map((k) => k.length));
-  const lines = [`${'metric'.padEnd(width)}  ${'kiln'.padStart(7)}  ${'bm25'.padStart(7)}`];
-  for (const k of keys) lines.push(`${k.padEnd(width)}  ${pct(summary.metrics[k]).padStart(7)}  ${pct(summary.bm25[k]).padStart(7)}`);
+  const lines = [[`${'metric'.padEnd(width)}`, ...shown.map(([name]) => name.padStart(Math.max(7, name.length)))].join('  ')];
+  for (const k of keys) lines.push([k.padEnd(width), ...shown.map(([name, value]) => pct(value(k)).padStart(Math.max(7, name.length)))].join('  '));
   return `run ${summary.runId} (×100):\n${lines.join('\n')}`;
 }
 

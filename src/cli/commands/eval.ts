@@ -1,9 +1,12 @@
 /**
  * `kiln eval --run runs/<id> [--split NAME ...] [--baseline bm25]`
+ * `kiln eval --run runs/<id> --hybrid`
  * `kiln eval --config FILE --baseline bm25`
  *
  * Evaluates a saved model again on its config's splits (full splits, never the training-time
- * samples), optionally beside BM25 on the same splits; or BM25 alone for a config. Writes
+ * samples), optionally beside BM25 on the same splits; or BM25 alone for a config. `--hybrid`
+ * prints the model, BM25, character TF-IDF and their fusion side by side, with the fusion weight
+ * chosen on each validation split (src/eval/hybrid.ts). Writes
  * nothing into the run unless --save is given (then eval.json, atomically).
  */
 import type { CommandModule } from 'yargs';
@@ -18,6 +21,7 @@ interface EvalArgs {
   config?: string;
   split: string[];
   baseline?: string;
+  hybrid: boolean;
   'data-root'?: string;
   json: boolean;
   save: boolean;
@@ -32,6 +36,11 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
       .option('config', { type: 'string', describe: 'A config whose splits to evaluate (with --baseline only)' })
       .option('split', { type: 'string', array: true, default: [], describe: 'Only these eval names from data.eval' })
       .option('baseline', { type: 'string', choices: ['bm25'], describe: 'Also (or, with --config, only) evaluate this lexical baseline' })
+      .option('hybrid', {
+        type: 'boolean',
+        default: false,
+        describe: 'Print the model, BM25, character TF-IDF and their fusion side by side, with the fusion weight chosen on each validation split (never on a test split)',
+      })
       .option('data-root', { type: 'string', describe: 'Data root (default: $KILN_DATA)' })
       .option('json', { type: 'boolean', default: false, describe: 'Print metrics as JSON' })
       .option('save', { type: 'boolean', default: false, describe: 'Write the results to <run>/eval.json' })
@@ -39,6 +48,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
         if ((args.run === undefined) === (args.config === undefined)) throw new UsageError('give exactly one of --run runs/<id> or --config FILE');
         if (args.config !== undefined && args.baseline === undefined) throw new UsageError('--config evaluates a baseline only: add --baseline bm25 (a model needs --run)');
         if (args.save && args.run === undefined) throw new UsageError('--save writes into a run: give --run');
+        if (args.hybrid && args.run === undefined) throw new UsageError('--hybrid fuses a model with a lexical ranker: give --run runs/<id>');
         return true;
       }),
   handler: async (args) => {
@@ -48,6 +58,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
         runPath: args.run,
         splits: args.split,
         baseline: args.baseline === 'bm25',
+        hybrid: args.hybrid,
         dataRoot: args['data-root'],
         save: args.save,
       });

@@ -1,9 +1,9 @@
 /**
- * `kiln serve --model DIR [--port 8080] [--host 127.0.0.1] [--max-batch 64] [--max-wait-ms 5]
+ * `kiln serve --model DIR [--index INDEX_DIR] [--port 8080] [--host 127.0.0.1] [--max-batch 64] [--max-wait-ms 5]
  *             [--max-body-bytes 1048576] [--max-texts 256] [--max-queue 4096] [--threads N]`
  *
  * Serves an exported model (`kiln export --out DIR`) over HTTP: POST /embed, POST /score,
- * GET /healthz, GET /metrics (see src/serve/server.ts). Binds loopback unless told otherwise.
+ * GET /healthz, GET /metrics, and with --index POST /search (see src/serve/server.ts). Binds loopback unless told otherwise.
  * Prints one line once listening, with the real port (so `--port 0` is usable by scripts).
  * SIGTERM or SIGINT stops accepting, answers every in-flight and queued request, releases the
  * model and exits 0; a second signal exits 1 at once.
@@ -30,11 +30,12 @@ interface ServeArgs {
   'max-texts': number;
   'max-queue': number;
   threads?: number;
+  index?: string;
 }
 
 export const serveCommand: CommandModule<object, ServeArgs> = {
   command: 'serve',
-  describe: 'Serve an exported model over HTTP (/embed, /score, /healthz, /metrics)',
+  describe: 'Serve an exported model over HTTP (/embed, /score, /search with --index, /healthz, /metrics)',
   builder: (y) =>
     y
       .option('model', { type: 'string', demandOption: true, describe: 'Exported model directory (kiln export --out DIR)' })
@@ -46,6 +47,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('max-texts', { type: 'number', default: SERVER_DEFAULTS.maxTexts, describe: 'Most texts or pairs per request (more: 400)' })
       .option('max-queue', { type: 'number', default: SERVER_DEFAULTS.maxQueue, describe: 'Most texts waiting for the model (more: 503 with Retry-After)' })
       .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: all cores)' })
+      .option('index', { type: 'string', describe: 'A search index built with this model (kiln index build --out DIR): adds POST /search' })
       .check((args) => {
         const problem = checkArgs(args);
         if (problem !== undefined) throw new UsageError(problem);
@@ -59,6 +61,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
         port: args.port,
         host: args.host,
         threads: args.threads,
+        indexDir: args.index,
         maxBatch: args['max-batch'],
         maxWaitMs: args['max-wait-ms'],
         maxBodyBytes: args['max-body-bytes'],
@@ -73,7 +76,8 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     }
     const card = server.model.card;
     const what = card.kind === 'two-tower' ? `two-tower ${card.head} ${card.dimension}-d` : 'cross-encoder';
-    process.stdout.write(`listening on ${server.url} (model ${server.model.modelId}, ${what}; max batch ${args['max-batch']}, max wait ${args['max-wait-ms']} ms)\n`);
+    const searching = server.index === undefined ? '' : `; /search over ${server.index.manifest.documents} documents (${server.index.manifest.dense.search} dense, ${server.index.manifest.hybrid.lexical}, ${server.index.manifest.hybrid.method})`;
+    process.stdout.write(`listening on ${server.url} (model ${server.model.modelId}, ${what}; max batch ${args['max-batch']}, max wait ${args['max-wait-ms']} ms${searching})\n`);
 
     // Resolve when a signal has drained the server; the handler's return lets the process exit.
     await new Promise<void>((resolve) => {
@@ -115,6 +119,9 @@ function checkArgs(args: ServeArgs): string | undefined {
   if (!Number.isFinite(args['max-wait-ms']) || args['max-wait-ms'] < 0) return `--max-wait-ms must be a number ≥ 0, got ${String(args['max-wait-ms'])}`;
   if (args.threads !== undefined && (!Number.isInteger(args.threads) || args.threads < 1)) return `--threads must be an integer ≥ 1, got ${String(args.threads)}`;
   if (args.host.trim() === '') return '--host must name an interface, e.g. 127.0.0.1';
+  if (args.index !== undefined && !existsSync(join(args.index, 'index.json'))) {
+    return `--index ${args.index}: no index.json there; expected a directory written by \`kiln index build\` (e.g. npx kiln index build --model exports/twotower --corpus skills.csv --out indexes/skills)`;
+  }
   if (typeof args.model === 'string' && !existsSync(join(args.model, 'model.json'))) {
     return `--model ${args.model}: no model.json there; expected a directory written by \`kiln export\` (e.g. npx kiln export --run runs/<id> --out exports/twotower)`;
   }

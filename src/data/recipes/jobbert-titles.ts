@@ -48,7 +48,7 @@ export const jobbertTitles = defineRecipe({
       queryType: 'title',
       docType: 'occupation',
       queries,
-      corpus: occupations.map((c) => ({ id: c.uri, text: c.preferredLabel })),
+      corpus: occupations.map((c) => ({ id: c.uri, text: c.preferredLabel, labels: c.altLabels })),
       labelledPairs: makeLabelledPairs(queries, occupations.length, ctx.seed, name),
     };
   },

@@ -105,7 +105,7 @@ export const skillExtraction = defineRecipe({
       queryType: 'sentence',
       docType: 'skill',
       queries,
-      corpus: skills.map((s) => ({ id: s.uri, text: s.preferredLabel })),
+      corpus: skills.map((s) => ({ id: s.uri, text: s.preferredLabel, labels: s.altLabels })),
       labelledPairs: makeLabelledPairs(queries, skills.length, ctx.seed, name),
     };
   },

@@ -1,0 +1,316 @@
+/**
+ * A search index over a corpus (`kiln index build`), and the three ways `kiln serve` ranks it.
+ *
+ * An index directory holds:
+ *   index.json       the manifest: model id and dimension, the corpus file and its SHA-256, the
+ *                    prompt types, the lexical and fusion settings, the dense search method
+ *                    (and for HNSW its parameters and measured recall)
+ *   vectors.arrow    the corpus vectors, written by `kiln embed` (src/serve/embed.ts): a rebuild
+ *                    reuses every vector whose text is unchanged under the same model
+ *   documents.jsonl  one {"id", "text", "labels"} per vector, in the same order: the lexical
+ *                    index's source. The inverted index (postings with precomputed weights,
+ *                    src/eval/lexical.ts) is rebuilt from it at load, deterministically from the
+ *                    same documents and settings; that takes about as long as parsing a stored
+ *                    copy would (a second for 14k ESCO skills and their 110k labels), and no
+ *                    serialised postings can drift from the code that scores them
+ *   hnsw.bin         with more than `annThreshold` documents: an HNSW graph (src/serve/ann.ts)
+ *
+ * The directory is written into a staging sibling and renamed into place whole, so a failed or
+ * interrupted build leaves an earlier index untouched.
+ *
+ * Dense search is exact by default: an onnxruntime matrix product and TopK over every vector
+ * (./dense-search.ts). Above the threshold, HNSW; the build measures its recall@window against
+ * exact search on queries made from a seeded sample of documents (their texts through the query
+ * side), raises efSearch until recall reaches `annRecallTarget` (or the corpus size), and
+ * records what it measured.
+ *
+ * Modes: `dense` (the model's top k), `lexical` (the index's lexical ranker), `hybrid` (both
+ * fused as in evaluation: src/eval/fusion.ts, with the index's fusion settings).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+
+import { DEFAULT_HYBRID, fuse, type FusedHit, type HybridOptions } from '../eval/fusion.js';
+import { DEFAULT_LEXICAL_SETTINGS, LexicalRanker, type Candidates, type LexicalSettings } from '../eval/lexical.js';
+import { Rng } from '../data/rng.js';
+import { DataError } from '../data/types.js';
+import { KILN_VERSION } from '../version.js';
+import { moveIntoPlace, writeFileAtomic } from '../util/atomic-write.js';
+import { readEmbeddings } from './arrow-io.js';
+import { annRecall, HnswIndex } from './ann.js';
+import { ExactDenseSearch } from './dense-search.js';
+import { embedFile, openInput, type EmbedSummary, type InputFields } from './embed.js';
+import { ExportedModel } from './exported-model.js';
+
+export const INDEX_FORMAT = 'kiln-search-index';
+export const INDEX_FORMAT_VERSION = 1;
+/** Above this many documents, dense search goes through HNSW instead of an exact scan. */
+export const DEFAULT_ANN_THRESHOLD = 100_000;
+export const DEFAULT_ANN_RECALL_TARGET = 0.98;
+const RECALL_QUERIES = 200;
+
+export type SearchMode = 'dense' | 'lexical' | 'hybrid';
+export const SEARCH_MODES = ['dense', 'lexical', 'hybrid'] as const satisfies readonly SearchMode[];
+
+export interface IndexDocument {
+  id: string;
+  text: string;
+  labels: string[];
+}
+
+export interface AnnManifest {
+  search: 'hnsw';
+  file: string;
+  m: number;
+  efConstruction: number;
+  efSearch: number;
+  /** Mean recall@k of HNSW against exact search at the chosen efSearch, on `queries` queries. */
+  recall: { k: number; value: number; queries: number; target: number; byEfSearch: Array<{ efSearch: number; recall: number }> };
+}
+
+export interface SearchIndexManifest {
+  format: typeof INDEX_FORMAT;
+  formatVersion: number;
+  kilnVersion: string;
+  createdAt: string;
+  modelId: string;
+  dimension: number;
+  /** Prompt types: documents were embedded with `docType`; queries use `queryType` unless a request names one. */
+  docType: string;
+  queryType: string;
+  corpus: { file: string; sha256: string; rows: number; skipped: number };
+  documents: number;
+  lexical: LexicalSettings;
+  hybrid: HybridOptions;
+  annThreshold: number;
+  dense: { search: 'exact' } | AnnManifest;
+  embedding: Pick<EmbedSummary, 'reused' | 'deduplicated' | 'computed'>;
+}
+
+export interface BuildIndexOptions extends InputFields {
+  /** An exported two-tower model directory, or the loaded model. */
+  model: string | ExportedModel;
+  corpus: string;
+  out: string;
+  docType?: string;
+  queryType?: string;
+  lexical?: LexicalSettings;
+  hybrid?: HybridOptions;
+  annThreshold?: number;
+  annRecallTarget?: number;
+  threads?: number;
+  log?: (line: string) => void;
+  onBadRow?: (error: DataError) => void;
+}
+
+export interface BuildIndexSummary {
+  out: string;
+  manifest: SearchIndexManifest;
+  seconds: number;
+}
+
+function sha256File(path: string): Promise<string> {
+  return new Promise((resolvePromise, reject) => {
+    const hash = createHash('sha256');
+    createReadStream(path)
+      .on('data', (chunk) => hash.update(chunk))
+      .on('error', reject)
+      .on('end', () => resolvePromise(hash.digest('hex')));
+  });
+}
+
+/** Reads the corpus rows (id, text, labels); bad rows are reported and skipped, as `kiln embed` skips them. */
+async function readDocuments(path: string, fields: InputFields): Promise<Map<string, IndexDocument>> {
+  const source = await openInput(path, fields);
+  const documents = new Map<string, IndexDocument>();
+  try {
+    for await (const row of source.rows) {
+      if (row instanceof DataError || documents.has(row.id)) continue;
+      documents.set(row.id, { id: row.id, text: row.text, labels: row.labels ?? [] });
+    }
+  } finally {
+    await source.close();
+  }
+  return documents;
+}
+
+/** Builds (or rebuilds, reusing unchanged vectors) an index directory; see the header. */
+export async function buildSearchIndex(options: BuildIndexOptions): Promise<BuildIndexSummary> {
+  const started = performance.now();
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const out = resolve(options.out);
+  const hybrid = options.hybrid ?? DEFAULT_HYBRID;
+  const lexical = options.lexical ?? DEFAULT_LEXICAL_SETTINGS;
+  const annThreshold = options.annThreshold ?? DEFAULT_ANN_THRESHOLD;
+  const recallTarget = options.annRecallTarget ?? DEFAULT_ANN_RECALL_TARGET;
+  const model = typeof options.model === 'string' ? await ExportedModel.load(options.model, { threads: options.threads }) : options.model;
+  const staging = join(dirname(out), `.${basename(out)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  // Ctrl-C exits through process.exit: the staging directory goes with it, the old index stays.
+  const removeStaging = (): void => rmSync(staging, { recursive: true, force: true });
+  process.once('exit', removeStaging);
+  try {
+    if (model.card.kind !== 'two-tower') throw new DataError(model.dir, undefined, `${model.modelId} is a cross-encoder; a search index needs a two-tower export (kiln export of a two-tower run)`);
+    const fields: InputFields = { textField: options.textField, idField: options.idField, labelsField: options.labelsField };
+    mkdirSync(staging, { recursive: true });
+    const previous = join(out, 'vectors.arrow');
+    const embedded = await embedFile({
+      ...fields,
+      model,
+      input: options.corpus,
+      out: join(staging, 'vectors.arrow'),
+      previous: existsSync(previous) ? previous : undefined,
+      side: 'doc',
+      inputType: options.docType,
+      log,
+      onBadRow: options.onBadRow,
+    });
+    log(`vectors: ${embedded.written} documents (${embedded.reused} reused, ${embedded.deduplicated} deduplicated, ${embedded.computed} computed)${embedded.skipped > 0 ? `; ${embedded.skipped} bad row(s) skipped` : ''}`);
+    if (embedded.written === 0) throw new DataError(resolve(options.corpus), undefined, 'no usable rows: an index needs at least one document');
+
+    // Documents in the order of the vectors (the embed output keeps input order, bad rows dropped).
+    const vectors = readEmbeddings(join(staging, 'vectors.arrow'));
+    const byId = await readDocuments(options.corpus, fields);
+    const documents = vectors.ids.map((id) => {
+      const doc = byId.get(id);
+      if (doc === undefined) throw new Error(`${options.corpus}: row ${id} has a vector but could not be read back`);
+      return doc;
+    });
+    writeFileAtomic(join(staging, 'documents.jsonl'), documents.map((d) => Buffer.from(`${JSON.stringify(d)}\n`, 'utf8')));
+    const lexicalStart = performance.now();
+    const ranker = new LexicalRanker(hybrid.lexical, documents, lexical);
+    log(`lexical: ${hybrid.lexical} over ${lexical.fields.join(' and ')} (${lexical.match} label), ${ranker.units} indexed strings in ${((performance.now() - lexicalStart) / 1000).toFixed(1)} s`);
+
+    let dense: SearchIndexManifest['dense'] = { search: 'exact' };
+    if (documents.length > annThreshold) {
+      dense = await buildAnn(model, documents, vectors.vectors, vectors.dimension, hybrid.window, recallTarget, options.queryType, staging, log);
+    } else {
+      log(`dense: exact search (${documents.length} documents ≤ --ann-threshold ${annThreshold})`);
+    }
+
+    const manifest: SearchIndexManifest = {
+      format: INDEX_FORMAT,
+      formatVersion: INDEX_FORMAT_VERSION,
+      kilnVersion: KILN_VERSION,
+      createdAt: new Date().toISOString(),
+      modelId: model.modelId,
+      dimension: vectors.dimension,
+      docType: options.docType ?? '',
+      queryType: options.queryType ?? '',
+      corpus: { file: resolve(options.corpus), sha256: await sha256File(options.corpus), rows: embedded.read, skipped: embedded.skipped },
+      documents: documents.length,
+      lexical,
+      hybrid,
+      annThreshold,
+      dense,
+      embedding: { reused: embedded.reused, deduplicated: embedded.deduplicated, computed: embedded.computed },
+    };
+    writeFileAtomic(join(staging, 'index.json'), [Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, 'utf8')]);
+    moveIntoPlace(staging, out);
+    return { out, manifest, seconds: (performance.now() - started) / 1000 };
+  } catch (error) {
+    removeStaging();
+    throw error;
+  } finally {
+    process.removeListener('exit', removeStaging);
+    if (typeof options.model === 'string') await model.release();
+  }
+}
+
+/** Builds the HNSW graph and tunes efSearch to the recall target, measured against exact search. */
+async function buildAnn(
+  model: ExportedModel,
+  documents: readonly IndexDocument[],
+  rows: readonly Float32Array[],
+  dim: number,
+  k: number,
+  target: number,
+  queryType: string | undefined,
+  staging: string,
+  log: (line: string) => void,
+): Promise<AnnManifest> {
+  const matrix = new Float32Array(rows.length * dim);
+  rows.forEach((v, i) => matrix.set(v, i * dim));
+  const m = 16;
+  const efConstruction = 200;
+  const started = performance.now();
+  const index = HnswIndex.build(matrix, dim, { m, efConstruction });
+  log(`dense: HNSW over ${rows.length} documents (m ${m}, efConstruction ${efConstruction}) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  // Queries as a user sends them: document texts through the query side.
+  const rng = Rng.derive(0, 'ann-recall');
+  const sample = [...new Set(Array.from({ length: Math.min(RECALL_QUERIES, documents.length) }, () => rng.int(documents.length)))];
+  const queries = await model.embed(sample.map((i) => documents[i]!.text), { side: 'query', inputType: queryType === '' ? undefined : queryType });
+  const byEfSearch: Array<{ efSearch: number; recall: number }> = [];
+  let efSearch = Math.max(64, k);
+  for (;;) {
+    index.setEfSearch(efSearch);
+    const recall = annRecall(index, matrix, queries, k);
+    byEfSearch.push({ efSearch, recall });
+    log(`dense: HNSW recall@${k} ${recall.toFixed(4)} at efSearch ${efSearch} (${queries.length} queries, against exact search)`);
+    if (recall >= target || efSearch >= rows.length) break;
+    efSearch = Math.min(rows.length, efSearch * 2);
+  }
+  index.save(join(staging, 'hnsw.bin'));
+  const chosen = byEfSearch[byEfSearch.length - 1]!;
+  return { search: 'hnsw', file: 'hnsw.bin', m, efConstruction, efSearch: chosen.efSearch, recall: { k, value: chosen.recall, queries: queries.length, target, byEfSearch } };
+}
+
+/** A loaded index: documents, dense search (exact or HNSW) and the lexical ranker. */
+export class SearchIndex {
+  private constructor(
+    readonly dir: string,
+    readonly manifest: SearchIndexManifest,
+    readonly documents: readonly IndexDocument[],
+    readonly lexical: LexicalRanker,
+    readonly exact: ExactDenseSearch | null,
+    readonly ann: HnswIndex | null,
+  ) {}
+
+  static async load(dir: string, options: { threads?: number } = {}): Promise<SearchIndex> {
+    const root = resolve(dir);
+    const manifestPath = join(root, 'index.json');
+    let manifest: SearchIndexManifest;
+    try {
+      manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as SearchIndexManifest;
+    } catch (error) {
+      throw new DataError(manifestPath, undefined, `cannot read the index manifest (${(error as Error).message}); expected a directory written by \`kiln index build\``);
+    }
+    if (manifest.format !== INDEX_FORMAT || manifest.formatVersion !== INDEX_FORMAT_VERSION) {
+      throw new DataError(manifestPath, undefined, `format ${JSON.stringify(manifest.format)} version ${String(manifest.formatVersion)}; expected ${INDEX_FORMAT} version ${INDEX_FORMAT_VERSION} (rebuild it with this Kiln's \`kiln index build\`)`);
+    }
+    const documents = readFileSync(join(root, 'documents.jsonl'), 'utf8')
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => JSON.parse(line) as IndexDocument);
+    const vectors = readEmbeddings(join(root, 'vectors.arrow'));
+    if (vectors.ids.length !== documents.length || vectors.ids.some((id, i) => documents[i]!.id !== id)) {
+      throw new DataError(root, undefined, `vectors.arrow and documents.jsonl do not list the same documents in the same order (${vectors.ids.length} vs ${documents.length}); rebuild the index`);
+    }
+    const lexical = new LexicalRanker(manifest.hybrid.lexical, documents, manifest.lexical);
+    if (manifest.dense.search === 'hnsw') {
+      const ann = HnswIndex.load(join(root, manifest.dense.file), manifest.dimension, { efSearch: manifest.dense.efSearch });
+      return new SearchIndex(root, manifest, documents, lexical, null, ann);
+    }
+    const exact = await ExactDenseSearch.create(vectors.vectors, manifest.dimension, { threads: options.threads });
+    return new SearchIndex(root, manifest, documents, lexical, exact, null);
+  }
+
+  /** Each query vector's `window` best documents by inner product. */
+  async denseCandidates(queryVectors: readonly Float32Array[], window: number): Promise<Candidates[]> {
+    if (this.exact !== null) return this.exact.search(queryVectors, window);
+    return queryVectors.map((q) => this.ann!.search(q, window));
+  }
+
+  lexicalCandidates(query: string, window: number): Candidates {
+    return this.lexical.candidates(query, window);
+  }
+
+  /** The fused list (every candidate of either part), best first. */
+  fuse(dense: Candidates, lexical: Candidates): FusedHit[] {
+    return fuse(dense, lexical, this.manifest.hybrid);
+  }
+
+  async release(): Promise<void> {
+    await this.exact?.release();
+  }
+}
