@@ -31,8 +31,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 
-import { DEFAULT_HYBRID, fuse, type FusedHit, type HybridOptions } from '../eval/fusion.js';
-import { DEFAULT_LEXICAL_SETTINGS, LexicalRanker, type Candidates, type LexicalSettings } from '../eval/lexical.js';
+import { checkFusionOptions, DEFAULT_HYBRID, fuse, type FusedHit, type HybridOptions } from '../eval/fusion.js';
+import { DEFAULT_LEXICAL_SETTINGS, LEXICAL_NAMES, LEXICAL_RANKERS, LexicalRanker, type Candidates, type LexicalSettings } from '../eval/lexical.js';
 import { Rng } from '../data/rng.js';
 import { DataError } from '../data/types.js';
 import { KILN_VERSION } from '../version.js';
@@ -40,7 +40,7 @@ import { moveIntoPlace, writeFileAtomic } from '../util/atomic-write.js';
 import { readEmbeddings } from './arrow-io.js';
 import { annRecall, HnswIndex } from './ann.js';
 import { ExactDenseSearch } from './dense-search.js';
-import { embedFile, openInput, type EmbedSummary, type InputFields } from './embed.js';
+import { EmbedError, embedFile, normaliseText, openInput, type EmbedSummary, type InputFields } from './embed.js';
 import { ExportedModel } from './exported-model.js';
 
 export const INDEX_FORMAT = 'kiln-search-index';
@@ -126,7 +126,8 @@ async function readDocuments(path: string, fields: InputFields): Promise<Map<str
   const documents = new Map<string, IndexDocument>();
   try {
     for await (const row of source.rows) {
-      if (row instanceof DataError || documents.has(row.id)) continue;
+      // The rows `kiln embed` keeps: good ones with a non-empty text, the first of each id.
+      if (row instanceof DataError || normaliseText(row.text) === '' || documents.has(row.id)) continue;
       documents.set(row.id, { id: row.id, text: row.text, labels: row.labels ?? [] });
     }
   } finally {
@@ -144,13 +145,26 @@ export async function buildSearchIndex(options: BuildIndexOptions): Promise<Buil
   const lexical = options.lexical ?? DEFAULT_LEXICAL_SETTINGS;
   const annThreshold = options.annThreshold ?? DEFAULT_ANN_THRESHOLD;
   const recallTarget = options.annRecallTarget ?? DEFAULT_ANN_RECALL_TARGET;
-  const model = typeof options.model === 'string' ? await ExportedModel.load(options.model, { threads: options.threads }) : options.model;
+  checkBuildOptions(hybrid, lexical, annThreshold, recallTarget);
+  let model: ExportedModel;
+  try {
+    model = typeof options.model === 'string' ? await ExportedModel.load(options.model, { threads: options.threads }) : options.model;
+  } catch (error) {
+    throw new EmbedError(`--model ${String(options.model)}: ${(error as Error).message}`);
+  }
   const staging = join(dirname(out), `.${basename(out)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   // Ctrl-C exits through process.exit: the staging directory goes with it, the old index stays.
   const removeStaging = (): void => rmSync(staging, { recursive: true, force: true });
   process.once('exit', removeStaging);
   try {
-    if (model.card.kind !== 'two-tower') throw new DataError(model.dir, undefined, `${model.modelId} is a cross-encoder; a search index needs a two-tower export (kiln export of a two-tower run)`);
+    const card = model.card;
+    if (card.kind !== 'two-tower') throw new EmbedError(`--model ${model.dir}: ${model.modelId} is a cross-encoder; a search index needs a two-tower export (kiln export of a two-tower run)`);
+    for (const [flag, type] of [['--doc-type', options.docType], ['--query-type', options.queryType]] as const) {
+      if (type !== undefined && !Object.hasOwn(card.prompts, type)) {
+        const known = Object.keys(card.prompts);
+        throw new EmbedError(`${flag} ${JSON.stringify(type)} is not a prompt type of ${model.modelId}; expected ${known.length > 0 ? `one of ${known.map((k) => JSON.stringify(k)).join(', ')}` : 'none (the model has no prompts)'}, or leave it out`);
+      }
+    }
     const fields: InputFields = { textField: options.textField, idField: options.idField, labelsField: options.labelsField };
     mkdirSync(staging, { recursive: true });
     const previous = join(out, 'vectors.arrow');
@@ -217,6 +231,20 @@ export async function buildSearchIndex(options: BuildIndexOptions): Promise<Buil
   }
 }
 
+function checkBuildOptions(hybrid: HybridOptions, lexical: LexicalSettings, annThreshold: number, recallTarget: number): void {
+  try {
+    checkFusionOptions(hybrid);
+  } catch (error) {
+    throw new EmbedError((error as Error).message);
+  }
+  if (!Object.hasOwn(LEXICAL_RANKERS, hybrid.lexical)) throw new EmbedError(`lexical ranker ${JSON.stringify(hybrid.lexical)}: expected one of ${LEXICAL_NAMES.join(', ')}`);
+  if (!Number.isInteger(hybrid.window) || hybrid.window < 1) throw new EmbedError(`window ${hybrid.window}: expected an integer ≥ 1`);
+  if (lexical.fields.length === 0 || lexical.fields.some((f) => f !== 'text' && f !== 'labels')) throw new EmbedError(`lexical fields ${JSON.stringify(lexical.fields)}: expected text, labels or both`);
+  if (lexical.match !== 'best' && lexical.match !== 'joined') throw new EmbedError(`label match ${JSON.stringify(lexical.match)}: expected best or joined`);
+  if (!Number.isInteger(annThreshold) || annThreshold < 0) throw new EmbedError(`annThreshold ${annThreshold}: expected an integer ≥ 0`);
+  if (!(recallTarget > 0 && recallTarget <= 1)) throw new EmbedError(`annRecallTarget ${recallTarget}: expected a number in (0, 1]`);
+}
+
 /** Builds the HNSW graph and tunes efSearch to the recall target, measured against exact search. */
 async function buildAnn(
   model: ExportedModel,
@@ -238,7 +266,14 @@ async function buildAnn(
   log(`dense: HNSW over ${rows.length} documents (m ${m}, efConstruction ${efConstruction}) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   // Queries as a user sends them: document texts through the query side.
   const rng = Rng.derive(0, 'ann-recall');
-  const sample = [...new Set(Array.from({ length: Math.min(RECALL_QUERIES, documents.length) }, () => rng.int(documents.length)))];
+  // Distinct documents, by a partial Fisher–Yates shuffle.
+  const order = documents.map((_, i) => i);
+  const count = Math.min(RECALL_QUERIES, documents.length);
+  for (let i = 0; i < count; i++) {
+    const j = i + rng.int(order.length - i);
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  const sample = order.slice(0, count);
   const queries = await model.embed(sample.map((i) => documents[i]!.text), { side: 'query', inputType: queryType === '' ? undefined : queryType });
   const byEfSearch: Array<{ efSearch: number; recall: number }> = [];
   let efSearch = Math.max(64, k);

@@ -30,6 +30,7 @@ interface Summary {
   steps: number;
   metrics: Record<string, number>;
   bm25: Record<string, number>;
+  tfidf_char: Record<string, number>;
 }
 
 const readSummary = (run: string): Summary => JSON.parse(readFileSync(join(run, 'summary.json'), 'utf8')) as Summary;
@@ -46,18 +47,23 @@ describe('kiln train (configs/tiny.yaml)', () => {
     for (const f of ['config.yaml', 'model.json', 'tokenizer.json', 'metrics.jsonl', 'model.safetensors', 'summary.json']) expect(existsSync(join(run, f)), f).toBe(true);
     const summary = readSummary(run);
     expect(summary.status).toBe('completed');
-    expect(Object.keys(summary.metrics).sort()).toEqual(['jobbert/mrr', 'jobbert/recall@1', 'jobbert/recall@10', 'jobbert/recall@5', 'jobbert/roc_auc', 'stsb/spearman', 'tech/mrr', 'tech/rp@5']);
-    expect(Object.keys(summary.bm25).sort()).toEqual(Object.keys(summary.metrics).sort());
+    const dense = ['jobbert/mrr', 'jobbert/recall@1', 'jobbert/recall@10', 'jobbert/recall@5', 'jobbert/roc_auc', 'stsb/spearman', 'tech/mrr', 'tech/rp@5'];
+    // tiny.yaml fuses TECH with character TF-IDF: its hybrid metrics sit beside the model's.
+    expect(Object.keys(summary.metrics).sort()).toEqual([...dense, 'tech/hybrid/mrr', 'tech/hybrid/rp@5'].sort());
+    expect(Object.keys(summary.bm25).sort()).toEqual(dense);
+    expect(Object.keys(summary.tfidf_char).sort()).toEqual(['tech/mrr', 'tech/rp@5']);
     for (const [k, v] of [...Object.entries(summary.metrics), ...Object.entries(summary.bm25)]) {
       expect(k === 'stsb/spearman' ? v >= -1 && v <= 1 : v >= 0 && v <= 1, `${k} = ${v}`).toBe(true);
     }
-    // The summary table prints Kiln's numbers beside BM25's.
-    expect(r.stderr).toMatch(/metric\s+kiln\s+bm25/);
-    expect(r.stderr).toMatch(/jobbert\/mrr\s+\d+\.\d\d\s+\d+\.\d\d/);
+    // The summary table prints Kiln's numbers beside the hybrid's, BM25's and TF-IDF's.
+    expect(r.stderr).toMatch(/metric\s+kiln\s+hybrid\s+bm25\s+tfidf_char/);
+    expect(r.stderr).toMatch(/tech\/rp@5\s+\d+\.\d\d\s+\d+\.\d\d\s+\d+\.\d\d\s+\d+\.\d\d/);
+    expect(r.stderr).toMatch(/jobbert\/mrr\s+\d+\.\d\d\s+-\s+\d+\.\d\d\s+-/);
     // metrics.jsonl: {step, time, name, value}, train metrics every log_every steps, evals at 10 and 20.
     const records = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; time: number; name: string; value: number });
     expect(records.filter((m) => m.name === 'train/loss').map((m) => m.step)).toEqual([5, 10, 15, 20]);
     expect(records.filter((m) => m.name === 'eval/jobbert/mrr').map((m) => m.step)).toEqual([10, 20]);
+    expect(records.filter((m) => m.name === 'eval/tech/hybrid/rp@5').map((m) => m.step)).toEqual([10, 20]);
     for (const m of records) expect(Number.isFinite(m.value) && m.time >= 0).toBe(true);
     // The resolved config is complete: it loads again and trains the same model.
     expect(readFileSync(join(run, 'config.yaml'), 'utf8')).toMatch(/batch_size: 16/);
@@ -74,7 +80,18 @@ describe('kiln train (configs/tiny.yaml)', () => {
     // --split narrows to named splits; an unknown name is an error that lists the known ones.
     const tech = kiln(['eval', '--run', run, '--split', 'tech', '--json']);
     expect(tech.status, tech.stderr).toBe(0);
-    expect(Object.keys((JSON.parse(tech.stdout) as { metrics: object }).metrics).sort()).toEqual(['tech/mrr', 'tech/rp@5']);
+    expect(Object.keys((JSON.parse(tech.stdout) as { metrics: object }).metrics).sort()).toEqual(['tech/hybrid/mrr', 'tech/hybrid/rp@5', 'tech/mrr', 'tech/rp@5']);
+    // --hybrid: the model, both lexical rankers and the hybrid, and a weight chosen on the split.
+    const h = kiln(['eval', '--run', run, '--split', 'tech', '--hybrid', '--json']);
+    expect(h.status, h.stderr).toBe(0);
+    const [report] = (JSON.parse(h.stdout) as { hybrid: Array<{ split: string; dense: Record<string, number>; lexical: Record<string, Record<string, number>>; hybrid: Record<string, number>; tuned: { weight: number; metrics: Record<string, number> } }> }).hybrid;
+    expect(report!.split).toBe('tech');
+    expect(report!.hybrid['rp@5']).toBeCloseTo(summary.metrics['tech/hybrid/rp@5']!, 6);
+    expect(report!.lexical['tfidf_char']!['rp@5']).toBeCloseTo(summary.tfidf_char['tech/rp@5']!, 6);
+    expect(report!.lexical['bm25']!['rp@5']).toBeCloseTo(summary.bm25['tech/rp@5']!, 6);
+    // The grid holds w = 1 (the model's own top 100, in its order) and the configured 0.5.
+    expect(report!.tuned.metrics['rp@5']!).toBeGreaterThanOrEqual(Math.max(report!.dense['rp@5']!, report!.hybrid['rp@5']!));
+    expect(kiln(['eval', '--config', 'configs/tiny.yaml', '--baseline', 'bm25', '--hybrid']).status).toBe(2);
     const unknown = kiln(['eval', '--run', run, '--split', 'nope']);
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toMatch(/--split nope: not in data\.eval \(jobbert, tech, stsb\)/);
