@@ -29,50 +29,17 @@
  *          --json bench/results/serve.json --strict (exit 1 when the target is missed).
  * A model to run it on: `npx kiln export --run runs/<id> --out exports/twotower`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { setTimeout as sleep } from 'node:timers/promises';
 
 import { parse as parseCsv } from 'csv-parse/sync';
 
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+import { REPO_ROOT, round, runLoad, sample, startService, stopService, waitHealthy } from './http-load.js';
+
 const TARGET_P95_MS = 100;
 const TARGET_RATE_FRACTION = 0.95;
-
-// autocannon ships no types; the part of its API used here.
-interface AutocannonRequest {
-  method?: string;
-  path?: string;
-  headers?: Record<string, string>;
-  body?: string;
-  setupRequest?: (request: AutocannonRequest, context: object) => AutocannonRequest;
-}
-interface AutocannonResult {
-  duration: number;
-  errors: number;
-  timeouts: number;
-  non2xx: number;
-  requests: { sent: number; total: number; average: number };
-  latency: { p50: number; p99: number; average: number; max: number };
-  statusCodeStats: Record<string, { count: number }>;
-}
-interface AutocannonInstance extends PromiseLike<AutocannonResult> {
-  on(event: 'response', listener: (client: unknown, statusCode: number, bytes: number, responseTimeMs: number) => void): void;
-}
-type Autocannon = (options: {
-  url: string;
-  connections: number;
-  duration: number;
-  overallRate: number;
-  timeout: number;
-  requests: AutocannonRequest[];
-}) => AutocannonInstance;
-const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
 const { values: args } = parseArgs({
   options: {
@@ -101,65 +68,12 @@ function positive(name: string, value: string | undefined): number {
   return n;
 }
 
-/** Nearest-rank percentile of sorted values. */
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
-
 function readTitles(file: string): string[] {
   if (!existsSync(file)) fail(`${file} not found; set KILN_DATA to the data root or pass --titles FILE (a CSV with a vacancyTitle column)`);
   const rows = parseCsv(readFileSync(file, 'utf8'), { columns: true, skip_empty_lines: true }) as Record<string, string>[];
   const titles = rows.map((r) => (r['vacancyTitle'] ?? '').trim()).filter((t) => t.length > 0);
   if (titles.length === 0) fail(`${file}: no non-empty vacancyTitle values`);
   return titles;
-}
-
-/** Starts `kiln serve` and resolves to its URL once it has printed its start line. */
-function startService(modelDir: string, extra: string[]): Promise<{ child: ChildProcess; url: string; exited: Promise<number | null>; stderr: () => string }> {
-  const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'kiln.js'), 'serve', '--model', modelDir, '--port', '0', ...extra], {
-    cwd: REPO_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  return new Promise((resolveStart, rejectStart) => {
-    const timer = setTimeout(() => rejectStart(new Error(`kiln serve printed no start line within 60 s; stderr:\n${stderr}`)), 60_000);
-    child.stdout!.on('data', (c: Buffer) => {
-      stdout += c.toString();
-      const m = /^listening on (http:\/\/\S+) /m.exec(stdout);
-      if (m !== null) {
-        clearTimeout(timer);
-        resolveStart({ child, url: m[1]!, exited, stderr: () => stderr });
-      }
-    });
-    void exited.then((code) => {
-      clearTimeout(timer);
-      rejectStart(new Error(`kiln serve exited ${code} before listening:\n${stderr}`));
-    });
-  });
-}
-
-async function waitHealthy(url: string): Promise<string> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try {
-      const reply = await fetch(`${url}/healthz`);
-      if (reply.status === 200) return ((await reply.json()) as { model: string }).model;
-    } catch {
-      // not accepting yet
-    }
-    if (Date.now() > deadline) throw new Error(`${url}/healthz did not answer 200 within 30 s`);
-    await sleep(100);
-  }
-}
-
-/** One value of a Prometheus text sample line, or NaN. */
-function sample(metrics: string, name: string): number {
-  const line = metrics.split('\n').find((l) => l.startsWith(`${name} `));
-  return line === undefined ? NaN : Number(line.slice(name.length + 1));
 }
 
 async function main(): Promise<void> {
@@ -181,7 +95,7 @@ async function main(): Promise<void> {
 
   const serveArgs = ['--max-batch', String(args['max-batch']), '--max-wait-ms', String(args['max-wait-ms'])];
   if (args.threads !== undefined) serveArgs.push('--threads', args.threads);
-  const service = await startService(resolve(modelDir), serveArgs);
+  const service = await startService(['--model', resolve(modelDir), ...serveArgs]);
   let exitCode: number | null = null;
   try {
     const modelId = await waitHealthy(service.url);
@@ -195,24 +109,7 @@ async function main(): Promise<void> {
     }
 
     process.stderr.write(`load: ${rate} requests/s over ${connections} connections for ${duration} s\n`);
-    const latencies: number[] = [];
-    const instance = autocannon({
-      url: service.url,
-      connections,
-      duration,
-      overallRate: rate,
-      timeout: 10,
-      requests: [
-        {
-          method: 'POST',
-          path: '/embed',
-          headers: { 'content-type': 'application/json' },
-          setupRequest: (request) => ({ ...request, body: body() }),
-        },
-      ],
-    });
-    instance.on('response', (_client, _status, _bytes, ms) => latencies.push(ms));
-    const result = await instance;
+    const { result, latencyMs, achievedPerSecond: achieved, latencies } = await runLoad({ url: service.url, path: '/embed', rate, duration, connections, body });
 
     const metrics = await (await fetch(`${service.url}/metrics`)).text();
     const calls = sample(metrics, 'kiln_batch_size_count{group="embed:doc"}');
@@ -223,14 +120,10 @@ async function main(): Promise<void> {
 
     const stopping = performance.now();
     process.stderr.write('SIGTERM\n');
-    service.child.kill('SIGTERM');
-    // An unref'd timer: a pending 30 s sleep must not keep this process alive once the child is gone.
-    exitCode = await Promise.race([service.exited, sleep(30_000, null, { ref: false })]);
+    exitCode = await stopService(service);
 
     process.stderr.write(`exit code ${exitCode ?? 'none (killed after 30 s)'} after ${((performance.now() - stopping) / 1000).toFixed(1)} s\n`);
-    latencies.sort((a, b) => a - b);
     const completed = latencies.length;
-    const achieved = completed / result.duration;
     const summary = {
       date: new Date().toISOString(),
       model: modelId,
@@ -238,13 +131,7 @@ async function main(): Promise<void> {
       cpus: availableParallelism(),
       node: process.version,
       settings: { rate, duration, connections, warmup, maxBatch: Number(args['max-batch']), maxWaitMs: Number(args['max-wait-ms']), threads: args.threads ?? 'default' },
-      latencyMs: {
-        p50: round(percentile(latencies, 50)),
-        p95: round(percentile(latencies, 95)),
-        p99: round(percentile(latencies, 99)),
-        mean: round(latencies.reduce((s, x) => s + x, 0) / Math.max(1, completed)),
-        max: round(latencies[completed - 1] ?? NaN),
-      },
+      latencyMs,
       requests: { sent: result.requests.sent, completed, achievedPerSecond: round(achieved) },
       errors: result.errors,
       timeouts: result.timeouts,
@@ -280,10 +167,6 @@ async function main(): Promise<void> {
   } finally {
     if (service.child.exitCode === null && exitCode === null) service.child.kill('SIGKILL');
   }
-}
-
-function round(x: number): number {
-  return Math.round(x * 100) / 100;
 }
 
 main().catch((error: Error) => {

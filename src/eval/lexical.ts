@@ -86,6 +86,8 @@ export class LexicalRanker {
   /** best: unit (label) → document; null when units are documents (joined). */
   readonly #unitDoc: Int32Array | null;
   readonly #unitScores: Float32Array;
+  /** Scratch row for `candidates` (the service calls it once per request). */
+  readonly #docScores: Float32Array;
 
   constructor(
     readonly name: LexicalName,
@@ -112,7 +114,8 @@ export class LexicalRanker {
       this.#scorer = LEXICAL_RANKERS[name].create(units);
       this.#unitDoc = Int32Array.from(unitDoc);
     }
-    this.#unitScores = new Float32Array(this.#scorer.numDocs);
+    this.#unitScores = new Float32Array(this.#unitDoc === null ? 0 : this.#scorer.numDocs);
+    this.#docScores = new Float32Array(this.numDocs);
   }
 
   /** Indexed strings: labels under `best`, documents under `joined`. */
@@ -132,8 +135,10 @@ export class LexicalRanker {
     const unitDoc = this.#unitDoc;
     const unitScores = this.#unitScores;
     for (let u = 0; u < unitScores.length; u++) {
+      const score = unitScores[u]!;
+      if (score === 0) continue; // most labels share nothing with a short query
       const slot = offset + unitDoc[u]!;
-      if (unitScores[u]! > out[slot]!) out[slot] = unitScores[u]!;
+      if (score > out[slot]!) out[slot] = score;
     }
   }
 
@@ -152,7 +157,8 @@ export class LexicalRanker {
 
   /** The `window` best documents with a positive score, best first (ties: lower index first). */
   candidates(query: string, window: number): Candidates {
-    return positiveTop(this.scores(query), window);
+    this.scoreInto(query, this.#docScores, 0);
+    return positiveTop(this.#docScores, window);
   }
 }
 
