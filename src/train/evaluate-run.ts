@@ -9,7 +9,8 @@ import { loadSafetensors, noGrad } from '../engine/index.js';
 import { TwoTowerModel, type TwoTowerConfig } from '../models/index.js';
 import { createContext, resolveDataRoot } from '../data/files.js';
 import { ModelEmbedder } from '../eval/embedder.js';
-import { evaluateSplitsWithBm25, evaluateSplitsWithModel, DEFAULT_HYBRID } from '../eval/splits.js';
+import { evaluateSplitsWithBm25, evaluateSplitsWithLexical, evaluateSplitsWithModel, DEFAULT_HYBRID } from '../eval/splits.js';
+import type { LexicalName } from '../eval/lexical.js';
 import { formatHybridReport, hybridReport, type HybridSplitReport } from '../eval/hybrid.js';
 import { RunDirectory } from '../track/run-dir.js';
 import { loadEvalSplits, loadTokenizer } from './setup.js';
@@ -20,7 +21,8 @@ import type { KilnConfig } from '../config/schema.js';
 export interface EvaluateRunOptions {
   runPath?: string;
   splits: readonly string[];
-  baseline: boolean;
+  /** Lexical baselines to evaluate beside the model (or alone, without a run). */
+  baselines: readonly LexicalName[];
   /** The three-way table: the model, each lexical ranker and the hybrid, with its weight chosen on each validation split. */
   hybrid?: boolean;
   dataRoot?: string;
@@ -31,6 +33,8 @@ export interface EvaluateRunResult {
   run: string | null;
   metrics: Record<string, number>;
   bm25: Record<string, number>;
+  /** With `--baseline tfidf_char`: character TF-IDF on every split. */
+  tfidf_char?: Record<string, number>;
   /** With `hybrid`: per retrieval split, the model, the lexical rankers, the hybrid and the tuned weight. */
   hybrid?: HybridSplitReport[];
   table: string;
@@ -68,8 +72,10 @@ export async function evaluateRun(config: KilnConfig, options: EvaluateRunOption
       model.dispose();
     }
   }
-  const bm25 = options.baseline ? evaluateSplitsWithBm25(splits) : {};
-  if (options.save && options.runPath !== undefined) RunDirectory.open(options.runPath).writeJson('eval.json', { evaluatedAt: new Date().toISOString(), metrics, bm25, ...(hybrid === undefined ? {} : { hybrid }) });
-  const table = hybrid !== undefined ? formatHybridReport(runId!, hybrid) : formatSummaryTable({ runId: runId ?? 'bm25 baseline', metrics, bm25 });
-  return { run: runId, metrics, bm25, ...(hybrid === undefined ? {} : { hybrid }), table };
+  const bm25 = options.baselines.includes('bm25') ? evaluateSplitsWithBm25(splits) : {};
+  const tfidf = options.baselines.includes('tfidf_char') ? { tfidf_char: evaluateSplitsWithLexical(splits, 'tfidf_char') } : {};
+  const extra = { ...tfidf, ...(hybrid === undefined ? {} : { hybrid }) };
+  if (options.save && options.runPath !== undefined) RunDirectory.open(options.runPath).writeJson('eval.json', { evaluatedAt: new Date().toISOString(), metrics, bm25, ...extra });
+  const table = hybrid !== undefined ? formatHybridReport(runId!, hybrid) : formatSummaryTable({ runId: runId ?? `${options.baselines.join(' and ')} baseline`, metrics, bm25, ...tfidf });
+  return { run: runId, metrics, bm25, ...extra, table };
 }

@@ -115,9 +115,11 @@ describe('the hybrid in evaluation', () => {
     const tied = grid.filter((_, i) => Math.abs(curve[i]! - best) < 1e-12);
     const nearest = tied.reduce((a, b) => (Math.abs(b - 0.5) < Math.abs(a - 0.5) ? b : a));
     expect(report!.tuned!.weight).toBe(nearest);
-    // Every lexical ranker beside it, on the same split.
+    // Every lexical ranker beside it, on the same split, and the fusion with each.
     expect(Object.keys(report!.lexical).sort()).toEqual(['bm25', 'tfidf_char']);
-    expect(formatHybridReport('r', [report!])).toMatch(/metric\s+kiln\s+bm25\s+tfidf_char\s+hybrid\s+hybrid\*/);
+    expect(report!.fused.bm25.metrics).toEqual(report!.hybrid);
+    expect(report!.fused.tfidf_char.metrics['rp@2']).toBeCloseTo(expectedHybrid({ ...options, lexical: 'tfidf_char' })['rp@2'], 12);
+    expect(formatHybridReport('r', [report!])).toMatch(/metric\s+kiln\s+bm25\s+tfidf_char\s+hybrid\s+hybrid\*\s+\+bm25\*\s+\+tfidf_char\*/);
   });
 
   it('never tunes on a test split', () => {

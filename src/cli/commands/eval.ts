@@ -1,7 +1,7 @@
 /**
- * `kiln eval --run runs/<id> [--split NAME ...] [--baseline bm25]`
+ * `kiln eval --run runs/<id> [--split NAME ...] [--baseline bm25 [tfidf_char]]`
  * `kiln eval --run runs/<id> --hybrid`
- * `kiln eval --config FILE --baseline bm25`
+ * `kiln eval --config FILE --baseline bm25 [tfidf_char] [--set key=value ...]`
  *
  * Evaluates a saved model again on its config's splits (full splits, never the training-time
  * samples), optionally beside BM25 on the same splits; or BM25 alone for a config. `--hybrid`
@@ -15,12 +15,14 @@ import { ConfigError, loadConfig, loadResolvedRunConfig } from '../../config/ind
 import { DataError } from '../../data/types.js';
 import { UsageError } from '../usage.js';
 import { evaluateRun } from '../../train/evaluate-run.js';
+import { LEXICAL_NAMES, type LexicalName } from '../../eval/lexical.js';
 
 interface EvalArgs {
   run?: string;
   config?: string;
   split: string[];
-  baseline?: string;
+  baseline: LexicalName[];
+  set: string[];
   hybrid: boolean;
   'data-root'?: string;
   json: boolean;
@@ -35,7 +37,8 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
       .option('run', { type: 'string', describe: 'Run directory, e.g. runs/twotower-20261123-101500' })
       .option('config', { type: 'string', describe: 'A config whose splits to evaluate (with --baseline only)' })
       .option('split', { type: 'string', array: true, default: [], describe: 'Only these eval names from data.eval' })
-      .option('baseline', { type: 'string', choices: ['bm25'], describe: 'Also (or, with --config, only) evaluate this lexical baseline' })
+      .option('baseline', { type: 'string', array: true, choices: LEXICAL_NAMES, default: [] as LexicalName[], describe: 'Also (or, with --config, only) evaluate these lexical baselines: bm25, tfidf_char' })
+      .option('set', { type: 'string', array: true, default: [], describe: 'With --config: override a config value, e.g. --set eval.lexical.match=joined (repeatable)' })
       .option('hybrid', {
         type: 'boolean',
         default: false,
@@ -46,18 +49,19 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
       .option('save', { type: 'boolean', default: false, describe: 'Write the results to <run>/eval.json' })
       .check((args) => {
         if ((args.run === undefined) === (args.config === undefined)) throw new UsageError('give exactly one of --run runs/<id> or --config FILE');
-        if (args.config !== undefined && args.baseline === undefined) throw new UsageError('--config evaluates a baseline only: add --baseline bm25 (a model needs --run)');
+        if (args.config !== undefined && args.baseline.length === 0) throw new UsageError('--config evaluates a baseline only: add --baseline bm25 (a model needs --run)');
+        if (args.set.length > 0 && args.config === undefined) throw new UsageError("--set changes a config: give --config (a run's config.yaml is fixed)");
         if (args.save && args.run === undefined) throw new UsageError('--save writes into a run: give --run');
         if (args.hybrid && args.run === undefined) throw new UsageError('--hybrid fuses a model with a lexical ranker: give --run runs/<id>');
         return true;
       }),
   handler: async (args) => {
     try {
-      const loaded = args.run !== undefined ? loadResolvedRunConfig(args.run) : loadConfig(args.config!);
+      const loaded = args.run !== undefined ? loadResolvedRunConfig(args.run) : loadConfig(args.config!, args.set);
       const result = await evaluateRun(loaded.config, {
         runPath: args.run,
         splits: args.split,
-        baseline: args.baseline === 'bm25',
+        baselines: args.baseline,
         hybrid: args.hybrid,
         dataRoot: args['data-root'],
         save: args.save,
