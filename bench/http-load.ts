@@ -142,10 +142,14 @@ export async function runLoad(options: { url: string; path: string; rate: number
   });
   instance.on('response', (_client, _status, _bytes, ms) => latencies.push(ms));
   const result = await instance;
+  return { result, ...summarise(latencies, result.duration) };
+}
+
+/** Sorts the latencies and gives their percentiles and the completed rate. */
+function summarise(latencies: number[], seconds: number): Omit<LoadResult, 'result'> {
   latencies.sort((a, b) => a - b);
   const completed = latencies.length;
   return {
-    result,
     latencies,
     latencyMs: {
       p50: round(percentile(latencies, 50)),
@@ -154,6 +158,43 @@ export async function runLoad(options: { url: string; path: string; rate: number
       mean: round(latencies.reduce((s, x) => s + x, 0) / Math.max(1, completed)),
       max: round(latencies[completed - 1] ?? NaN),
     },
-    achievedPerSecond: round(completed / result.duration),
+    achievedPerSecond: round(completed / seconds),
   };
+}
+
+/**
+ * Open-loop load at evenly spaced arrivals: request i is sent at t0 + i / rate whether or not
+ * earlier ones have been answered (as independent clients behave), for `duration` s. Latency is
+ * from send to the last byte of the body. Unlike autocannon's per-second bursts, the queue a
+ * request meets is the service's own backlog at that rate, not a burst the client made.
+ */
+export async function runPaced(options: { url: string; path: string; rate: number; duration: number; body: () => string; timeoutMs?: number }): Promise<Omit<LoadResult, 'result'> & { errors: number; timeouts: number; non2xx: number; sent: number }> {
+  const total = Math.round(options.rate * options.duration);
+  const latencies: number[] = [];
+  let errors = 0;
+  let timeouts = 0;
+  let non2xx = 0;
+  const started = performance.now();
+  const inFlight: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const due = started + (1000 * i) / options.rate;
+    const wait = due - performance.now();
+    if (wait > 1) await sleep(wait);
+    const body = options.body();
+    const sent = performance.now();
+    inFlight.push(
+      fetch(`${options.url}${options.path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(options.timeoutMs ?? 10_000) })
+        .then(async (reply) => {
+          await reply.arrayBuffer();
+          if (reply.status < 200 || reply.status >= 300) non2xx++;
+          latencies.push(performance.now() - sent);
+        })
+        .catch((error: Error) => {
+          if (error.name === 'TimeoutError') timeouts++;
+          else errors++;
+        }),
+    );
+  }
+  await Promise.all(inFlight);
+  return { ...summarise(latencies, (performance.now() - started) / 1000), errors, timeouts, non2xx, sent: total };
 }

@@ -40,6 +40,7 @@ import { moveIntoPlace, writeFileAtomic } from '../util/atomic-write.js';
 import { readEmbeddings } from './arrow-io.js';
 import { annRecall, HnswIndex } from './ann.js';
 import { ExactDenseSearch } from './dense-search.js';
+import { LexicalWorkerPool } from './lexical-worker.js';
 import { EmbedError, embedFile, normaliseText, openInput, type EmbedSummary, type InputFields } from './embed.js';
 import { ExportedModel } from './exported-model.js';
 
@@ -290,18 +291,25 @@ async function buildAnn(
   return { search: 'hnsw', file: 'hnsw.bin', m, efConstruction, efSearch: chosen.efSearch, recall: { k, value: chosen.recall, queries: queries.length, target, byEfSearch } };
 }
 
-/** A loaded index: documents, dense search (exact or HNSW) and the lexical ranker. */
+export interface LoadIndexOptions {
+  /** onnxruntime intra-op threads of the exact dense search (default: its own choice). */
+  threads?: number;
+  /** Worker threads that run the lexical ranker (default 1; ./lexical-worker.ts). */
+  lexicalThreads?: number;
+}
+
+/** A loaded index: documents, dense search (exact or HNSW) and the lexical ranker (in worker threads). */
 export class SearchIndex {
   private constructor(
     readonly dir: string,
     readonly manifest: SearchIndexManifest,
     readonly documents: readonly IndexDocument[],
-    readonly lexical: LexicalRanker,
+    readonly lexical: LexicalWorkerPool,
     readonly exact: ExactDenseSearch | null,
     readonly ann: HnswIndex | null,
   ) {}
 
-  static async load(dir: string, options: { threads?: number } = {}): Promise<SearchIndex> {
+  static async load(dir: string, options: LoadIndexOptions = {}): Promise<SearchIndex> {
     const root = resolve(dir);
     const manifestPath = join(root, 'index.json');
     let manifest: SearchIndexManifest;
@@ -321,13 +329,18 @@ export class SearchIndex {
     if (vectors.ids.length !== documents.length || vectors.ids.some((id, i) => documents[i]!.id !== id)) {
       throw new DataError(root, undefined, `vectors.arrow and documents.jsonl do not list the same documents in the same order (${vectors.ids.length} vs ${documents.length}); rebuild the index`);
     }
-    const lexical = new LexicalRanker(manifest.hybrid.lexical, documents, manifest.lexical);
-    if (manifest.dense.search === 'hnsw') {
-      const ann = HnswIndex.load(join(root, manifest.dense.file), manifest.dimension, { efSearch: manifest.dense.efSearch });
-      return new SearchIndex(root, manifest, documents, lexical, null, ann);
+    const lexical = await LexicalWorkerPool.start(manifest.hybrid.lexical, documents, manifest.lexical, options.lexicalThreads ?? 1);
+    try {
+      if (manifest.dense.search === 'hnsw') {
+        const ann = HnswIndex.load(join(root, manifest.dense.file), manifest.dimension, { efSearch: manifest.dense.efSearch });
+        return new SearchIndex(root, manifest, documents, lexical, null, ann);
+      }
+      const exact = await ExactDenseSearch.create(vectors.vectors, manifest.dimension, { threads: options.threads });
+      return new SearchIndex(root, manifest, documents, lexical, exact, null);
+    } catch (error) {
+      await lexical.close();
+      throw error;
     }
-    const exact = await ExactDenseSearch.create(vectors.vectors, manifest.dimension, { threads: options.threads });
-    return new SearchIndex(root, manifest, documents, lexical, exact, null);
   }
 
   /** Each query vector's `window` best documents by inner product. */
@@ -336,7 +349,8 @@ export class SearchIndex {
     return queryVectors.map((q) => this.ann!.search(q, window));
   }
 
-  lexicalCandidates(query: string, window: number): Candidates {
+  /** The lexical ranker's `window` best documents, computed in a worker thread. */
+  lexicalCandidates(query: string, window: number): Promise<Candidates> {
     return this.lexical.candidates(query, window);
   }
 
@@ -346,6 +360,7 @@ export class SearchIndex {
   }
 
   async release(): Promise<void> {
+    await this.lexical.close();
     await this.exact?.release();
   }
 }

@@ -314,8 +314,12 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
         const overloaded = shed(reply, 1);
         if (overloaded !== undefined) return overloaded;
       }
-      const dense = mode === 'lexical' ? null : ((await batcher.submit([body.query], { search: body.type ?? defaultType })) as Candidates[])[0]!;
-      const lexical = mode === 'dense' ? null : index.lexicalCandidates(body.query, maxK);
+      // Both parts at once: the lexical ranker in its worker while the query is embedded.
+      const [denseList, lexical] = await Promise.all([
+        mode === 'lexical' ? null : (batcher.submit([body.query], { search: body.type ?? defaultType }) as Promise<Candidates[]>),
+        mode === 'dense' ? null : index.lexicalCandidates(body.query, maxK),
+      ]);
+      const dense = denseList?.[0] ?? null;
       const hits = mode === 'hybrid' ? index.fuse(dense!, lexical!).slice(0, k) : single(mode === 'dense' ? dense! : lexical!, mode, k);
       return {
         model: model.modelId,
@@ -342,6 +346,8 @@ export interface StartOptions extends ServerOptions {
   threads?: number;
   /** A search index directory (`kiln index build --out`): adds POST /search. */
   indexDir?: string;
+  /** Worker threads for the index's lexical ranker (default 1). */
+  lexicalThreads?: number;
 }
 
 export interface RunningServer {
@@ -363,7 +369,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   let app: FastifyInstance;
   let index: SearchIndex | undefined;
   try {
-    if (options.indexDir !== undefined) index = await SearchIndex.load(options.indexDir, { threads: options.threads });
+    if (options.indexDir !== undefined) index = await SearchIndex.load(options.indexDir, { threads: options.threads, lexicalThreads: options.lexicalThreads });
     app = buildServer(model, { ...options, index });
     await app.listen({ port: options.port ?? 8080, host: options.host ?? '127.0.0.1' });
   } catch (error) {

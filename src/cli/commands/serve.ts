@@ -31,6 +31,7 @@ interface ServeArgs {
   'max-queue': number;
   threads?: number;
   index?: string;
+  'lexical-threads': number;
 }
 
 export const serveCommand: CommandModule<object, ServeArgs> = {
@@ -48,6 +49,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('max-queue', { type: 'number', default: SERVER_DEFAULTS.maxQueue, describe: 'Most texts waiting for the model (more: 503 with Retry-After)' })
       .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: all cores)' })
       .option('index', { type: 'string', describe: 'A search index built with this model (kiln index build --out DIR): adds POST /search' })
+      .option('lexical-threads', { type: 'number', default: 1, describe: "Worker threads running the index's lexical ranker" })
       .check((args) => {
         const problem = checkArgs(args);
         if (problem !== undefined) throw new UsageError(problem);
@@ -62,6 +64,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
         host: args.host,
         threads: args.threads,
         indexDir: args.index,
+        lexicalThreads: args['lexical-threads'],
         maxBatch: args['max-batch'],
         maxWaitMs: args['max-wait-ms'],
         maxBodyBytes: args['max-body-bytes'],
@@ -118,6 +121,7 @@ function checkArgs(args: ServeArgs): string | undefined {
   }
   if (!Number.isFinite(args['max-wait-ms']) || args['max-wait-ms'] < 0) return `--max-wait-ms must be a number ≥ 0, got ${String(args['max-wait-ms'])}`;
   if (args.threads !== undefined && (!Number.isInteger(args.threads) || args.threads < 1)) return `--threads must be an integer ≥ 1, got ${String(args.threads)}`;
+  if (!Number.isInteger(args['lexical-threads']) || args['lexical-threads'] < 1) return `--lexical-threads must be an integer ≥ 1, got ${String(args['lexical-threads'])}`;
   if (args.host.trim() === '') return '--host must name an interface, e.g. 127.0.0.1';
   if (args.index !== undefined && !existsSync(join(args.index, 'index.json'))) {
     return `--index ${args.index}: no index.json there; expected a directory written by \`kiln index build\` (e.g. npx kiln index build --model exports/twotower --corpus skills.csv --out indexes/skills)`;
