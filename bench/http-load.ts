@@ -49,6 +49,20 @@ type Autocannon = (options: {
 }) => AutocannonInstance;
 const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
+/** A benchmark's way out on a bad argument (exit 2 with its name), and the check for positive numbers. */
+export function argumentChecks(bench: string): { fail: (message: string) => never; positive: (name: string, value: string | undefined) => number } {
+  const fail = (message: string): never => {
+    process.stderr.write(`${bench}: ${message}\n`);
+    process.exit(2);
+  };
+  const positive = (name: string, value: string | undefined): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0) fail(`--${name} must be a positive number, got ${String(value)}`);
+    return n;
+  };
+  return { fail, positive };
+}
+
 /** Nearest-rank percentile of sorted values. */
 export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return NaN;

@@ -39,7 +39,7 @@ import { parseArgs } from 'node:util';
 
 import { parse as parseCsv } from 'csv-parse/sync';
 
-import { REPO_ROOT, runLoad, runPaced, sample, startService, stopService, waitHealthy, round } from './http-load.js';
+import { argumentChecks, REPO_ROOT, runLoad, runPaced, sample, startService, stopService, waitHealthy, round } from './http-load.js';
 
 const TARGET_P95_MS = 50;
 const TARGET_MODE = 'hybrid';
@@ -64,16 +64,10 @@ const { values: args } = parseArgs({
   },
 });
 
-function fail(message: string): never {
-  process.stderr.write(`bench:search: ${message}\n`);
-  process.exit(2);
-}
-
-function positive(name: string, value: string | undefined): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) fail(`--${name} must be a positive number, got ${String(value)}`);
-  return n;
-}
+const checks = argumentChecks('bench:search');
+// Annotated, so that TypeScript sees the calls end the program.
+const fail: (message: string) => never = checks.fail;
+const positive = checks.positive;
 
 /** Distinct job-ad sentences of the TECH and HOUSE validation files. */
 function readSentences(dataRoot: string): string[] {

@@ -36,7 +36,7 @@ import { parseArgs } from 'node:util';
 
 import { parse as parseCsv } from 'csv-parse/sync';
 
-import { REPO_ROOT, round, runLoad, sample, startService, stopService, waitHealthy } from './http-load.js';
+import { argumentChecks, REPO_ROOT, round, runLoad, sample, startService, stopService, waitHealthy } from './http-load.js';
 
 const TARGET_P95_MS = 100;
 const TARGET_RATE_FRACTION = 0.95;
@@ -57,16 +57,10 @@ const { values: args } = parseArgs({
   },
 });
 
-function fail(message: string): never {
-  process.stderr.write(`bench:serve: ${message}\n`);
-  process.exit(2);
-}
-
-function positive(name: string, value: string | undefined): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) fail(`--${name} must be a positive number, got ${String(value)}`);
-  return n;
-}
+const checks = argumentChecks('bench:serve');
+// Annotated, so that TypeScript sees the calls end the program.
+const fail: (message: string) => never = checks.fail;
+const positive = checks.positive;
 
 function readTitles(file: string): string[] {
   if (!existsSync(file)) fail(`${file} not found; set KILN_DATA to the data root or pass --titles FILE (a CSV with a vacancyTitle column)`);
