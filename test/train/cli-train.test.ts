@@ -35,6 +35,10 @@ interface Summary {
 
 const readSummary = (run: string): Summary => JSON.parse(readFileSync(join(run, 'summary.json'), 'utf8')) as Summary;
 
+// These tests spawn whole trainings and evaluations (three of each for the resume test), each
+// evaluating the full JobBERT split: minutes on a busy 2-core machine.
+const TRAINING_TEST_TIMEOUT_MS = 300_000;
+
 // A longer tiny run for the resume test: checkpoints every 20 steps, no evaluation until the end.
 const LONG = ['--set', 'train.steps=160', '--set', 'train.checkpoint_every=20', '--set', 'train.eval_every=0', '--set', 'train.log_every=20', '--quiet'];
 
@@ -95,7 +99,7 @@ describe('kiln train (configs/tiny.yaml)', () => {
     const unknown = kiln(['eval', '--run', run, '--split', 'nope']);
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toMatch(/--split nope: not in data\.eval \(jobbert, tech, stsb\)/);
-  });
+  }, TRAINING_TEST_TIMEOUT_MS);
 
   it('the same seed and config give the same metrics; a run killed with -9 resumes to the same result', async () => {
     const straightRoot = mkdtempSync(join(tmpdir(), 'kiln-runs-'));
@@ -137,7 +141,7 @@ describe('kiln train (configs/tiny.yaml)', () => {
     // No duplicated or torn metric lines after the resume.
     const steps = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; name: string }).filter((m) => m.name === 'train/loss').map((m) => m.step);
     expect(steps).toEqual([20, 40, 60, 80, 100, 120, 140, 160]);
-  });
+  }, TRAINING_TEST_TIMEOUT_MS);
 
   it('a bad config exits 2, names each problem with its line, and writes nothing', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kiln-bad-'));
