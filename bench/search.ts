@@ -28,7 +28,7 @@
  *     --id-field conceptUri --text-field preferredLabel --labels-field altLabels --out indexes/esco-skills
  *
  * Options: --model DIR --index DIR --rate 200 --duration 20 --connections 50 --warmup 50
- *          --modes dense,lexical,hybrid --arrivals paced,bursts --threads N --max-wait-ms 5
+ *          --modes dense,lexical,hybrid --arrivals paced,bursts --threads N --lexical-threads 1 --max-wait-ms 5
  *          --json bench/results/search.json
  *          --strict (exit 1 when the target is missed).
  */
@@ -58,6 +58,7 @@ const { values: args } = parseArgs({
     modes: { type: 'string', default: MODES.join(',') },
     arrivals: { type: 'string', default: ARRIVALS.join(',') },
     threads: { type: 'string' },
+    'lexical-threads': { type: 'string', default: '1' },
     'max-wait-ms': { type: 'string', default: '5' },
     json: { type: 'string', default: join(REPO_ROOT, 'bench', 'results', 'search.json') },
     strict: { type: 'boolean', default: false },
@@ -101,6 +102,7 @@ async function main(): Promise<void> {
 
   const serveArgs = ['--model', resolve(modelDir), '--index', resolve(indexDir), '--max-wait-ms', String(args['max-wait-ms'])];
   if (args.threads !== undefined) serveArgs.push('--threads', args.threads);
+  serveArgs.push('--lexical-threads', String(Math.round(positive('lexical-threads', args['lexical-threads']))));
   const started = performance.now();
   const service = await startService(serveArgs);
   const startSeconds = (performance.now() - started) / 1000;
@@ -163,7 +165,7 @@ async function main(): Promise<void> {
       cpu: `${cpus()[0]?.model ?? 'unknown'} × ${availableParallelism()}`,
       node: process.version,
       serviceStartSeconds: round(startSeconds),
-      settings: { rate, duration, connections, warmup, k: 10, maxWaitMs: Number(args['max-wait-ms']), threads: args.threads ?? 'default', queries: sentences.length },
+      settings: { rate, duration, connections, warmup, k: 10, maxWaitMs: Number(args['max-wait-ms']), threads: args.threads ?? 'default', lexicalThreads: Number(args['lexical-threads']), queries: sentences.length },
       modes: rows,
       exitCode,
       target: { mode: TARGET_MODE, arrivals: TARGET_ARRIVALS, p95Ms: TARGET_P95_MS, rate },
