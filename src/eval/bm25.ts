@@ -27,6 +27,7 @@
  * precomputed contribution idf(t)·tf·(k1+1)/(…) (nothing in it depends on the query) — so
  * scoring a query is one addition per posting of its terms, not D × |vocabulary| work.
  */
+import { scoreMatrix, scoreRow } from './score-rows.js';
 
 /** Lucene's EnglishAnalyzer.ENGLISH_STOP_WORDS_SET (33 words). */
 export const ENGLISH_STOPWORDS: ReadonlySet<string> = new Set([
@@ -154,16 +155,12 @@ export class Bm25Index {
 
   /** BM25 score of every document for `query` (0 for documents sharing no term with it). */
   scores(query: string): Float32Array {
-    const out = new Float32Array(this.numDocs);
-    this.scoreInto(query, out, 0);
-    return out;
+    return scoreRow(this, query);
   }
 
   /** Row-major [queries.length × numDocs] score matrix. */
   scoreMatrix(queries: readonly string[]): Float32Array {
-    const out = new Float32Array(queries.length * this.numDocs);
-    queries.forEach((query, queryIndex) => this.scoreInto(query, out, queryIndex * this.numDocs));
-    return out;
+    return scoreMatrix(this, queries);
   }
 
   /** Writes the score of every document for `query` into out[offset, offset + numDocs). */

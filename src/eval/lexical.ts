@@ -27,6 +27,7 @@
  * at most `window` of them (a document sharing nothing with the query is not retrieved at all,
  * rather than ranked among ties).
  */
+import { scoreMatrix, scoreRow, type RowScorer } from './score-rows.js';
 import { Bm25Index } from './bm25.js';
 import { topK } from './rank.js';
 import { CharTfidfIndex } from './tfidf-char.js';
@@ -44,15 +45,9 @@ export interface LexicalSettings {
 
 export const DEFAULT_LEXICAL_SETTINGS: LexicalSettings = Object.freeze({ fields: Object.freeze(['text', 'labels'] as LexicalField[]), match: 'best' as const });
 
-/** What both rankers provide over plain strings. */
-interface TextScorer {
-  readonly numDocs: number;
-  scoreInto(query: string, out: Float32Array, offset: number): void;
-}
-
 export interface LexicalRankerSpec {
   readonly description: string;
-  create(texts: readonly string[]): TextScorer;
+  create(texts: readonly string[]): RowScorer;
 }
 
 /** The lexical rankers by config name. */
@@ -82,7 +77,7 @@ export function documentStrings(doc: CorpusDocument, fields: readonly LexicalFie
 
 export class LexicalRanker {
   readonly numDocs: number;
-  readonly #scorer: TextScorer;
+  readonly #scorer: RowScorer;
   /** best: unit (label) → document; null when units are documents (joined). */
   readonly #unitDoc: Int32Array | null;
   readonly #unitScores: Float32Array;
@@ -143,16 +138,12 @@ export class LexicalRanker {
   }
 
   scores(query: string): Float32Array {
-    const out = new Float32Array(this.numDocs);
-    this.scoreInto(query, out, 0);
-    return out;
+    return scoreRow(this, query);
   }
 
   /** Row-major [queries.length × numDocs]. */
   scoreMatrix(queries: readonly string[]): Float32Array {
-    const out = new Float32Array(queries.length * this.numDocs);
-    queries.forEach((q, i) => this.scoreInto(q, out, i * this.numDocs));
-    return out;
+    return scoreMatrix(this, queries);
   }
 
   /** The `window` best documents with a positive score, best first (ties: lower index first). */

@@ -39,6 +39,7 @@
  * multiply-add per posting of its n-grams into a reused float64 accumulator, then one scale by
  * 1/‖w(·, q)‖ per document, rather than D × |vocabulary| work.
  */
+import { scoreMatrix, scoreRow } from './score-rows.js';
 
 /** sklearn's `ngram_range=(3, 5)` for this baseline. */
 export const TFIDF_CHAR_DEFAULT_NGRAM_RANGE: readonly [number, number] = [3, 5];
@@ -209,16 +210,12 @@ export class CharTfidfIndex {
 
   /** Cosine similarity of `query` with every document (0 for documents sharing no n-gram). */
   scores(query: string): Float32Array {
-    const out = new Float32Array(this.numDocs);
-    this.scoreInto(query, out, 0);
-    return out;
+    return scoreRow(this, query);
   }
 
   /** Row-major [queries.length × numDocs] score matrix. */
   scoreMatrix(queries: readonly string[]): Float32Array {
-    const out = new Float32Array(queries.length * this.numDocs);
-    queries.forEach((query, queryIndex) => this.scoreInto(query, out, queryIndex * this.numDocs));
-    return out;
+    return scoreMatrix(this, queries);
   }
 
   /** Writes the `numDocs` scores of `query` to out[offset], …, out[offset + numDocs − 1]. */
