@@ -96,6 +96,11 @@ export class LexicalWorkerPool {
     return new LexicalWorkerPool(slots);
   }
 
+  /** Queries sent to the workers and not yet answered. */
+  get pending(): number {
+    return this.#slots.reduce((n, s) => n + s.pending.size, 0);
+  }
+
   /** The lexical ranker's `window` best documents for `query` (src/eval/lexical.ts `candidates`). */
   candidates(query: string, window: number): Promise<Candidates> {
     if (this.#closed) return Promise.reject(new Error('the lexical worker pool is closed'));

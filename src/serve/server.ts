@@ -314,6 +314,12 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
         const overloaded = shed(reply, 1);
         if (overloaded !== undefined) return overloaded;
       }
+      // The lexical workers' queue has the same bound as the model's.
+      if (mode !== 'dense' && index.lexical.pending >= settings.maxQueue) {
+        rejected.inc({});
+        reply.header('retry-after', '1');
+        return sendError(reply, 503, `overloaded: ${index.lexical.pending} lexical queries are queued (limit ${settings.maxQueue}, --max-queue); retry shortly`);
+      }
       // Both parts at once: the lexical ranker in its worker while the query is embedded.
       const [denseList, lexical] = await Promise.all([
         mode === 'lexical' ? null : (batcher.submit([body.query], { search: body.type ?? defaultType }) as Promise<Candidates[]>),

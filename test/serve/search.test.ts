@@ -371,6 +371,19 @@ describe('search index and POST /search', () => {
     }
   });
 
+  it('sheds lexical queries beyond --max-queue with 503 and Retry-After, and answers the rest', async () => {
+    const small = buildServer(model, { index, maxWaitMs: 0, maxQueue: 1 });
+    try {
+      const replies = await Promise.all(['python', 'welding'].map((query) => small.inject({ method: 'POST', url: '/search', payload: { query, mode: 'lexical' } })));
+      expect(replies.map((r) => r.statusCode).sort()).toEqual([200, 503]);
+      const shed = replies.find((r) => r.statusCode === 503)!;
+      expect(shed.headers['retry-after']).toBe('1');
+      expect(shed.json().message).toMatch(/^overloaded: 1 lexical queries are queued \(limit 1, --max-queue\)/);
+    } finally {
+      await small.close();
+    }
+  });
+
   it('reuses every vector on a rebuild into the same --out, and computes exactly one after one row is edited', async () => {
     const out = join(tempDir(), 'skills');
     cpSync(indexDir, out, { recursive: true });
