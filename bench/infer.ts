@@ -40,7 +40,7 @@ import * as ort from 'onnxruntime-node';
 import { fromTypedArray, noGrad, setNumThreads, tidy, type Tensor } from '../src/engine/index.js';
 import { padBatch } from '../src/data/batch.js';
 import { WordPieceTokenizer } from '../src/data/tokenizer.js';
-import { exportModel, loadRunModel, DEFAULT_OPSET } from '../src/export/export.js';
+import { exportModel, loadExportableRun, DEFAULT_OPSET } from '../src/export/export.js';
 import { WorkerProcess } from './worker.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -102,7 +102,7 @@ interface Engine {
 
 async function main(): Promise<void> {
   const runPath = args.run ?? newestRun();
-  const { exportable, source } = loadRunModel(runPath);
+  const { exportable, source } = loadExportableRun(runPath);
   if (exportable.kind !== 'two-tower') throw new Error(`${runPath}: bench:infer measures two-tower models`);
   const model = exportable.model;
   const config = model.config;

@@ -130,7 +130,7 @@ describe('one message per problem, with file:line:col', () => {
   });
 
   it('unknown loss name', () => {
-    expect(problems(edit('- name: infonce', '- name: infonc'))).toEqual(['t.yaml:14:11: loss[0].name: unknown name "infonc"; expected one of: bce, infonce, vp_matrix (did you mean \'infonce\'?)']);
+    expect(problems(edit('- name: infonce', '- name: infonc'))).toEqual(['t.yaml:14:11: loss[0].name: unknown name "infonc"; expected one of: bce, infonce, vp_matrix, masked_lm (did you mean \'infonce\'?)']);
   });
 
   it('missing required keys (located at the parent key when there is one)', () => {
@@ -161,10 +161,10 @@ describe('one message per problem, with file:line:col', () => {
 
   it('unknown recipe, and a recipe of the wrong kind', () => {
     expect(problems(edit('recipe: esco-skills', 'recipe: esco-skill'))).toEqual([
-      "t.yaml:6:15: data.train[1].recipe: unknown recipe 'esco-skill'; expected one of: esco-occupations, esco-skills, onet-titles, jobbert-titles, skill-extraction, skillspan, skillspan-pairs, stsb (did you mean 'esco-skills'?)",
+      "t.yaml:6:15: data.train[1].recipe: unknown recipe 'esco-skill'; expected one of: esco-occupations, esco-skills, onet-titles, jobbert-titles, skill-extraction, skillspan, skillspan-pairs, stsb, domain-corpus (did you mean 'esco-skills'?)",
     ]);
     expect(problems(edit('recipe: esco-skills', 'recipe: stsb'))).toEqual([
-      "t.yaml:6:15: data.train[1].recipe: recipe 'stsb' yields scored-pairs; expected a recipe that yields pairs",
+      "t.yaml:6:15: data.train[1].recipe: recipe 'stsb' yields scored-pairs; expected a recipe that yields pairs or corpus",
     ]);
   });
 
@@ -341,5 +341,51 @@ describe('generated reference', () => {
     const reference = configReference();
     const shape = (configSchema as unknown as { shape: Record<string, unknown> }).shape;
     for (const key of Object.keys(shape)) expect(reference).toContain(`\`${key}`);
+  });
+});
+
+describe('task:', () => {
+  const MLM = `task: mlm
+name: unit-mlm
+data:
+  train:
+    - recipe: domain-corpus
+model:
+  preset: bert-tiny
+train:
+  steps: 10
+`;
+
+  it('defaults to twotower; mlm and cross-encoder fill in their own loss when loss: is left out', () => {
+    expect(parseConfigText(BASE, 't.yaml').config.task).toBe('twotower');
+    const mlm = parseConfigText(MLM, 't.yaml').config;
+    expect(mlm.task).toBe('mlm');
+    expect(mlm.loss).toEqual([{ name: 'masked_lm', weight: 1, label_smoothing: 0 }]);
+    expect(mlm.mlm).toEqual({ probability: 0.15, whole_word: false, held_out: 512 });
+    const ce = parseConfigText(edit('name: unit-test', 'task: cross-encoder\nname: unit-test', edit('loss:\n  - name: infonce\n    temperature: 0.05\n', '')), 't.yaml').config;
+    expect(ce.loss).toMatchObject([{ name: 'bce', scale: 1, bias: 0, learnable_scale: false, learnable_bias: false }]);
+    expect(ce.cross_encoder).toEqual({ negatives: { source: 'bm25', k: 3, pool: 30 }, rerank: { first_stage: 'bm25', top_k: 50 } });
+  });
+
+  it('a two-tower config without loss: is an error', () => {
+    expect(problems(edit('loss:\n  - name: infonce\n    temperature: 0.05\n', ''))).toEqual(['t.yaml: loss: required for task twotower: a list of losses, e.g. [{name: infonce, temperature: 0.05}]']);
+  });
+
+  it('an unknown task lists the tasks', () => {
+    expect(problems(`task: mlmm\n${BASE}`)).toEqual(['t.yaml:1:7: task: expected one of: twotower, mlm, cross-encoder, got "mlmm" (did you mean \'mlm\'?)']);
+  });
+
+  it("a recipe of the wrong kind for the task names the recipe and what the task trains on", () => {
+    expect(problems(edit('recipe: domain-corpus', 'recipe: esco-skills', MLM))).toEqual(["t.yaml:5:15: data.train[0].recipe: recipe 'esco-skills' yields pairs; task mlm trains on corpus (e.g. domain-corpus)"]);
+    expect(problems(edit('recipe: esco-skills', 'recipe: domain-corpus'))).toEqual(["t.yaml:6:15: data.train[1].recipe: recipe 'domain-corpus' yields corpus; task twotower trains on pairs (e.g. esco-occupations)"]);
+  });
+
+  it("a loss that reads an input the task does not provide names the loss, the input and the task's losses", () => {
+    expect(problems(`${MLM}loss:\n  - name: infonce\n`)).toEqual(["t.yaml:11:11: loss[0].name: loss 'infonce' reads scores, which task mlm does not provide; losses for mlm: masked_lm"]);
+    expect(problems(edit('  - name: infonce\n    temperature: 0.05\n', '  - name: masked_lm\n'))).toEqual(["t.yaml:14:11: loss[0].name: loss 'masked_lm' reads tokens, which task twotower does not provide; losses for twotower: bce, infonce, vp_matrix"]);
+  });
+
+  it('cross_encoder sources are bm25 or run:<dir>', () => {
+    expect(problems(BASE, ['task=cross-encoder', 'cross_encoder.negatives.source=tfidf'])).toEqual(['t.yaml: cross_encoder.negatives.source: expected bm25 or run:<run directory>, got "tfidf" (from --set cross_encoder.negatives.source=tfidf)']);
   });
 });

@@ -18,6 +18,8 @@ import {
   InfonceLoss,
   LOSSES,
   LOSS_NAMES,
+  MaskedLmLoss,
+  ScoredLoss,
   VpMatrixLoss,
   WeightedLoss,
   bceOptionsSchema,
@@ -194,7 +196,7 @@ describe.each([
     const data = DATA[index]!;
     const ref = REFERENCE[index]!;
     const tol = dtype === 'float32' ? (data.spec.rtol32 ?? rtol) : rtol;
-    const loss = LOSSES[data.spec.loss].create(data.options, { dtype });
+    const loss = LOSSES[data.spec.loss].create(data.options, { dtype }) as ScoredLoss;
     const batch = batchOf(data, dtype);
     try {
       const value = tidy(() => {
@@ -227,12 +229,15 @@ describe.each([
 // Behaviour beyond the reference cases
 // ---------------------------------------------------------------------------------------
 
+/** The losses that read a score matrix (masked_lm reads tokens and has its own test below). */
+const SCORE_LOSSES = LOSS_NAMES.filter((name) => LOSSES[name].input === 'scores');
+
 describe('loss behaviour', () => {
   const simple = (): ScoredBatch => batchOf(makeCase({ id: '', loss: 'bce', options: {}, B: 4, C: 7, seed: 99, exclude: 0.2, teacherLevels: 4, groups: 2 }), 'float64');
 
   it('computes 16-bit scores in float32', () => {
-    for (const name of LOSS_NAMES) {
-      const loss = createLoss({ name });
+    for (const name of SCORE_LOSSES) {
+      const loss = (createLoss({ name }) as ScoredLoss);
       const batch = simple();
       const half = tidy(() => batch.scores.to('bfloat16'));
       const out = tidy(() => loss.forward({ ...batch, scores: half }));
@@ -266,8 +271,8 @@ describe('loss behaviour', () => {
   });
 
   it('gives no gradient to excluded pairs', () => {
-    for (const name of LOSS_NAMES) {
-      const loss = createLoss({ name });
+    for (const name of SCORE_LOSSES) {
+      const loss = (createLoss({ name }) as ScoredLoss);
       const batch = simple();
       tidy(() => loss.forward(batch).backward());
       const C = batch.scores.size(1);
@@ -283,11 +288,11 @@ describe('loss behaviour', () => {
 
   it('rejects batches it cannot score', () => {
     const batch = simple();
-    const vp = createLoss({ name: 'vp_matrix', target: 'teacher' });
+    const vp = (createLoss({ name: 'vp_matrix', target: 'teacher' }) as ScoredLoss);
     expect(() => vp.forward({ scores: batch.scores })).toThrow(/target 'teacher' needs batch.teacher/);
-    const grouped = createLoss({ name: 'vp_matrix', group_predicates: true });
+    const grouped = (createLoss({ name: 'vp_matrix', group_predicates: true }) as ScoredLoss);
     expect(() => grouped.forward({ scores: batch.scores })).toThrow(/group_predicates needs batch.groups/);
-    const sym = createLoss({ name: 'infonce', symmetric: true });
+    const sym = (createLoss({ name: 'infonce', symmetric: true }) as ScoredLoss);
     const notPerm = tensor([0, 0, 2, 3], { dtype: 'int64' });
     expect(() => sym.forward({ scores: batch.scores, positiveIndex: notPerm })).toThrow(/permutation/);
     const bad = tensor([[1, 2]]);
@@ -303,7 +308,8 @@ describe('loss behaviour', () => {
 
 describe('registry and options', () => {
   it('lists every loss with a schema, a citation and a factory', () => {
-    expect(LOSS_NAMES).toEqual(['bce', 'infonce', 'vp_matrix']);
+    expect(LOSS_NAMES).toEqual(['bce', 'infonce', 'vp_matrix', 'masked_lm']);
+    expect(LOSS_NAMES.map((n) => LOSSES[n].input)).toEqual(['scores', 'scores', 'scores', 'tokens']);
     for (const name of LOSS_NAMES) {
       const def = LOSSES[name];
       expect(def.name).toBe(name);
@@ -315,6 +321,7 @@ describe('registry and options', () => {
     expect(BceLoss.citation).toMatch(/2303\.15343/);
     expect(InfonceLoss.citation).toMatch(/1807\.03748/);
     expect(VpMatrixLoss.citation).toMatch(/JUDE/);
+    expect(MaskedLmLoss.citation).toMatch(/1810\.04805/);
   });
 
   it('applies defaults and registers learnable parameters', () => {
@@ -358,7 +365,7 @@ describe('registry and options', () => {
     expect(weighted.namedParameters().map(([n]) => n)).toEqual(['infonce.log_temperature', 'bce.log_scale', 'bce.bias']);
 
     const batch = batchOf(makeCase({ id: '', loss: 'bce', options: {}, B: 6, C: 11, seed: 7, exclude: 0.1, teacherLevels: 8, groups: 3 }), 'float64');
-    const { total, parts } = tidy(() => weighted.forward(batch));
+    const { total, parts } = tidy(() => weighted.forward({ scores: batch }));
     expect(Object.keys(parts)).toEqual(['infonce', 'bce', 'vp_matrix', 'infonce_2']);
     for (const part of Object.values(parts)) expect(part.requiresGrad).toBe(false);
     expect(total.requiresGrad).toBe(true);
@@ -371,7 +378,7 @@ describe('registry and options', () => {
     for (const e of weighted.entries) {
       batch.scores.zeroGrad(true);
       const alone = tidy(() => {
-        const v = e.loss.forward(batch);
+        const v = (e.loss as ScoredLoss).forward(batch);
         v.backward();
         return v.item();
       });
@@ -396,7 +403,7 @@ describe('registry and options', () => {
     const batch = batchOf(data, 'float32');
     const step = (): void => {
       tidy(() => {
-        const { total, parts } = weighted.forward(batch);
+        const { total, parts } = weighted.forward({ scores: batch });
         total.backward();
         for (const p of Object.values(parts)) p.item();
       });
@@ -410,10 +417,50 @@ describe('registry and options', () => {
     // Each loss alone, too.
     for (const { loss } of weighted.entries) {
       const start = liveTensorCount();
-      for (let i = 0; i < 5; i++) tidy(() => loss.forward(batch).backward());
+      for (let i = 0; i < 5; i++) tidy(() => (loss as ScoredLoss).forward(batch).backward());
       expect(liveTensorCount()).toBe(start);
     }
     dispose(batch);
+    weighted.dispose();
+  });
+});
+
+describe('masked_lm', () => {
+  it('equals PyTorch cross_entropy with ignore_index -100 and label smoothing, value and gradient', () => {
+    const rng = new Rng(11);
+    const N = 9;
+    const V = 13;
+    const logits = Array.from({ length: N }, () => Array.from({ length: V }, () => (rng.next() - 0.5) * 6));
+    const labels = Array.from({ length: N }, (_, i) => (i % 4 === 3 ? -100 : rng.int(V)));
+    const script = `
+import json, sys, torch
+d = json.load(sys.stdin)
+out = []
+for eps in (0.0, 0.1):
+    z = torch.tensor(d['logits'], dtype=torch.float64, requires_grad=True)
+    loss = torch.nn.functional.cross_entropy(z, torch.tensor(d['labels']), ignore_index=-100, label_smoothing=eps)
+    loss.backward()
+    out.append({'loss': loss.item(), 'grad': z.grad.flatten().tolist()})
+print(json.dumps(out))
+`;
+    const reference = JSON.parse(runPython(['-c', script], { input: JSON.stringify({ logits, labels }) })) as Array<{ loss: number; grad: number[] }>;
+    [0, 0.1].forEach((eps, k) => {
+      const loss = createLoss({ name: 'masked_lm', label_smoothing: eps }) as MaskedLmLoss;
+      const z = tensor(logits, { dtype: 'float64' });
+      z.requiresGrad = true;
+      const value = tidy(() => {
+        const out = loss.forward({ logits: z, labels: tensor(labels, { dtype: 'int64' }) });
+        out.backward();
+        return out.item();
+      });
+      expectClose([value], [reference[k]!.loss], { rtol: 1e-12, what: `loss ε=${eps}` });
+      expectClose(tidy(() => z.grad!.toArray()), reference[k]!.grad, { rtol: 1e-10, atol: 1e-14, what: `grad ε=${eps}` });
+      dispose(z);
+    });
+    // A weighted sum hands it the tokens input; without it, the error names the loss and the input.
+    const weighted = createWeightedLoss([{ name: 'masked_lm' }]);
+    expect(weighted.inputs).toEqual(['tokens']);
+    expect(() => tidy(() => weighted.forward({}))).toThrow(/masked_lm.*tokens/);
     weighted.dispose();
   });
 });

@@ -24,6 +24,8 @@ import { allowedKeys, describeExpected, discriminatorValues, schemaAt, unwrap, t
 import { ConfigError, didYouMean, formatPath, formatValue } from './errors.js';
 import { applyOverrides, type AppliedOverride } from './overrides.js';
 import { configSchema, type KilnConfig } from './schema.js';
+import { TASK_SPECS } from './tasks.js';
+import { lossEntrySchema } from '../losses/index.js';
 
 export interface LoadedConfig {
   /** The validated config, defaults filled in. */
@@ -127,6 +129,9 @@ function resolveDefaults(config: KilnConfig): KilnConfig {
   };
   config.data.train = config.data.train.map(withOptions);
   config.data.eval = config.data.eval.map(withOptions);
+  // A task with its own loss (mlm, cross-encoder) fills it in when `loss:` is left out, so the saved config pins it.
+  const defaultLoss = TASK_SPECS[config.task].defaultLoss;
+  if (config.loss.length === 0 && defaultLoss !== null) config.loss = defaultLoss.map((entry) => lossEntrySchema.parse(entry));
   config.loss = config.loss.map(({ name, weight, ...options }) => ({ name, weight, ...options }) as KilnConfig['loss'][number]);
   return config;
 }

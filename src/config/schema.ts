@@ -16,6 +16,8 @@ import { parseMetricName } from '../eval/metrics/index.js';
 import { LEXICAL_NAMES } from '../eval/lexical.js';
 import { DEFAULT_HYBRID, FUSION_METHODS } from '../eval/fusion.js';
 import { ENCODER_PRESETS } from '../models/config.js';
+import { LOSSES } from '../losses/index.js';
+import { TASK_NAMES, TASK_SPECS } from './tasks.js';
 
 const positiveInt = z.number().int().min(1);
 
@@ -40,7 +42,7 @@ function checkRecipeOptions(value: { recipe: string; options: Record<string, unk
 
 const trainRecipeSchema = z
   .object({
-    recipe: z.string().describe('Name of a pair recipe (see datasets/README.md), e.g. esco-occupations'),
+    recipe: z.string().describe('Name of a training recipe (see datasets/README.md): pairs for twotower and cross-encoder (e.g. esco-occupations), a corpus for mlm (domain-corpus)'),
     options: z.record(z.string(), z.unknown()).default({}).describe("The recipe's own options"),
     weight: z.number().positive().max(100).default(1).describe('With data.batching per_source: multiplies how often this recipe is drawn (1 = in proportion to its size)'),
     exclude_eval_queries: z
@@ -49,7 +51,7 @@ const trainRecipeSchema = z
       .describe("Drop this recipe's pairs whose query equals an evaluation query (for recipes drawn from the same corpus as an evaluation split, e.g. SkillSpan sentences)"),
   })
   .strict()
-  .superRefine((value, ctx) => checkRecipeOptions(value, ctx, ['pairs']));
+  .superRefine((value, ctx) => checkRecipeOptions(value, ctx, ['pairs', 'corpus']));
 
 const hybridFields = {
   lexical: z.enum(LEXICAL_NAMES).describe('The lexical ranker fused with the dense model: bm25 (words) or tfidf_char (character 3–5-grams)'),
@@ -132,7 +134,7 @@ const dataSchema = z
       .default('mixed')
       .describe('mixed: batches draw from all training recipes together; per_source: each batch comes from one recipe, chosen in proportion to its size (harder in-batch negatives)'),
     on_bad_row: z.enum(['fail', 'skip']).default('fail').describe('A malformed row fails the run, or is skipped and counted'),
-    train: z.array(trainRecipeSchema).min(1).describe('Training pair recipes; their pairs are pooled'),
+    train: z.array(trainRecipeSchema).min(1).describe('Training recipes; their pairs (or texts, for mlm) are pooled'),
     eval: z.array(evalSchema).default([]).describe('Evaluation splits, run every train.eval_every steps and at the end'),
     hard_negatives: z
       .object({
@@ -165,6 +167,14 @@ const modelSchema = z
       .record(z.string(), z.string().refine((t) => t.includes('{text}'), 'a prompt template must contain {text}'))
       .default({})
       .describe('Prompt template per input type, e.g. {title: "job title: {text}"}'),
+    init_from: z
+      .string()
+      .min(1)
+      .nullable()
+      .default(null)
+      .describe(
+        'Initial encoder weights: a run directory (runs/<id>, e.g. a task: mlm pretraining run) or a Hugging Face BERT directory (config.json, model.safetensors, vocab.txt). Its sizes and vocabulary replace the ones above; tensors load by name and the rest stay newly initialised',
+      ),
     head: z
       .object({
         type: z.enum(['cosine', 'dot', 'hadamard_mlp']).default('cosine').describe('Interaction head'),
@@ -223,26 +233,84 @@ const trainSchema = z
   })
   .strict();
 
+const runReference = z
+  .string()
+  .regex(/^(bm25|run:.+)$/, 'bm25 or run:<run directory>');
+
+const mlmSchema = z
+  .object({
+    probability: z.number().gt(0).lt(1).default(0.15).describe('Fraction of tokens chosen for prediction; of those 80% become [MASK], 10% a random token, 10% stay (BERT)'),
+    whole_word: z.boolean().default(false).describe('Choose whole words: all WordPiece pieces of a chosen word are predicted together'),
+    held_out: positiveInt.default(512).describe('Packed sequences held out of training to measure MLM loss and masked-token accuracy (heldout/mlm_loss, heldout/mlm_accuracy)'),
+  })
+  .strict();
+
+const crossEncoderSchema = z
+  .object({
+    negatives: z
+      .object({
+        source: runReference.default('bm25').describe('Who mines the negatives: bm25, or run:<dir> for a trained two-tower run (its nearest documents)'),
+        k: z.number().int().min(1).max(64).default(3).describe('Negatives per positive'),
+        pool: positiveInt.max(1000).default(30).describe('Candidates retrieved per query; the k negatives are drawn from them (the positive and same-concept documents excluded)'),
+      })
+      .strict()
+      .default({ source: 'bm25', k: 3, pool: 30 }),
+    rerank: z
+      .object({
+        first_stage: runReference.default('bm25').describe('The retriever whose candidates the cross-encoder re-ranks in evaluation: bm25 or run:<dir>'),
+        top_k: positiveInt.max(1000).default(50).describe('Candidates re-ranked per query; the rest keep the first stage\'s order below them'),
+      })
+      .strict()
+      .default({ first_stage: 'bm25', top_k: 50 }),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
+    task: z.enum(TASK_NAMES).default('twotower').describe(`What to train: ${TASK_NAMES.map((t) => `${t} (${TASK_SPECS[t].description})`).join('; ')}`),
     name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ., _ and - only').describe('Run name; the run directory is runs/<name>-<timestamp>'),
     seed: z.number().int().min(0).max(2 ** 31 - 1).default(42).describe('Seeds weights, data order, dropout and sampling'),
     data: dataSchema,
     model: modelSchema,
-    loss: z.array(lossEntrySchema).min(1).describe('Weighted sum of losses, e.g. [{name: infonce, weight: 1, temperature: 0.05}]'),
+    loss: z
+      .array(lossEntrySchema)
+      .default([])
+      .describe("Weighted sum of losses, e.g. [{name: infonce, weight: 1, temperature: 0.05}]; required for twotower, the task's own loss when left out for mlm (masked_lm) and cross-encoder (bce on logits)"),
     train: trainSchema,
     eval: evalSettingsSchema.default({ lexical: { fields: ['text', 'labels'], match: 'best' }, hybrid: null }).describe('Lexical rankers and hybrid (dense + lexical) ranking in evaluation'),
+    mlm: mlmSchema.default({ probability: 0.15, whole_word: false, held_out: 512 }).describe('Masking and held-out evaluation of task: mlm (ignored by other tasks)'),
+    cross_encoder: crossEncoderSchema
+      .default({ negatives: { source: 'bm25', k: 3, pool: 30 }, rerank: { first_stage: 'bm25', top_k: 50 } })
+      .describe('Negatives and re-ranking of task: cross-encoder (ignored by other tasks)'),
   })
   .strict()
   .superRefine((c, ctx) => {
     if (c.train.warmup_steps > c.train.steps) {
       ctx.addIssue({ code: 'custom', path: ['train', 'warmup_steps'], message: `warm-up (${c.train.warmup_steps}) is longer than train.steps (${c.train.steps})` });
     }
+    const task = TASK_SPECS[c.task];
+    c.data.train.forEach((entry, i) => {
+      const kind = (RECIPES as Record<string, { kind: string } | undefined>)[entry.recipe]?.kind;
+      // Kinds no task trains on (scored-pairs, retrieval) are reported by the entry's own check.
+      if (kind !== undefined && (kind === 'pairs' || kind === 'corpus') && !(task.trainRecipeKinds as readonly string[]).includes(kind)) {
+        ctx.addIssue({ code: 'custom', path: ['data', 'train', i, 'recipe'], message: `recipe '${entry.recipe}' yields ${kind}; task ${c.task} trains on ${task.trainRecipeKinds.join(' or ')} (e.g. ${c.task === 'mlm' ? 'domain-corpus' : 'esco-occupations'})` });
+      }
+    });
+    if (c.loss.length === 0 && task.defaultLoss === null) {
+      ctx.addIssue({ code: 'custom', path: ['loss'], message: `required for task ${c.task}: a list of losses, e.g. [{name: infonce, temperature: 0.05}]` });
+    }
+    c.loss.forEach((entry, i) => {
+      const input = LOSSES[entry.name].input;
+      if (!(task.lossInputs as readonly string[]).includes(input)) {
+        const fitting = Object.values(LOSSES).filter((l) => (task.lossInputs as readonly string[]).includes(l.input)).map((l) => l.name);
+        ctx.addIssue({ code: 'custom', path: ['loss', i, 'name'], message: `loss '${entry.name}' reads ${input}, which task ${c.task} does not provide; losses for ${c.task}: ${fitting.join(', ')}` });
+      }
+    });
     const stopping = c.train.early_stopping;
     if (stopping !== null) {
-      const evalNames = c.data.eval.map((e) => e.name);
+      const evalNames = [...c.data.eval.map((e) => e.name), ...(c.task === 'mlm' ? ['heldout'] : [])];
       const [evalName, metric] = stopping.metric.split('/');
-      const spec = c.data.eval.find((e) => e.name === evalName);
+      const spec = c.task === 'mlm' && evalName === 'heldout' ? { metrics: ['mlm_loss', 'mlm_accuracy'] } : c.data.eval.find((e) => e.name === evalName);
       if (spec === undefined || metric === undefined || !spec.metrics.includes(metric)) {
         ctx.addIssue({
           code: 'custom',
@@ -266,3 +334,4 @@ export type ConfigInput = z.input<typeof configSchema>;
 export type KilnConfig = z.output<typeof configSchema>;
 export type EvalSpec = KilnConfig['data']['eval'][number];
 export type HybridSettings = z.output<typeof hybridSchema>;
+export type { TaskName } from './tasks.js';

@@ -1,6 +1,6 @@
 /**
  * Batching for contrastive training: padding token-id sequences into row-major B×L arrays, and
- * `PairBatcher`, which turns tokenised (query, doc) pairs into epochs of batches.
+ * `PairBatcher`, which turns tokenised (query, doc) pairs into epochs of batches of item indices.
  *
  * Order is a pure function of the seed: each epoch's plan is drawn from one seeded Mulberry32
  * stream (src/data/rng.ts) — shuffle all pairs, then bucket by length (sort each window of
@@ -10,8 +10,9 @@
  * position (epoch, batch, and the RNG state the current epoch's plan was drawn from), so a
  * resumed run sees exactly the batches the uninterrupted run would have seen.
  *
- * Batches carry each item's `groupIndex` (a dense id of its concept): two items of one group
- * in a batch are not negatives of each other, and the trainer masks them.
+ * A batch is the indices of its items (`nextItems()`); the caller pads the items' ids with
+ * `padBatch` and reads their groups (dense concept ids from `groupIndices`: two items of one
+ * group in a batch are not negatives of each other, and the trainer masks them).
  */
 import { Rng } from './rng.js';
 
@@ -69,20 +70,6 @@ export interface TokenizedPair {
   docType: string;
 }
 
-export interface PairBatch {
-  epoch: number;
-  /** Batch number within the epoch. */
-  step: number;
-  /** Indices of the items in the pairs array given to the batcher. */
-  items: Int32Array;
-  query: PaddedBatch;
-  doc: PaddedBatch;
-  /** Group of each item (for the false-negative mask: same group, different item). */
-  groupIndex: Int32Array;
-  queryTypes: string[];
-  docTypes: string[];
-}
-
 export interface BatcherState {
   epoch: number;
   /** Batches of the current epoch already returned. */
@@ -96,13 +83,10 @@ export interface BatcherState {
 export interface PairBatcherOptions {
   batchSize: number;
   seed: number;
-  padId: number;
   /** Batches per sorting window; 1 = no bucketing beyond the shuffle. Default 32. */
   bucketWindow?: number;
   /** Drop the last, smaller batch of each epoch (default true: every batch has batchSize items). */
   dropLast?: boolean;
-  /** Pad each batch to a multiple of this length. */
-  multipleOf?: number;
 }
 
 /** Dense ids (0, 1, …, in order of first appearance) for group keys such as concept URIs. */
@@ -126,8 +110,6 @@ export class PairBatcher {
   readonly dropLast: boolean;
   readonly #pairs: readonly TokenizedPair[];
   readonly #seed: number;
-  readonly #padId: number;
-  readonly #multipleOf: number;
   /** The stream every epoch plan is drawn from, positioned after the current epoch's plan. */
   #rng: Rng;
   #epoch = 0;
@@ -147,8 +129,6 @@ export class PairBatcher {
     this.dropLast = dropLast;
     this.#pairs = pairs;
     this.#seed = options.seed;
-    this.#padId = options.padId;
-    this.#multipleOf = options.multipleOf ?? 1;
     this.#rng = Rng.derive(options.seed, 'pair-batcher');
     this.#epochRngState = this.#rng.state();
     this.#plan = this.#drawPlan();
@@ -190,13 +170,10 @@ export class PairBatcher {
     return rng.shuffle(batches);
   }
 
-  /** The next batch; after the last batch of an epoch, the next epoch starts. */
-  next(): PairBatch {
-    const items = this.nextItems();
-    return this.#materialise(items, this.#position - 1);
-  }
-
-  /** The next batch's item indices only, for callers that pad the batch themselves. */
+  /**
+   * The next batch: indices into the pairs given to the constructor (a copy). After the last
+   * batch of an epoch, the next epoch's plan is drawn and its first batch returned.
+   */
   nextItems(): Int32Array {
     if (this.#position >= this.#plan.length) {
       this.#epoch++;
@@ -205,26 +182,6 @@ export class PairBatcher {
       this.#plan = this.#drawPlan();
     }
     return (this.#plan[this.#position++] as Int32Array).slice();
-  }
-
-  /** The rest of the current epoch's batches. */
-  *restOfEpoch(): Generator<PairBatch> {
-    while (this.#position < this.#plan.length) yield this.next();
-  }
-
-  #materialise(items: Int32Array, step: number): PairBatch {
-    const pairs = Array.from(items, (i) => this.#pairs[i] as TokenizedPair);
-    const pad = { padId: this.#padId, padTo: 'longest' as const, multipleOf: this.#multipleOf };
-    return {
-      epoch: this.#epoch,
-      step,
-      items,
-      query: padBatch(pairs.map((p) => p.query), pad),
-      doc: padBatch(pairs.map((p) => p.doc), pad),
-      groupIndex: Int32Array.from(pairs, (p) => p.group),
-      queryTypes: pairs.map((p) => p.queryType),
-      docTypes: pairs.map((p) => p.docType),
-    };
   }
 
   /** Where the batcher is: save it with a checkpoint (plain JSON). */
@@ -255,21 +212,4 @@ export class PairBatcher {
     }
     this.#position = state.position;
   }
-}
-
-/** Tokenises pairs for a `PairBatcher`; groups become dense ids (`groupNames[id]` is the key). */
-export function tokenizePairs(
-  pairs: readonly { query: string; doc: string; group: string; queryType: string; docType: string }[],
-  tokenizer: { encode(text: string, maxLength: number): Int32Array },
-  options: { maxQueryLength: number; maxDocLength: number },
-): { pairs: TokenizedPair[]; groupNames: string[] } {
-  const { index, names } = groupIndices(pairs.map((p) => p.group));
-  const out = pairs.map((p, i) => ({
-    query: tokenizer.encode(p.query, options.maxQueryLength),
-    doc: tokenizer.encode(p.doc, options.maxDocLength),
-    group: index[i] as number,
-    queryType: p.queryType,
-    docType: p.docType,
-  }));
-  return { pairs: out, groupNames: names };
 }

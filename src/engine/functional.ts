@@ -12,9 +12,15 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   return new Tensor(native.kt_linear(x.handle, weight.handle, bias?.handle));
 }
 
-/** Layer normalisation over the trailing `normalizedShape` dims, with optional affine weight and bias. */
+/**
+ * Layer normalisation over the trailing `normalizedShape` dims, with optional affine weight and
+ * bias. An input in another dtype than the weight (a bf16 activation under autocast, with
+ * float32 LayerNorm weights) is normalised in the weight's dtype, as PyTorch's autocast runs
+ * layer_norm in float32: its mean and variance need the precision.
+ */
 export function layerNorm(x: Tensor, normalizedShape: number[], weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
-  return new Tensor(native.kt_layer_norm(x.handle, normalizedShape, weight?.handle, bias?.handle, eps));
+  const input = weight !== null && x.dtype !== weight.dtype ? x.to(weight.dtype) : x;
+  return new Tensor(native.kt_layer_norm(input.handle, normalizedShape, weight?.handle, bias?.handle, eps));
 }
 
 /**

@@ -4,7 +4,7 @@
  * eval mode (dropout off), optional bf16 autocast; the result is returned in input order.
  */
 import { cat, fromTypedArray, noGrad, tidy, keep, autocast, type Tensor } from '../engine/index.js';
-import { padBatch } from '../data/batch.js';
+import { padToTensors } from '../models/inputs.js';
 import type { TwoTowerModel, Side } from '../models/index.js';
 import type { RetrievalScorer } from './evaluate.js';
 import type { SplitEmbedder } from './splits.js';
@@ -19,16 +19,6 @@ export interface EmbedOptions {
   batchSize: number;
   precision: 'fp32' | 'bf16';
   device: 'cpu' | 'cuda';
-}
-
-/** Pads token id sequences (src/data's padBatch) into int64 tensors [B, L]: ids and a 0/1 mask. */
-export function padToTensors(seqs: readonly Int32Array[], padId: number, device: 'cpu' | 'cuda' = 'cpu', padTo?: number): { inputIds: Tensor; attentionMask: Tensor } {
-  const padded = padBatch(seqs, { padId, padTo: padTo ?? 'longest' });
-  const shape = [padded.batchSize, padded.seqLen];
-  return tidy(() => ({
-    inputIds: fromTypedArray(padded.inputIds, { shape, device }).to('int64'),
-    attentionMask: fromTypedArray(padded.attentionMask, { shape, device }).to('int64'),
-  }));
 }
 
 export class ModelEmbedder implements SplitEmbedder {
@@ -98,4 +88,25 @@ export class ModelEmbedder implements SplitEmbedder {
         tidy(() => noGrad(() => this.model.head.matrix(queries.narrow(0, start, end - start), corpus).float().contiguous().toTypedArray<'float32'>() as Float32Array)),
     };
   }
+}
+
+/**
+ * Embeds texts of several input types, each type with its own prompt, and returns the rows in
+ * the order given (an ANCE negative pool mixes occupations and skills).
+ */
+export function embedTyped(embedder: Pick<ModelEmbedder, 'embed'>, side: Side, types: readonly string[], texts: readonly string[]): Tensor {
+  const distinct = [...new Set(types)];
+  if (distinct.length === 1) return embedder.embed(side, distinct[0]!, texts);
+  return tidy(() => {
+    const rowOf = new Int32Array(texts.length);
+    const parts: Tensor[] = [];
+    let row = 0;
+    for (const type of distinct) {
+      const members = types.flatMap((t, i) => (t === type ? [i] : []));
+      parts.push(embedder.embed(side, type, members.map((i) => texts[i]!)));
+      for (const i of members) rowOf[i] = row++;
+    }
+    const order = BigInt64Array.from(rowOf, (r) => BigInt(r));
+    return cat(parts, 0).indexSelect(0, fromTypedArray(order, { shape: [order.length] }));
+  });
 }

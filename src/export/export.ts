@@ -8,12 +8,12 @@
  * might load it.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 
-import { loadSafetensors, noGrad } from '../engine/index.js';
+import { noGrad } from '../engine/index.js';
+
 import type { Module } from '../engine/nn/index.js';
-import { CrossEncoderModel, TwoTowerModel, type CrossEncoderConfig, type EncoderConfig, type TwoTowerConfig } from '../models/index.js';
+import { loadRunModel, RunModelError, type CrossEncoderModel, type EncoderConfig, type LoadedRunModel, type TwoTowerModel } from '../models/index.js';
 import { KILN_VERSION } from '../version.js';
 import { writeDirectoryAtomic } from '../util/atomic-write.js';
 import { OnnxGraphBuilder } from './onnx-graph.js';
@@ -24,11 +24,6 @@ export const DEFAULT_OPSET = 17;
 
 /** The input is not an exportable run (missing files, unknown model kind): a usage error, exit 2. */
 export class ExportInputError extends Error {}
-
-/** model.json of a run: the model config plus its kind and maximum lengths (written by the trainer). */
-export type RunModelJson =
-  | (TwoTowerConfig & { kind: 'two-tower'; maxLength: { query: number; doc: number } })
-  | (CrossEncoderConfig & { kind: 'cross-encoder'; maxLength: { pair: number } });
 
 export interface ExportOptions {
   quantize: Quantization;
@@ -177,32 +172,21 @@ export function buildExport(exportable: ExportableModel, source: ExportSource, o
   return { card, files };
 }
 
-/** Rebuilds a run's model from model.json and model.safetensors. */
-export function loadRunModel(runPath: string): { exportable: ExportableModel; source: ExportSource } {
-  const root = resolve(runPath);
-  for (const file of ['model.json', 'model.safetensors', 'tokenizer.json']) {
-    if (!existsSync(join(root, file))) throw new ExportInputError(`${root}: ${file} is missing; expected a run directory with a saved model (runs/<id>/ after \`kiln train\`)`);
-  }
-  const json = JSON.parse(readFileSync(join(root, 'model.json'), 'utf8')) as RunModelJson;
-  let exportable: ExportableModel;
-  if (json.kind === 'two-tower') exportable = { kind: 'two-tower', model: new TwoTowerModel(json), maxLength: json.maxLength };
-  else if (json.kind === 'cross-encoder') exportable = { kind: 'cross-encoder', model: new CrossEncoderModel(json), maxLength: json.maxLength };
-  else throw new ExportInputError(`${join(root, 'model.json')}: kind ${JSON.stringify((json as { kind?: unknown }).kind)} is not exportable; expected "two-tower" or "cross-encoder"`);
-  const { tensors } = loadSafetensors(join(root, 'model.safetensors'));
+/** Rebuilds a run's model (src/models/run-model.ts) and checks that its kind has graphs to export. */
+export function loadExportableRun(runPath: string): { exportable: ExportableModel; source: ExportSource } {
+  let loaded: LoadedRunModel;
   try {
-    noGrad(() => exportable.model.loadStateDict(tensors));
-  } finally {
-    for (const t of tensors.values()) t.dispose();
+    loaded = loadRunModel(runPath);
+  } catch (error) {
+    if (error instanceof RunModelError) throw new ExportInputError(error.message);
+    throw error;
   }
-  let metrics: Record<string, number> = {};
-  if (existsSync(join(root, 'summary.json'))) {
-    const summary = JSON.parse(readFileSync(join(root, 'summary.json'), 'utf8')) as { metrics?: Record<string, number> };
-    metrics = Object.fromEntries(Object.entries(summary.metrics ?? {}).filter(([, v]) => typeof v === 'number' && Number.isFinite(v)));
+  if (loaded.kind === 'masked-lm') {
+    loaded.model.dispose();
+    throw new ExportInputError(`${loaded.runPath}: a masked language model (task: mlm) has no serving graph; export the two-tower or cross-encoder run that starts from it (model.init_from)`);
   }
-  return {
-    exportable,
-    source: { runId: basename(root), runPath: root, metrics, tokenizer: JSON.parse(readFileSync(join(root, 'tokenizer.json'), 'utf8')) as object },
-  };
+  const exportable: ExportableModel = loaded.kind === 'two-tower' ? { kind: 'two-tower', model: loaded.model, maxLength: loaded.json.maxLength } : { kind: 'cross-encoder', model: loaded.model, maxLength: loaded.json.maxLength };
+  return { exportable, source: { runId: loaded.runId, runPath: loaded.runPath, metrics: loaded.metrics, tokenizer: loaded.tokenizerJson } };
 }
 
 /** The default export directory of a run: `<run>/onnx` (fp32) or `<run>/onnx-int8`. */

@@ -24,7 +24,7 @@ import { loadEvalSplits, type EvalSplit } from '../train/setup.js';
 import type { ModelCard } from './card.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { evaluateExported } from './evaluate-exported.js';
-import { buildExport, defaultExportDir, loadRunModel, serialiseCard, type ExportableModel, type ExportOptions } from './export.js';
+import { buildExport, defaultExportDir, loadExportableRun, serialiseCard, type ExportableModel, type ExportOptions } from './export.js';
 import { moveIntoPlace, writeStagingDirectory } from '../util/atomic-write.js';
 import { checkParity, type ParityInputs, type ParityReport } from './parity.js';
 
@@ -113,7 +113,7 @@ async function runEvalSplits(runPath: string, dataRoot: string | undefined): Pro
 
 export async function exportRun(runPath: string, options: ExportRunOptions): Promise<ExportRunResult> {
   const outDir = options.outDir ?? defaultExportDir(runPath, options.quantize);
-  const { exportable, source } = loadRunModel(runPath);
+  const { exportable, source } = loadExportableRun(runPath);
   try {
     const built = buildExport(exportable, source, { quantize: options.quantize, opset: options.opset });
     const staging = writeStagingDirectory(outDir, built.files);

@@ -7,9 +7,12 @@
  * the offending option), and `createWeightedLoss` turns the list into one `WeightedLoss`
  * module whose forward gives `total = Σ_k w_k · L_k` plus each unweighted L_k for logging.
  *
- * Adding a loss: write src/losses/<name>.ts (options schema + a ScoredLoss class with
- * `lossName` and `citation`), add it to LOSSES and to lossEntrySchema's list, document it in
- * docs/losses.md.
+ * Each loss declares the input it reads (`scores` or `tokens`, see types.ts); `WeightedLoss`
+ * hands each entry that input, and the config loader checks the run's task provides it.
+ *
+ * Adding a loss: write src/losses/<name>.ts (options schema + a ScoredLoss or TokenLoss class
+ * with `lossName` and `citation`), add it to LOSSES and to lossEntrySchema's list, document it
+ * in docs/losses.md.
  */
 import { z } from 'zod';
 
@@ -19,30 +22,45 @@ import type { Tensor } from '../engine/tensor.js';
 import { BceLoss, bceOptionsSchema } from './bce.js';
 import { InfonceLoss, infonceOptionsSchema } from './infonce.js';
 import { VpMatrixLoss, vpMatrixOptionsSchema } from './vp-matrix.js';
-import { ScoredLoss, type LossFactoryOptions, type ScoredBatch } from './types.js';
+import { MaskedLmLoss, maskedLmOptionsSchema } from './masked-lm.js';
+import type { AnyLoss, LossFactoryOptions, LossInputName, LossInputs } from './types.js';
 
-export { ScoredLoss, type LossFactoryOptions, type ScoredBatch } from './types.js';
+export {
+  ScoredLoss,
+  TokenLoss,
+  LOSS_INPUT_NAMES,
+  type AnyLoss,
+  type LossFactoryOptions,
+  type LossInputName,
+  type LossInputs,
+  type ScoredBatch,
+  type TokenPredictionBatch,
+} from './types.js';
+export { MaskedLmLoss, maskedLmOptionsSchema, type MaskedLmOptions } from './masked-lm.js';
 export { BceLoss, bceOptionsSchema, type BceOptions } from './bce.js';
 export { InfonceLoss, infonceOptionsSchema, type InfonceOptions } from './infonce.js';
 export { VpMatrixLoss, vpMatrixOptionsSchema, type VpMatrixOptions } from './vp-matrix.js';
 
-/** One registry entry: the options schema, a factory that validates then constructs, the source. */
+/** One registry entry: the options schema, the input it reads, a factory that validates then constructs, the source. */
 export interface LossDefinition<S extends z.ZodType = z.ZodType> {
   readonly name: string;
   readonly schema: S;
   readonly citation: string;
+  /** The field of `LossInputs` the loss reads. */
+  readonly input: LossInputName;
   /** Validates `options` (defaults applied; throws a ZodError) and builds the loss. */
-  create(options?: z.input<S>, factory?: LossFactoryOptions): ScoredLoss;
+  create(options?: z.input<S>, factory?: LossFactoryOptions): AnyLoss;
 }
 
 function define<S extends z.ZodType>(
-  lossClass: { readonly lossName: string; readonly citation: string; new (options: z.output<S>, factory?: LossFactoryOptions): ScoredLoss },
+  lossClass: { readonly lossName: string; readonly citation: string; readonly input: LossInputName; new (options: z.output<S>, factory?: LossFactoryOptions): AnyLoss },
   schema: S,
 ): LossDefinition<S> {
   return {
     name: lossClass.lossName,
     schema,
     citation: lossClass.citation,
+    input: lossClass.input,
     create: (options, factory) => new lossClass(schema.parse(options ?? {}), factory),
   };
 }
@@ -52,6 +70,7 @@ export const LOSSES = {
   bce: define(BceLoss, bceOptionsSchema),
   infonce: define(InfonceLoss, infonceOptionsSchema),
   vp_matrix: define(VpMatrixLoss, vpMatrixOptionsSchema),
+  masked_lm: define(MaskedLmLoss, maskedLmOptionsSchema),
 } as const;
 
 export type LossName = keyof typeof LOSSES;
@@ -64,6 +83,7 @@ export const lossEntrySchema = z.discriminatedUnion('name', [
   bceOptionsSchema.safeExtend({ name: z.literal('bce').describe(BceLoss.citation), weight: weightSchema }),
   infonceOptionsSchema.safeExtend({ name: z.literal('infonce').describe(InfonceLoss.citation), weight: weightSchema }),
   vpMatrixOptionsSchema.safeExtend({ name: z.literal('vp_matrix').describe(VpMatrixLoss.citation), weight: weightSchema }),
+  maskedLmOptionsSchema.safeExtend({ name: z.literal('masked_lm').describe(MaskedLmLoss.citation), weight: weightSchema }),
 ]);
 
 /** A `loss:` entry as written in a config (defaults not yet applied). */
@@ -75,7 +95,7 @@ export type LossEntry = z.output<typeof lossEntrySchema>;
 export const lossListSchema = z.array(lossEntrySchema).min(1);
 
 /** Builds one loss from a (raw or validated) entry; `name` and `weight` are not loss options. */
-export function createLoss(entry: LossEntryInput, factory: LossFactoryOptions = {}): ScoredLoss {
+export function createLoss(entry: LossEntryInput, factory: LossFactoryOptions = {}): AnyLoss {
   const { name, weight: _weight, ...options } = lossEntrySchema.parse(entry);
   const definition: LossDefinition = LOSSES[name];
   return definition.create(options, factory);
@@ -94,11 +114,12 @@ export interface WeightedEntry {
   readonly key: string;
   readonly name: LossName;
   readonly weight: number;
-  readonly loss: ScoredLoss;
+  readonly input: LossInputName;
+  readonly loss: AnyLoss;
 }
 
 /**
- * A weighted sum of losses over the same batch. Each loss is a registered child module under
+ * A weighted sum of losses, each over the input it declares. Each loss is a registered child module under
  * its entry key, so learnable loss parameters appear as e.g. `infonce.log_temperature` in
  * `parameters()` and `stateDict()`.
  *
@@ -112,7 +133,7 @@ export interface WeightedEntry {
 export class WeightedLoss extends Module {
   readonly entries: readonly WeightedEntry[];
 
-  constructor(entries: ReadonlyArray<{ name: LossName; weight: number; loss: ScoredLoss }>) {
+  constructor(entries: ReadonlyArray<{ name: LossName; weight: number; loss: AnyLoss }>) {
     super();
     if (entries.length === 0) throw new Error('WeightedLoss: at least one loss is needed');
     const seen = new Map<string, number>();
@@ -121,17 +142,24 @@ export class WeightedLoss extends Module {
       seen.set(name, count);
       const key = count === 1 ? name : `${name}_${count}`;
       this.registerModule(key, loss);
-      return { key, name, weight, loss };
+      return { key, name, weight, input: LOSSES[name].input, loss };
     });
   }
 
+  /** The inputs this sum reads: a strategy must provide each. */
+  get inputs(): LossInputName[] {
+    return [...new Set(this.entries.map((e) => e.input))];
+  }
+
   /** The weighted total and each unweighted part; see the class comment for who owns them. */
-  forward(batch: ScoredBatch): WeightedLossOutput {
+  forward(inputs: LossInputs): WeightedLossOutput {
     return tidy(() => {
       const parts: Record<string, Tensor> = {};
       let total: Tensor | null = null;
-      for (const { key, weight, loss } of this.entries) {
-        const value = loss.forward(batch);
+      for (const { key, weight, input, loss } of this.entries) {
+        const batch = inputs[input];
+        if (batch === undefined) throw new Error(`loss '${key}' reads '${input}', which this training strategy did not provide`);
+        const value = (loss.forward as (b: NonNullable<LossInputs[typeof input]>) => Tensor)(batch);
         parts[key] = value.detach();
         const term = weight === 1 ? value : value.mul(weight);
         total = total === null ? term : total.add(term);

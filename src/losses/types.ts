@@ -1,10 +1,19 @@
 /**
- * The common input of Kiln's training losses, and the base class they share.
+ * The inputs of Kiln's training losses, and the base classes they share.
  *
- * The two-tower training strategy scores every query in a batch against every candidate
- * document (the batch's positives, then any mined hard negatives) and hands each loss one
- * `ScoredBatch`. Losses see tensors only, never models or datasets, so the same loss serves a
- * cosine head, a dot product or a pair classifier's logit.
+ * A strategy hands the losses a `LossInputs`: whatever its task produces. Each loss declares
+ * the one input it reads (`static input`), as sentence-transformers splits its losses into
+ * those computed from scores and those computed from embeddings; the config loader checks that
+ * a run's task provides every input its losses declare, so a mismatch is a config error, not a
+ * crash at step 0.
+ *
+ *   scores  a `ScoredBatch`: every query scored against every candidate (the two-tower
+ *           strategy's [B, C] matrix of positives and mined negatives; a cross-encoder's
+ *           [B, 1+k] logits of each query's positive and its k negatives)
+ *   tokens  a `TokenPredictionBatch`: vocabulary logits at the masked positions (MLM)
+ *
+ * Losses see tensors only, never models or datasets, so the same loss serves a cosine head, a
+ * dot product or a pair classifier's logit.
  */
 import { Module } from '../engine/nn/index.js';
 import type { Tensor } from '../engine/tensor.js';
@@ -32,6 +41,23 @@ export interface ScoredBatch {
   groups?: Int32Array;
 }
 
+/** Vocabulary logits at the positions a masked language model predicts, and the true tokens. */
+export interface TokenPredictionBatch {
+  /** [N, V] logits over the vocabulary at the N predicted positions. */
+  logits: Tensor;
+  /** [N] int64 token ids to predict; −100 marks a position to ignore. */
+  labels: Tensor;
+}
+
+/** Everything a strategy can hand the losses; each loss reads the one field it declares. */
+export interface LossInputs {
+  scores?: ScoredBatch;
+  tokens?: TokenPredictionBatch;
+}
+
+export type LossInputName = keyof LossInputs;
+export const LOSS_INPUT_NAMES = ['scores', 'tokens'] as const satisfies readonly LossInputName[];
+
 /** Where a loss creates its learnable parameters (default float32 on the CPU, as `nn.Linear`). */
 export interface LossFactoryOptions {
   dtype?: DType;
@@ -48,5 +74,15 @@ export interface LossFactoryOptions {
  * any other op result; the loss's own temporaries are released before it returns.
  */
 export abstract class ScoredLoss extends Module {
+  static readonly input = 'scores' satisfies LossInputName;
   abstract forward(batch: ScoredBatch): Tensor;
 }
+
+/** A loss over predicted tokens (`TokenPredictionBatch`); same ownership rules as `ScoredLoss`. */
+export abstract class TokenLoss extends Module {
+  static readonly input = 'tokens' satisfies LossInputName;
+  abstract forward(batch: TokenPredictionBatch): Tensor;
+}
+
+/** Any loss: a module whose forward turns its declared input into a 0-d tensor. */
+export type AnyLoss = ScoredLoss | TokenLoss;

@@ -3,7 +3,7 @@
  * go to metrics.jsonl as {step, time, name, value}; the SQLite run store will subscribe to the
  * same events.
  */
-import type { EvalEvent, StepEvent, TrainHooks } from '../train/loop.js';
+import type { EvalEvent, StepEvent, TrainHooks } from './events.js';
 import type { MetricRecord, RunDirectory } from './run-dir.js';
 
 export class RunDirectoryHook implements TrainHooks {

@@ -17,7 +17,7 @@ import type { NegativeMiner, NegativePool, PairBatchSource, TokenizedPairs } fro
 function batcherFor(pairs: TokenizedPairs, start: number, end: number, config: KilnConfig, seed: number): PairBatcher {
   const items = [];
   for (let i = start; i < end; i++) items.push({ query: pairs.queryIds[i]!, doc: pairs.docIds[i]!, group: pairs.group[i]!, queryType: '', docType: '' });
-  return new PairBatcher(items, { batchSize: config.train.batch_size, seed, padId: 0, bucketWindow: config.data.bucket_window });
+  return new PairBatcher(items, { batchSize: config.train.batch_size, seed, bucketWindow: config.data.bucket_window });
 }
 
 export function createPairBatchSource(pairs: TokenizedPairs, ranges: ReadonlyArray<{ recipe: string; start: number; end: number; weight?: number }>, config: KilnConfig): PairBatchSource {

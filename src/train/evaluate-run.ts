@@ -1,20 +1,21 @@
 /**
- * Evaluating a saved run (`kiln eval`): rebuild the model from model.json, load
- * model.safetensors, embed and rank each configured split in full; BM25 beside it on request,
- * or (`hybrid`) the three-way table of the model, the lexical rankers and their fusion.
+ * Evaluating a saved run (`kiln eval`): rebuild the model (src/models/run-model.ts), and let
+ * its task evaluate it on each configured split in full (a two-tower model ranks by
+ * embeddings, a cross-encoder re-ranks its first stage's candidates); BM25 beside it on
+ * request, or (`hybrid`) the three-way table of the model, the lexical rankers and their fusion.
  */
 import { existsSync } from 'node:fs';
 
-import { loadSafetensors, noGrad } from '../engine/index.js';
-import { TwoTowerModel, type TwoTowerConfig } from '../models/index.js';
+import { loadRunModel } from '../models/index.js';
 import { createContext, resolveDataRoot } from '../data/files.js';
-import { ModelEmbedder } from '../eval/embedder.js';
-import { evaluateSplitsWithBm25, evaluateSplitsWithLexical, evaluateSplitsWithModel, DEFAULT_HYBRID } from '../eval/splits.js';
+import { evaluateSplitsWithBm25, evaluateSplitsWithLexical } from '../eval/splits.js';
 import type { LexicalName } from '../eval/lexical.js';
-import { formatHybridReport, hybridReport, type HybridSplitReport } from '../eval/hybrid.js';
+import { formatHybridReport, type HybridSplitReport } from '../eval/hybrid.js';
 import { RunDirectory } from '../track/run-dir.js';
-import { loadEvalSplits, loadTokenizer } from './setup.js';
-import { formatSummaryTable, applyThreadPolicy } from './two-tower-run.js';
+import { loadEvalSplits } from './setup.js';
+import { TASKS } from './tasks/index.js';
+import { formatSummaryTable } from './summary.js';
+import { applyThreadPolicy } from './run.js';
 import { ConfigError } from '../config/errors.js';
 import type { KilnConfig } from '../config/schema.js';
 
@@ -58,18 +59,18 @@ export async function evaluateRun(config: KilnConfig, options: EvaluateRunOption
       if (!existsSync(run.file(file))) throw new Error(`${run.path}: ${file} is missing (the run has not saved a model yet)`);
     }
     applyThreadPolicy(config.train.threads, config.train.precision);
-    const modelConfig = run.readJson<TwoTowerConfig & { maxLength: { query: number; doc: number } }>('model.json');
-    const model = new TwoTowerModel(modelConfig);
-    const { tensors } = loadSafetensors(run.file('model.safetensors'));
-    noGrad(() => model.loadStateDict(tensors));
-    for (const t of tensors.values()) t.dispose();
-    const tokenizer = loadTokenizer(config, dataRoot);
-    const embedder = new ModelEmbedder(model, tokenizer, { maxLength: modelConfig.maxLength, batchSize: 256, precision: config.train.precision, device: config.train.device });
+    const loaded = loadRunModel(run.path);
     try {
-      metrics = evaluateSplitsWithModel(splits, embedder, { sampled: false });
-      if (options.hybrid === true) hybrid = hybridReport(splits, embedder, DEFAULT_HYBRID);
+      const evaluator = TASKS[config.task].evaluator?.(config, loaded);
+      if (evaluator === undefined) throw new ConfigError([`--run ${run.path}: a ${loaded.kind} run (task ${config.task}) is not evaluated on retrieval splits; its held-out metrics are in summary.json`]);
+      metrics = evaluator.evaluate(splits);
+      if (options.hybrid === true) {
+        if (evaluator.hybrid === undefined) throw new ConfigError([`--hybrid fuses a two-tower model's ranking with a lexical ranker; ${run.path} is a ${loaded.kind} run`]);
+        hybrid = evaluator.hybrid(splits);
+      }
+      evaluator.dispose();
     } finally {
-      model.dispose();
+      loaded.model.dispose();
     }
   }
   const bm25 = options.baselines.includes('bm25') ? evaluateSplitsWithBm25(splits) : {};

@@ -16,6 +16,7 @@ import { AdamW, autocast, clipGradNorm, manualSeed, noGrad, tidy, type Tensor } 
 import { learningRateAt, type ScheduleOptions } from './schedule.js';
 import { loadLatestCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { TrainStrategy } from './strategy.js';
+import type { EndEvent, TrainHooks } from '../track/events.js';
 
 export interface TrainOptions {
   steps: number;
@@ -35,41 +36,7 @@ export interface TrainOptions {
   selectionMetric: string | null;
 }
 
-export interface StepEvent {
-  step: number;
-  totalSteps: number;
-  loss: number;
-  lr: number;
-  gradNorm: number;
-  logs: Record<string, number>;
-  examples: number;
-  tokens: number;
-  stepSeconds: number;
-}
-
-export interface EvalEvent {
-  step: number;
-  metrics: Record<string, number>;
-  seconds: number;
-  improved: boolean;
-}
-
-export interface EndEvent {
-  status: 'completed' | 'early-stopped' | 'diverged';
-  lastStep: number;
-  bestStep: number | null;
-  bestValue: number | null;
-  message: string;
-}
-
-/** Observers of the loop: the run directory, progress output, later the SQLite run store. */
-export interface TrainHooks {
-  onStart?(event: { startStep: number; totalSteps: number; resumed: boolean }): void;
-  onStep?(event: StepEvent): void;
-  onEval?(event: EvalEvent): void;
-  onCheckpoint?(event: { step: number; path: string }): void;
-  onEnd?(event: EndEvent): void;
-}
+export type { EndEvent, EvalEvent, StepEvent, TrainHooks } from '../track/events.js';
 
 export interface LoopState {
   strategy: unknown;
@@ -155,8 +122,9 @@ export function runTraining(deps: LoopDependencies): EndEvent {
   const schedule: ScheduleOptions = { ...options.schedule, totalSteps: options.steps };
   const forward = <T>(fn: () => T): T => (options.precision === 'bf16' ? autocast(fn, { device: options.device, dtype: 'bfloat16' }) : fn());
 
-  const finish = (event: EndEvent): EndEvent => {
+  const finish = (partial: Omit<EndEvent, 'elapsedSeconds'>): EndEvent => {
     optimizer.dispose();
+    const event: EndEvent = { ...partial, elapsedSeconds: elapsed() };
     emit('onEnd', event);
     return event;
   };

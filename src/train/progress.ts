@@ -9,7 +9,7 @@
 import { SingleBar } from 'cli-progress';
 
 import { formatDuration } from '../util/format.js';
-import type { EndEvent, EvalEvent, StepEvent, TrainHooks } from './loop.js';
+import type { EndEvent, EvalEvent, StepEvent, TrainHooks } from '../track/events.js';
 
 export interface ProgressOptions {
   logEvery: number;

@@ -1,15 +1,18 @@
 /**
- * From a validated config to the parts of a run: data root, tokenizer, training pairs,
- * evaluation splits and the model config. Shared by `kiln train` and `kiln eval`, and free of
- * side effects on disk (a config or data error leaves nothing behind).
+ * From a validated config to the parts of a run: data root, tokenizer and encoder (the
+ * config's, or an `init_from` source's), training pairs, evaluation splits and the model
+ * config. Shared by the tasks and `kiln eval`, and free of side effects on disk (a config or
+ * data error leaves nothing behind).
  */
 import { isAbsolute, resolve } from 'node:path';
 
 import { resolveDataRoot, createContext, requireFiles } from '../data/files.js';
 import { loadRecipe } from '../data/recipes/index.js';
+import { normalizeForOverlap } from '../data/recipes/recipe.js';
 import { WordPieceTokenizer } from '../data/tokenizer.js';
 import { sampleQueries } from '../eval/evaluate.js';
-import { ENCODER_PRESETS, type TwoTowerConfig } from '../models/config.js';
+import { ENCODER_PRESETS, type EncoderConfig, type TwoTowerConfig } from '../models/config.js';
+import { encoderFromSource, resolveInitSource, type InitSource } from './init-from.js';
 import type { EvalSpec, KilnConfig } from '../config/schema.js';
 import { DEFAULT_HYBRID, type EvalSplit, type HybridOptions } from '../eval/splits.js';
 import type { BadRowReport, PairExample } from '../data/types.js';
@@ -24,8 +27,6 @@ export function resolveHybrid(config: KilnConfig, spec: EvalSpec): HybridOptions
 }
 
 export interface RunData {
-  dataRoot: string;
-  tokenizer: WordPieceTokenizer;
   pairs: PairExample[];
   evalSplits: EvalSplit[];
   badRows: BadRowReport;
@@ -69,11 +70,6 @@ export async function loadEvalSplits(config: KilnConfig, dataRoot: string, repor
   return splits;
 }
 
-/** How texts are compared for decontamination: case and whitespace runs ignored. */
-function normalizeForOverlap(text: string): string {
-  return text.normalize('NFKC').toLowerCase().replace(/\s+/g, ' ').trim();
-}
-
 /** Every query and pair text of the evaluation splits, normalised: training must not contain them. */
 function evaluationTexts(splits: readonly EvalSplit[]): Set<string> {
   const texts = new Set<string>();
@@ -84,9 +80,28 @@ function evaluationTexts(splits: readonly EvalSplit[]): Set<string> {
   return texts;
 }
 
-export async function loadRunData(config: KilnConfig, dataRootFlag: string | undefined): Promise<RunData> {
+/** The encoder a run trains and its tokenizer: from `model.init_from` when set (its sizes and vocabulary), else from the config. */
+export interface RunEncoder {
+  dataRoot: string;
+  tokenizer: WordPieceTokenizer;
+  encoder: EncoderConfig;
+  init: InitSource | null;
+}
+
+export function prepareEncoder(config: KilnConfig, dataRootFlag: string | undefined): RunEncoder {
   const dataRoot = resolveDataRoot(dataRootFlag);
+  const maxLength = Math.max(config.data.max_length, config.data.doc_max_length ?? config.data.max_length);
+  if (config.model.init_from !== null) {
+    const init = resolveInitSource(config.model.init_from);
+    const encoder = encoderFromSource(init, encoderConfigFrom(config, init.tokenizer, { ignoreSizes: true }));
+    if (maxLength > encoder.maxPositions) throw new Error(`data.max_length ${maxLength} exceeds the ${encoder.maxPositions} positions of model.init_from ${init.path}`);
+    return { dataRoot, tokenizer: init.tokenizer, encoder, init };
+  }
   const tokenizer = loadTokenizer(config, dataRoot);
+  return { dataRoot, tokenizer, encoder: encoderConfigFrom(config, tokenizer), init: null };
+}
+
+export async function loadRunData(config: KilnConfig, dataRoot: string): Promise<RunData> {
   const ctx = createContext({ dataRoot, onBadRow: config.data.on_bad_row, seed: config.seed });
   const evalSplits = await loadEvalSplits(config, dataRoot, ctx.report);
   const heldOut = evaluationTexts(evalSplits);
@@ -118,32 +133,32 @@ export async function loadRunData(config: KilnConfig, dataRootFlag: string | und
     pairCounts[use.recipe] = (pairCounts[use.recipe] ?? 0) + kept;
     pairRanges.push({ recipe: use.recipe, start, end: pairs.length, weight: use.weight });
   }
-  return { dataRoot, tokenizer, pairs, evalSplits, badRows: ctx.report, pairCounts, pairRanges, decontaminated };
+  return { pairs, evalSplits, badRows: ctx.report, pairCounts, pairRanges, decontaminated };
 }
 
-export function twoTowerConfigFrom(config: KilnConfig, tokenizer: WordPieceTokenizer): TwoTowerConfig {
+/** The config's encoder; `ignoreSizes` when an init_from source supplies them (only dropout and init are read). */
+export function encoderConfigFrom(config: KilnConfig, tokenizer: WordPieceTokenizer, options: { ignoreSizes?: boolean } = {}): EncoderConfig {
   const m = config.model;
   const preset = m.preset === undefined ? undefined : ENCODER_PRESETS[m.preset];
   const maxLength = Math.max(config.data.max_length, config.data.doc_max_length ?? config.data.max_length);
-  if (maxLength > m.max_positions) throw new Error(`data.max_length ${maxLength} exceeds model.max_positions ${m.max_positions}`);
+  if (options.ignoreSizes !== true && maxLength > m.max_positions) throw new Error(`data.max_length ${maxLength} exceeds model.max_positions ${m.max_positions}`);
   return {
-    encoder: {
-      vocabSize: tokenizer.vocabSize,
-      hiddenSize: m.hidden_size ?? preset!.hiddenSize,
-      numLayers: m.num_layers ?? preset!.numLayers,
-      numHeads: m.num_heads ?? preset!.numHeads,
-      intermediateSize: m.intermediate_size ?? preset!.intermediateSize,
-      maxPositions: m.max_positions,
-      typeVocabSize: m.type_vocab_size,
-      hiddenDropout: m.hidden_dropout,
-      attentionDropout: m.attention_dropout,
-      layerNormEps: m.layer_norm_eps,
-      initStd: m.init_std,
-      padId: tokenizer.padId,
-    },
-    pooling: m.pooling,
-    towers: m.towers,
-    prompts: m.prompts,
-    head: { type: m.head.type, mlpHidden: m.head.mlp_hidden },
+    vocabSize: tokenizer.vocabSize,
+    hiddenSize: m.hidden_size ?? preset?.hiddenSize ?? 0,
+    numLayers: m.num_layers ?? preset?.numLayers ?? 0,
+    numHeads: m.num_heads ?? preset?.numHeads ?? 0,
+    intermediateSize: m.intermediate_size ?? preset?.intermediateSize ?? 0,
+    maxPositions: m.max_positions,
+    typeVocabSize: m.type_vocab_size,
+    hiddenDropout: m.hidden_dropout,
+    attentionDropout: m.attention_dropout,
+    layerNormEps: m.layer_norm_eps,
+    initStd: m.init_std,
+    padId: tokenizer.padId,
   };
+}
+
+export function twoTowerConfigFrom(config: KilnConfig, encoder: EncoderConfig, pooling = config.model.pooling): TwoTowerConfig {
+  const m = config.model;
+  return { encoder, pooling, towers: m.towers, prompts: m.prompts, head: { type: m.head.type, mlpHidden: m.head.mlp_hidden } };
 }

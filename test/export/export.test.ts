@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { ExportedModel } from '../../src/serve/exported-model.js';
-import { loadRunModel, exportModel } from '../../src/export/export.js';
+import { loadExportableRun, exportModel } from '../../src/export/export.js';
 import { checkParity, type ParityInputs } from '../../src/export/parity.js';
 import { exportRun } from '../../src/export/run-export.js';
 import { parseModelCard } from '../../src/export/card.js';
@@ -37,7 +37,7 @@ async function parityOf(run: TinyRunOptions, exportOptions: { quantize?: 'none' 
   const runDir = tinyRun(run);
   const dir = exportRunTo(runDir, exportOptions);
   const model = await ExportedModel.load(dir);
-  const { exportable } = loadRunModel(runDir);
+  const { exportable } = loadExportableRun(runDir);
   try {
     const tokenizer = WordPieceTokenizer.fromTokenizerJson(join(dir, 'tokenizer.json'));
     return { report: await checkParity(exportable, model, tokenizer, inputsFor(TITLES)), dir, runDir };
@@ -104,7 +104,7 @@ describe('exported model directory', () => {
     expect(card.maxLength).toEqual({ query: 24, doc: 16 });
     expect(card.graphs).toEqual({ query: 'model.onnx', doc: 'model.onnx' });
     expect(card.metrics).toEqual({ 'tiny/mrr': 0.5 });
-    const { exportable } = loadRunModel(runDir);
+    const { exportable } = loadExportableRun(runDir);
     expect(card.parameters).toBe(exportable.model.parameterCount());
     exportable.model.dispose();
     expect(JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8'))).toEqual(JSON.parse(readFileSync(join(runDir, 'tokenizer.json'), 'utf8')));
@@ -148,7 +148,7 @@ describe('exported model directory', () => {
 
   it('rejects opsets it does not support, naming the range', () => {
     expect(() => new OnnxGraphBuilder(11)).toThrow(/opset 11 is not supported; expected an integer from 13 to 20/);
-    const { exportable, source } = loadRunModel(tinyRun());
+    const { exportable, source } = loadExportableRun(tinyRun());
     expect(() => exportModel(exportable, source, '/nonexistent/never', { quantize: 'none', opset: 21 })).toThrow(/opset 21/);
     exportable.model.dispose();
   });

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { manualSeed, saveSafetensors } from '../../src/engine/index.js';
 import { CrossEncoderModel, TwoTowerModel, type EncoderConfig, type PoolingMode, type HeadType } from '../../src/models/index.js';
 import { WordPieceTokenizer } from '../../src/data/tokenizer.js';
-import { exportModel, loadRunModel, DEFAULT_OPSET } from '../../src/export/export.js';
+import { exportModel, loadExportableRun, DEFAULT_OPSET } from '../../src/export/export.js';
 import type { Quantization } from '../../src/export/bert-graph.js';
 import { DATA_ROOT } from '../data/root.js';
 
@@ -62,7 +62,7 @@ export function tinyRun(options: TinyRunOptions = {}): string {
 /** Exports a run to a fresh temporary directory. */
 export function exportRunTo(runDir: string, options: { quantize?: Quantization; opset?: number } = {}): string {
   const out = join(mkdtempSync(join(tmpdir(), 'kiln-export-')), 'model');
-  const { exportable, source } = loadRunModel(runDir);
+  const { exportable, source } = loadExportableRun(runDir);
   exportModel(exportable, source, out, { quantize: options.quantize ?? 'none', opset: options.opset ?? DEFAULT_OPSET });
   exportable.model.dispose();
   return out;

@@ -10,7 +10,7 @@ import type { CommandModule } from 'yargs';
 import { ConfigError, configHelpText, loadConfig, loadResolvedRunConfig } from '../../config/index.js';
 import { DataError } from '../../data/types.js';
 import { UsageError } from '../usage.js';
-import { trainTwoTower } from '../../train/two-tower-run.js';
+import { trainRun } from '../../train/run.js';
 
 interface TrainArgs {
   config?: string;
@@ -23,7 +23,7 @@ interface TrainArgs {
 
 export const trainCommand: CommandModule<object, TrainArgs> = {
   command: 'train',
-  describe: 'Train a two-tower encoder from a YAML config',
+  describe: 'Train a model from a YAML config (task: twotower, mlm or cross-encoder)',
   builder: (y) =>
     y
       .option('config', { type: 'string', describe: 'YAML run config (see configs/)' })
@@ -41,7 +41,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
   handler: async (args) => {
     try {
       const loaded = args.resume !== undefined ? loadResolvedRunConfig(args.resume) : loadConfig(args.config!, args.set);
-      const summary = await trainTwoTower(loaded, {
+      const summary = await trainRun(loaded, {
         dataRoot: args['data-root'],
         runsRoot: args.runs,
         resumeRun: args.resume,

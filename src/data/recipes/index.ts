@@ -1,10 +1,12 @@
 /**
  * The recipe registry: every dataset recipe by name. A recipe turns public files under the
- * data root into one kind of data: training `pairs`, a `retrieval` split, `scored-pairs`, or
- * span-annotated `texts`. Configs name a recipe and its options; `loadRecipe` validates the
- * options against the recipe's strict schema and loads.
+ * data root into one kind of data: training `pairs`, a `retrieval` split, `scored-pairs`,
+ * span-annotated `texts`, or a plain-text `corpus` for MLM pretraining. Configs name a recipe
+ * and its options; `loadRecipe` validates the options against the recipe's strict schema and
+ * loads.
  */
 import type { RecipeContext } from '../types.js';
+import { domainCorpus } from './domain-corpus.js';
 import { escoOccupations } from './esco-occupations.js';
 import { escoSkills } from './esco-skills.js';
 import { jobbertTitles } from './jobbert-titles.js';
@@ -26,6 +28,7 @@ export const RECIPES = {
   skillspan,
   'skillspan-pairs': skillspanPairs,
   stsb,
+  'domain-corpus': domainCorpus,
 } as const;
 
 export type RecipeName = keyof typeof RECIPES;

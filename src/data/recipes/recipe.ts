@@ -1,13 +1,13 @@
 /**
  * What a dataset recipe is: a name, the kind of data it yields, a strict zod schema for its
  * options (every option described, defaults filled in) and an async `load`. Shared helpers
- * for recipes live here too: whitespace cleanup and the seeded labelled pairs that
- * retrieval splits carry for ROC-AUC.
+ * for recipes live here too: whitespace cleanup, the normalisation texts are compared under
+ * for decontamination, and the seeded labelled pairs that retrieval splits carry for ROC-AUC.
  */
 import { z } from 'zod';
 
 import { Rng } from '../rng.js';
-import type { PairExample, RecipeContext, RetrievalSplit, ScoredTextPair, SpanExample } from '../types.js';
+import type { PairExample, RecipeContext, RetrievalSplit, ScoredTextPair, SpanExample, TextExample } from '../types.js';
 
 /** What each kind of recipe yields. */
 export interface RecipeOutputs {
@@ -15,6 +15,8 @@ export interface RecipeOutputs {
   retrieval: RetrievalSplit;
   'scored-pairs': ScoredTextPair[];
   texts: SpanExample[];
+  /** Plain texts for masked-language-model pretraining (no labels, no pairing). */
+  corpus: TextExample[];
 }
 export type RecipeKind = keyof RecipeOutputs;
 
@@ -59,6 +61,15 @@ export function defineRecipe<K extends RecipeKind, S extends z.ZodType>(spec: {
 /** Collapses runs of whitespace (newlines in ESCO descriptions, double spaces in labels) to one space and trims. */
 export function cleanText(text: string): string {
   return text.replace(/\s+/g, ' ').trim();
+}
+
+/**
+ * How texts are compared for decontamination: Unicode NFKC, lower case, whitespace runs
+ * collapsed. Kiln's tokenizer is BERT-uncased, so two texts equal under this key are the same
+ * model input, and one of them being an evaluation query means both leak it.
+ */
+export function normalizeForOverlap(text: string): string {
+  return text.normalize('NFKC').toLowerCase().replace(/\s+/g, ' ').trim();
 }
 
 /** ESCO multi-value cells (altLabels, hiddenLabels): one value per line, cleaned, empty ones dropped. */

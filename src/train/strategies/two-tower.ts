@@ -11,9 +11,9 @@
  *   exclude[i, j] = group(i) = group(j), j ≠ i     in-batch items of the same concept are not negatives
  *   loss = Σ w_l · loss_l(S, exclude)
  */
-import { cat, fromTypedArray, noGrad, type Tensor } from '../../engine/index.js';
-import { padToTensors } from '../../eval/embedder.js';
-import type { ModelEmbedder } from '../../eval/embedder.js';
+import { fromTypedArray, noGrad, type Tensor } from '../../engine/index.js';
+import { padToTensors } from '../../models/inputs.js';
+import { embedTyped, type ModelEmbedder } from '../../eval/embedder.js';
 import type { TwoTowerModel } from '../../models/index.js';
 import type { WeightedLoss } from '../../losses/index.js';
 import type { StepContext, StepOutput, TrainStrategy } from '../strategy.js';
@@ -89,20 +89,7 @@ export class TwoTowerStrategy implements TrainStrategy {
     if (this.#lastRefresh >= 0 && (step - hard.startStep) % hard.refreshEvery !== 0) return;
     hard.miner.refresh((docIndices) => {
       const indices = [...docIndices];
-      const byType = new Map<string, number[]>();
-      for (const i of indices) byType.set(hard.pool.types[i]!, [...(byType.get(hard.pool.types[i]!) ?? []), i]);
-      if (byType.size === 1) return hard.embedder.embed('doc', hard.pool.types[indices[0]!]!, indices.map((i) => hard.pool.texts[i]!));
-      // Mixed input types: embed per type, then restore the requested order.
-      const pieces = new Map<number, number>();
-      const parts: Tensor[] = [];
-      let row = 0;
-      for (const [type, members] of byType) {
-        parts.push(hard.embedder.embed('doc', type, members.map((i) => hard.pool.texts[i]!)));
-        for (const i of members) pieces.set(i, row++);
-      }
-      const stacked = cat(parts, 0);
-      const order = BigInt64Array.from(indices.map((i) => BigInt(pieces.get(i)!)));
-      return stacked.indexSelect(0, fromTypedArray(order, { shape: [order.length] }));
+      return embedTyped(hard.embedder, 'doc', indices.map((i) => hard.pool.types[i]!), indices.map((i) => hard.pool.texts[i]!));
     });
     this.#lastRefresh = step;
   }
@@ -148,7 +135,7 @@ export class TwoTowerStrategy implements TrainStrategy {
       }
       if (any) exclude = fromTypedArray(mask, { shape: [b, c], dtype: 'bool', device: this.o.device });
     }
-    const { total, parts } = this.o.loss.forward({ scores, exclude, groups });
+    const { total, parts } = this.o.loss.forward({ scores: { scores, exclude, groups } });
     const logs: Record<string, number> = {};
     for (const [name, value] of Object.entries(parts)) logs[`loss_${name}`] = value.item();
     if (exclude !== undefined) logs.masked_fraction = exclude.float().mean().item();

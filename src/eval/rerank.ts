@@ -1,0 +1,136 @@
+/**
+ * Re-ranking evaluation: a first-stage retriever (BM25, or a two-tower model) ranks the whole
+ * corpus, a cross-encoder re-scores each query's `topK` candidates, and the metrics are
+ * computed on the result, so a cross-encoder's numbers stand beside a bi-encoder's on the same
+ * splits and metrics.
+ *
+ *   row       first-stage scores of every document for query q
+ *   C         the topK documents of row (ties: lower index first)
+ *   row'[d]   = base + s(q, d) for d ∈ C, where base = max(row) + 1 − min_{d∈C} s(q, d)
+ *   row'[d]   = row[d] otherwise
+ *
+ * so the candidates rank above every other document in the cross-encoder's order, and the rest
+ * keep the first stage's order below them (Nogueira & Cho 2019, arXiv 1901.04085, re-rank
+ * BM25's top 1000 the same way). Scored pairs (STS) are scored by the cross-encoder directly.
+ */
+import { autocast, noGrad, tidy, type Tensor } from '../engine/index.js';
+import type { WordPieceTokenizer } from '../data/tokenizer.js';
+import type { RetrievalSplit } from '../data/types.js';
+import { padPairsToTensors, type CrossEncoderModel } from '../models/index.js';
+import { evaluateRetrieval, evaluateScoredPairs, type RetrievalScorer } from './evaluate.js';
+import { topK } from './rank.js';
+import type { EvalSplit } from './splits.js';
+
+/** Scores (query, document) pairs with one joint encoding each. */
+export interface PairScorer {
+  /** Logits of `first[i]` with `second[i]`. */
+  scorePairs(first: readonly string[], second: readonly string[]): Float32Array;
+}
+
+export class CrossEncoderScorer implements PairScorer {
+  constructor(
+    readonly model: CrossEncoderModel,
+    readonly tokenizer: WordPieceTokenizer,
+    readonly options: { maxLength: number; batchSize: number; precision: 'fp32' | 'bf16'; device: 'cpu' | 'cuda' },
+  ) {}
+
+  scorePairs(first: readonly string[], second: readonly string[]): Float32Array {
+    const encoded = first.map((a, i) => this.tokenizer.encodePair(a, second[i]!, this.options.maxLength));
+    // Sorted by length, so each batch pads little; written back in input order.
+    const order = encoded.map((_, i) => i).sort((a, b) => encoded[a]!.ids.length - encoded[b]!.ids.length || a - b);
+    const out = new Float32Array(first.length);
+    const wasTraining = this.model.training;
+    this.model.eval();
+    try {
+      for (let start = 0; start < order.length; start += this.options.batchSize) {
+        const rows = order.slice(start, start + this.options.batchSize);
+        const logits = tidy(() =>
+          noGrad(() => {
+            const batch = padPairsToTensors(rows.map((r) => encoded[r]!), this.tokenizer.padId, this.options.device);
+            const run = (): Tensor => this.model.score(batch).float();
+            const scores = this.options.precision === 'bf16' ? autocast(run, { device: this.options.device, dtype: 'bfloat16' }) : run();
+            return scores.toTypedArray<'float32'>() as Float32Array;
+          }),
+        );
+        rows.forEach((r, j) => (out[r] = logits[j]!));
+      }
+    } finally {
+      this.model.train(wasTraining);
+    }
+    return out;
+  }
+}
+
+/** A first stage: the full score rows of a split's queries, computed once per split (it does not train). */
+export type FirstStage = (split: RetrievalSplit) => RetrievalScorer;
+
+/** Caches a first stage's rows per split object: re-ranking evaluates the same candidates at every evaluation. */
+export function cachedFirstStage(stage: FirstStage): FirstStage {
+  const cache = new WeakMap<RetrievalSplit, Float32Array>();
+  return (split) => {
+    let rows = cache.get(split);
+    if (rows === undefined) {
+      rows = stage(split).scoreRows(0, split.queries.length);
+      cache.set(split, rows);
+    }
+    const all = rows;
+    const n = split.corpus.length;
+    return { scoreRows: (start, end) => all.slice(start * n, end * n) };
+  };
+}
+
+/** The first stage's rows with each query's top `topK` re-scored by the cross-encoder. */
+export function rerankedScorer(split: RetrievalSplit, firstStage: RetrievalScorer, scorer: PairScorer, k: number): RetrievalScorer {
+  const n = split.corpus.length;
+  return {
+    scoreRows(start, end) {
+      const rows = firstStage.scoreRows(start, end);
+      const firstTexts: string[] = [];
+      const secondTexts: string[] = [];
+      const chosen: Int32Array[] = [];
+      for (let q = start; q < end; q++) {
+        const row = rows.subarray((q - start) * n, (q - start + 1) * n);
+        const candidates = topK(row, Math.min(k, n));
+        chosen.push(candidates);
+        for (const d of candidates) {
+          firstTexts.push(split.queries[q]!.text);
+          secondTexts.push(split.corpus[d]!.text);
+        }
+      }
+      const logits = scorer.scorePairs(firstTexts, secondTexts);
+      let offset = 0;
+      chosen.forEach((candidates, i) => {
+        const row = rows.subarray(i * n, (i + 1) * n);
+        let max = -Infinity;
+        for (let d = 0; d < n; d++) if (row[d]! > max) max = row[d]!;
+        let minLogit = Infinity;
+        for (let j = 0; j < candidates.length; j++) minLogit = Math.min(minLogit, logits[offset + j]!);
+        const base = max + 1 - minLogit;
+        candidates.forEach((d, j) => (row[d] = base + logits[offset + j]!));
+        offset += candidates.length;
+      });
+      return rows;
+    },
+  };
+}
+
+/**
+ * The re-ranking pipeline on every split (keys `<eval name>/<metric>`). `sampled`: each split's
+ * `max_queries` sample (evaluation during training); else the full split.
+ */
+export function evaluateSplitsReranked(splits: readonly EvalSplit[], firstStage: FirstStage, scorer: PairScorer, options: { topK: number; sampled: boolean }): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const entry of splits) {
+    let metrics: Record<string, number>;
+    if (entry.kind === 'retrieval') {
+      const split = options.sampled ? entry.sampled : entry.split;
+      // The chunk size bounds how many pairs are scored at once: 64 queries × topK.
+      metrics = evaluateRetrieval(split, rerankedScorer(split, firstStage(split), scorer, options.topK), entry.spec.metrics, 64);
+    } else {
+      const predicted = scorer.scorePairs(entry.pairs.map((p) => p.a), entry.pairs.map((p) => p.b));
+      metrics = evaluateScoredPairs(entry.spec.name, entry.pairs, predicted, entry.spec.metrics);
+    }
+    for (const [metric, value] of Object.entries(metrics)) out[`${entry.spec.name}/${metric}`] = value;
+  }
+  return out;
+}

@@ -1,0 +1,173 @@
+/**
+ * `model.init_from`: a new run's encoder starts from earlier weights, either a Kiln run
+ * (runs/<id>, e.g. an MLM pretraining run, or a two-tower teacher) or a Hugging Face BERT
+ * directory on disk (src/models/hf-checkpoint.ts).
+ *
+ * The source fixes the encoder's sizes and vocabulary (and so the tokenizer); the config keeps
+ * its dropout. Tensors are matched by name after each side's encoder prefix is removed:
+ * a target `encoder.embeddings.word_embeddings.weight` (or `query_encoder.…`) reads the
+ * source's `embeddings.word_embeddings.weight`, and any other target tensor (an MLM head's
+ * `cls.predictions.bias`) reads the same name in the source. The report lists what loaded,
+ * what is new (left at its fresh initialisation: a head the source does not have) and what in
+ * the source was skipped (a pooler, an MLM head the target does not have). A shape mismatch
+ * is an error naming the tensor and both shapes: it would otherwise train from a silently
+ * wrong start.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+import { noGrad, type Tensor } from '../engine/index.js';
+import { WordPieceTokenizer } from '../data/tokenizer.js';
+import { ConfigError } from '../config/errors.js';
+import {
+  encodersOf,
+  loadRunModel,
+  readRunModelJson,
+  RunModelError,
+  type EncoderConfig,
+  type KindedModel,
+  type PoolingMode,
+} from '../models/index.js';
+import { disposeCheckpoint, HuggingFaceImportError, isHuggingFaceDirectory, loadHuggingFaceCheckpoint } from '../models/hf-checkpoint.js';
+
+/** Where initial weights come from, resolved before the run directory exists. */
+export interface InitSource {
+  path: string;
+  kind: 'kiln-run' | 'hugging-face';
+  /** The source's encoder sizes and vocabulary. */
+  encoder: EncoderConfig;
+  tokenizer: WordPieceTokenizer;
+  /** A sentence-transformers model's pooling, when it says. */
+  pooling: PoolingMode | null;
+  /** Reads the weights: encoder tensors under BertEncoder's names, other tensors under their own. The caller disposes them. */
+  readWeights(): Map<string, Tensor>;
+}
+
+export interface InitReport {
+  source: string;
+  kind: InitSource['kind'];
+  loaded: string[];
+  /** Target tensors the source does not have: they keep their fresh initialisation. */
+  fresh: string[];
+  /** Source tensors the target has no place for. */
+  skipped: string[];
+}
+
+function configError(message: string): ConfigError {
+  return new ConfigError([`model.init_from: ${message}`]);
+}
+
+/** Resolves `model.init_from` (a run directory or a Hugging Face directory); a problem is a config error (exit 2). */
+export function resolveInitSource(path: string): InitSource {
+  const dir = resolve(path);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw configError(`${dir} is not a directory; expected a run directory (runs/<id>) or a Hugging Face BERT directory`);
+  if (existsSync(join(dir, 'model.json')) && existsSync(join(dir, 'tokenizer.json'))) {
+    let json;
+    try {
+      json = readRunModelJson(dir);
+    } catch (error) {
+      if (error instanceof RunModelError) throw configError(error.message);
+      throw error;
+    }
+    if (!existsSync(join(dir, 'model.safetensors'))) throw configError(`${dir}: model.safetensors is missing (the run has not saved a model yet)`);
+    return {
+      path: dir,
+      kind: 'kiln-run',
+      encoder: json.encoder,
+      tokenizer: WordPieceTokenizer.fromTokenizerJson(join(dir, 'tokenizer.json')),
+      pooling: json.kind === 'masked-lm' ? null : json.pooling,
+      readWeights: () => {
+        const source = loadRunModel(dir);
+        try {
+          return sourceWeights(source);
+        } finally {
+          source.model.dispose();
+        }
+      },
+    };
+  }
+  if (isHuggingFaceDirectory(dir)) {
+    let checkpoint;
+    try {
+      checkpoint = loadHuggingFaceCheckpoint(dir);
+    } catch (error) {
+      if (error instanceof HuggingFaceImportError) throw configError(error.message);
+      throw error;
+    }
+    const { encoder, tokenizer, pooling } = checkpoint;
+    disposeCheckpoint(checkpoint); // read again when the run starts: no tensors held while data loads
+    return {
+      path: dir,
+      kind: 'hugging-face',
+      encoder,
+      tokenizer,
+      pooling,
+      readWeights: () => {
+        const again = loadHuggingFaceCheckpoint(dir);
+        return again.weights;
+      },
+    };
+  }
+  throw configError(`${dir} is neither a Kiln run (model.json, model.safetensors, tokenizer.json) nor a Hugging Face directory (config.json with model.safetensors)`);
+}
+
+/** A Kiln model's tensors as a source: its (first) encoder's under BertEncoder names, the rest under their own. Copies, owned by the caller. */
+function sourceWeights(source: KindedModel): Map<string, Tensor> {
+  const [first] = encodersOf(source);
+  const out = new Map<string, Tensor>();
+  noGrad(() => {
+    for (const [name, t] of source.model.stateDict()) {
+      if (first !== undefined && name.startsWith(first.prefix)) out.set(name.slice(first.prefix.length), t.detach().clone());
+      else if (!encodersOf(source).some((e) => name.startsWith(e.prefix))) out.set(name, t.detach().clone());
+    }
+  });
+  return out;
+}
+
+/** The config's encoder settings with the source's sizes and vocabulary (dropout and init stay the config's). */
+export function encoderFromSource(source: InitSource, configured: EncoderConfig): EncoderConfig {
+  return { ...source.encoder, hiddenDropout: configured.hiddenDropout, attentionDropout: configured.attentionDropout, initStd: configured.initStd };
+}
+
+/** Copies the source's weights into `target` by name; throws on a shape mismatch. */
+export function applyInitSource(target: KindedModel, source: InitSource): InitReport {
+  const weights = source.readWeights();
+  try {
+    return applyWeights(target, weights, source);
+  } finally {
+    for (const t of weights.values()) t.dispose();
+  }
+}
+
+export function applyWeights(target: KindedModel, weights: ReadonlyMap<string, Tensor>, source: Pick<InitSource, 'path' | 'kind'>): InitReport {
+  const prefixes = encodersOf(target).map((e) => e.prefix);
+  const sourceName = (name: string): string => {
+    const prefix = prefixes.find((p) => name.startsWith(p));
+    return prefix === undefined ? name : name.slice(prefix.length);
+  };
+  const report: InitReport = { source: source.path, kind: source.kind, loaded: [], fresh: [], skipped: [] };
+  const used = new Set<string>();
+  const state = target.model.stateDict();
+  for (const [name, tensor] of state) {
+    const from = weights.get(sourceName(name));
+    if (from === undefined) {
+      report.fresh.push(name);
+      continue;
+    }
+    if (from.shape.join('x') !== tensor.shape.join('x')) {
+      throw new Error(`model.init_from ${source.path}: tensor '${sourceName(name)}' has shape [${from.shape.join(', ')}], but '${name}' of this model is [${tensor.shape.join(', ')}]`);
+    }
+    noGrad(() => tensor.copy_(from));
+    used.add(sourceName(name));
+    report.loaded.push(name);
+  }
+  // A tied tensor (the MLM decoder is the word embedding) is loaded through its first name.
+  report.skipped = [...weights.keys()].filter((k) => !used.has(k) && !k.startsWith('cls.predictions.decoder.'));
+  return report;
+}
+
+/** One line for the run's start: counts, and the names when there are few. */
+export function formatInitReport(report: InitReport): string {
+  const list = (names: string[]): string => (names.length === 0 ? 'none' : names.length <= 6 ? names.join(', ') : `${names.slice(0, 6).join(', ')} … (${names.length})`);
+  return `init_from ${report.source} (${report.kind}): loaded ${report.loaded.length} tensors; new: ${list(report.fresh)}; skipped: ${list(report.skipped)}`;
+}

@@ -1,0 +1,163 @@
+/**
+ * `kiln train`, for every task: config → task (data, model, strategy) → the one loop, with
+ * the run directory and the progress output watching through loop hooks.
+ *
+ *   prepare    TASKS[config.task] loads data and the init_from source: a bad config or bad
+ *              data fails here, before anything is written
+ *   create     runs/<name>-<time>/ with config.yaml, model.json, tokenizer.json
+ *   start      seed; the task builds its model (init_from applied), loss and strategy
+ *   train      runTraining: checkpoints, --resume, the NaN guard, bf16, accumulation
+ *   summarize  model.safetensors (best or last), summary.json, the table
+ */
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+
+import { getNumThreads, manualSeed, noGrad, saveSafetensors, setNumThreads } from '../engine/index.js';
+import type { KilnConfig } from '../config/schema.js';
+import { RunDirectory } from '../track/run-dir.js';
+import { RunDirectoryHook } from '../track/run-hook.js';
+import type { EndEvent, TrainHooks } from '../track/events.js';
+import { KILN_VERSION } from '../version.js';
+import { runTraining, type TrainOptions } from './loop.js';
+import { ProgressHook } from './progress.js';
+import { TASKS } from './tasks/index.js';
+
+export interface LoadedRunConfig {
+  config: KilnConfig;
+  resolvedYaml: string;
+}
+
+export interface TrainRunOptions {
+  dataRoot?: string;
+  runsRoot: string;
+  /** Path of a run directory to resume (its config.yaml was loaded by the caller). */
+  resumeRun?: string;
+  plainProgress: boolean;
+  write?: (line: string) => void;
+  /** Extra hooks (tests, a run store). */
+  hooks?: TrainHooks[];
+}
+
+export interface RunSummary {
+  runId: string;
+  runPath: string;
+  task: KilnConfig['task'];
+  status: EndEvent['status'];
+  message: string;
+  steps: number;
+  /** Training time across resumes (evaluation included, data loading not). */
+  wallSeconds: number;
+  /** The model's last evaluation (for two-tower runs, the hybrid's too, as `<eval name>/hybrid/<metric>`). */
+  metrics: Record<string, number>;
+  /** What the task adds: lexical baselines beside the model's metrics (bm25, tfidf_char), … */
+  [extra: string]: unknown;
+}
+
+/**
+ * The thread policy measured fastest here (BENCHMARKS.md): in fp32 the matmuls run in OpenBLAS,
+ * which keeps its own threads, so one libtorch thread is fastest; bf16 matmuls run in oneDNN on
+ * libtorch's intra-op pool, which wants every core.
+ */
+export function applyThreadPolicy(threads: 'auto' | number, precision: 'fp32' | 'bf16'): number {
+  const cores = availableParallelism(); // respects CPU affinity (containers, taskset)
+  const n = threads === 'auto' ? (precision === 'bf16' ? cores : 1) : threads;
+  if (getNumThreads() !== n) setNumThreads(n);
+  return n;
+}
+
+/** The loop's options from the config's `train:` section. */
+export function loopOptions(config: KilnConfig): TrainOptions {
+  const t = config.train;
+  const stopping = t.early_stopping;
+  return {
+    steps: t.steps,
+    gradAccum: t.grad_accum,
+    schedule: { lr: t.lr, warmupSteps: t.warmup_steps, schedule: t.schedule, minLrRatio: t.min_lr_ratio },
+    weightDecay: t.weight_decay,
+    betas: t.betas,
+    eps: t.eps,
+    clipGradNorm: t.clip_grad_norm,
+    precision: t.precision,
+    device: t.device,
+    seed: config.seed,
+    evalEvery: t.eval_every,
+    checkpointEvery: t.checkpoint_every,
+    earlyStopping: stopping === null ? null : { metric: stopping.metric, mode: stopping.mode, patience: stopping.patience, minDelta: stopping.min_delta },
+    selectionMetric: stopping?.metric ?? null,
+  };
+}
+
+export async function trainRun(loaded: LoadedRunConfig, options: TrainRunOptions): Promise<RunSummary> {
+  const { config } = loaded;
+  const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const threads = applyThreadPolicy(config.train.threads, config.train.precision);
+
+  // Everything that can fail on bad input happens before the run directory exists.
+  const loadStart = performance.now();
+  const prepared = await TASKS[config.task].prepare({ config, dataRoot: options.dataRoot, write });
+
+  const resuming = options.resumeRun !== undefined;
+  const run = resuming ? RunDirectory.open(options.resumeRun!) : RunDirectory.create(options.runsRoot, config.name);
+  if (!resuming) {
+    run.writeText('config.yaml', loaded.resolvedYaml);
+    run.writeJson('model.json', { ...prepared.modelJson, kilnVersion: KILN_VERSION });
+    run.writeJson('tokenizer.json', prepared.tokenizer.toJSON());
+  } else if (!existsSync(run.file('model.json'))) {
+    throw new Error(`${run.path}: model.json is missing; cannot resume`);
+  }
+
+  manualSeed(config.seed);
+  const task = prepared.start({ resuming, runPath: run.path });
+  const model = task.model.model;
+  write(
+    `run ${run.id} (${config.task}): ${prepared.describeData().join('; ')}; ${(model.parameterCount() / 1e6).toFixed(2)}M parameters, ` +
+      `${config.train.precision}, ${threads} thread(s); ready in ${((performance.now() - loadStart) / 1000).toFixed(1)} s`,
+  );
+
+  let lastMetrics: Record<string, number> = {};
+  const evaluate = task.evaluate === null ? null : (step: number): Record<string, number> => (lastMetrics = task.evaluate!(step));
+  const saveModelWeights = (step: number): void => {
+    noGrad(() => saveSafetensors(run.file('model.safetensors'), model.stateDict(), { step: String(step), run: run.id }));
+  };
+  let end: EndEvent;
+  try {
+    end = runTraining({
+      strategy: task.strategy,
+      options: loopOptions(config),
+      evaluate,
+      runPath: run.path,
+      saveModelWeights,
+      hooks: [new ProgressHook({ logEvery: config.train.log_every, plain: options.plainProgress, write }), new RunDirectoryHook(run, config.train.log_every), ...(options.hooks ?? [])],
+      resume: resuming,
+    });
+  } catch (error) {
+    task.dispose();
+    model.dispose();
+    throw error;
+  }
+
+  const extra = task.summarize(end, lastMetrics, run.id);
+  const summary: RunSummary = {
+    runId: run.id,
+    runPath: run.path,
+    task: config.task,
+    status: end.status,
+    message: end.message,
+    steps: end.lastStep,
+    wallSeconds: end.elapsedSeconds,
+    metrics: lastMetrics,
+    ...extra.fields,
+  };
+  run.writeJson('summary.json', {
+    ...summary,
+    kilnVersion: KILN_VERSION,
+    bestStep: end.bestStep,
+    bestValue: end.bestValue,
+    parameters: model.parameterCount(),
+    finishedAt: new Date().toISOString(),
+  });
+  write(extra.table);
+  task.dispose();
+  model.dispose();
+  return summary;
+}

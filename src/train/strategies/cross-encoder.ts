@@ -1,0 +1,90 @@
+/**
+ * The cross-encoder strategy: each query of a micro-batch is scored with its positive and k
+ * negatives, drawn from the candidates its first-stage retriever mined
+ * (../cross-encoder-negatives.ts), in one joint encoding per pair.
+ *
+ *   s_ij = CrossEncoder([CLS] q_i [SEP] d_ij [SEP])    j = 0: the positive, j = 1..k: negatives
+ *   S    = [s_ij]                                       [B, 1 + k], positiveIndex = 0
+ *   loss = Σ w_l · loss_l(S)                            (bce on logits by default; infonce is the
+ *                                                        listwise alternative)
+ *
+ * The k negatives of step s are drawn from Rng.derive(seed, `cross-encoder:s:m`): a pure
+ * function of the step, so a resumed run draws the same ones.
+ */
+import { zeros } from '../../engine/index.js';
+import { Rng } from '../../data/rng.js';
+import type { WordPieceTokenizer } from '../../data/tokenizer.js';
+import { padPairsToTensors, type CrossEncoderModel } from '../../models/index.js';
+import type { WeightedLoss } from '../../losses/index.js';
+import type { StepContext, StepOutput, TrainStrategy } from '../strategy.js';
+import type { PairBatchSource } from './two-tower.js';
+
+export interface CrossEncoderStrategyOptions {
+  model: CrossEncoderModel;
+  loss: WeightedLoss;
+  /** Query and positive document text of each training pair. */
+  pairs: ReadonlyArray<{ query: string; doc: string }>;
+  /** Negative candidates per pair (indices into `poolTexts`), at least k each. */
+  candidates: readonly Int32Array[];
+  poolTexts: readonly string[];
+  k: number;
+  batches: PairBatchSource;
+  tokenizer: WordPieceTokenizer;
+  maxLength: number;
+  seed: number;
+  device: 'cpu' | 'cuda';
+}
+
+export class CrossEncoderStrategy implements TrainStrategy {
+  readonly modules;
+
+  constructor(private readonly o: CrossEncoderStrategyOptions) {
+    this.modules = [
+      { name: 'model', module: o.model },
+      { name: 'loss', module: o.loss },
+    ];
+  }
+
+  step(context: StepContext): StepOutput {
+    const { k, tokenizer } = this.o;
+    const items = this.o.batches.next();
+    const rng = Rng.derive(this.o.seed, `cross-encoder:${context.step}:${context.microStep}`);
+    const encoded: Array<{ ids: Int32Array; typeIds: Int32Array }> = [];
+    for (const i of items) {
+      const { query, doc } = this.o.pairs[i]!;
+      encoded.push(tokenizer.encodePair(query, doc, this.o.maxLength));
+      const pool = this.o.candidates[i]!;
+      if (pool.length === 0) throw new Error(`training pair ${i} (${JSON.stringify(query)}) has no negative candidates`);
+      // k distinct candidates (a partial Fisher–Yates over the candidate list); a list shorter
+      // than k (a tiny corpus) repeats its candidates.
+      const order = Array.from(pool);
+      for (let j = 0; j < k; j++) {
+        if (j < order.length) {
+          const pick = j + rng.int(order.length - j);
+          [order[j], order[pick]] = [order[pick]!, order[j]!];
+        }
+        encoded.push(tokenizer.encodePair(query, this.o.poolTexts[order[j % order.length]!]!, this.o.maxLength));
+      }
+    }
+    const b = items.length;
+    const batch = padPairsToTensors(encoded, tokenizer.padId, this.o.device);
+    const scores = this.o.model.score(batch).view(b, 1 + k);
+    const positiveIndex = zeros([b], { dtype: 'int64', device: this.o.device });
+    const { total, parts } = this.o.loss.forward({ scores: { scores, positiveIndex } });
+    const logs: Record<string, number> = {};
+    for (const [name, value] of Object.entries(parts)) logs[`loss_${name}`] = value.item();
+    // Share of queries whose positive outscores every one of its negatives.
+    logs.pair_accuracy = scores.argmax(1).eq(positiveIndex).float().mean().item();
+    return { loss: total, logs, examples: b, tokens: batch.inputIds.numel };
+  }
+
+  state(): unknown {
+    return { batches: this.o.batches.state() };
+  }
+
+  restore(state: unknown): void {
+    this.o.batches.restore((state as { batches: unknown }).batches);
+  }
+
+  dispose(): void {}
+}

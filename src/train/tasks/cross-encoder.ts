@@ -1,0 +1,129 @@
+/**
+ * `task: cross-encoder`: a cross-encoder trained on the same (query, document) pairs as the
+ * two-tower model, each positive against k negatives mined by BM25 or by a two-tower run
+ * (../cross-encoder-negatives.ts). It is evaluated by re-ranking the top-k candidates of a
+ * first-stage retriever on the same splits and metrics as the two-tower configs
+ * (src/eval/rerank.ts), with BM25 beside it.
+ */
+import { tidy } from '../../engine/index.js';
+import { createWeightedLoss } from '../../losses/index.js';
+import { CrossEncoderModel, loadRunModel, type CrossEncoderConfig, type KindedModel, type LoadedRunModel } from '../../models/index.js';
+import { ModelEmbedder } from '../../eval/embedder.js';
+import { cachedFirstStage, CrossEncoderScorer, evaluateSplitsReranked, type FirstStage } from '../../eval/rerank.js';
+import { lexicalRanker, CorpusEmbeddings } from '../../eval/splits.js';
+import type { KilnConfig } from '../../config/schema.js';
+import { loadRunData, prepareEncoder } from '../setup.js';
+import { applyInitSource, formatInitReport } from '../init-from.js';
+import { evaluateLexicalBaselines, formatSummaryTable } from '../summary.js';
+import { createPairBatchSource } from '../data-adapters.js';
+import { mineCrossEncoderCandidates } from '../cross-encoder-negatives.js';
+import { CrossEncoderStrategy } from '../strategies/cross-encoder.js';
+import type { Task } from '../task.js';
+import { describePairData, tokenizePairs } from './two-tower.js';
+
+/** The retriever whose candidates are re-ranked: BM25 on the split's corpus, or a two-tower run. */
+function firstStageFor(config: KilnConfig): { stage: FirstStage; release: () => void; name: string } {
+  const source = config.cross_encoder.rerank.first_stage;
+  if (source === 'bm25') {
+    return {
+      name: 'bm25',
+      stage: cachedFirstStage((split) => {
+        const ranker = lexicalRanker(split, 'bm25', config.eval.lexical);
+        const queries = split.queries.map((q) => q.text);
+        return { scoreRows: (start, end) => ranker.scoreMatrix(queries.slice(start, end)) };
+      }),
+      release: () => {},
+    };
+  }
+  const run: LoadedRunModel = loadRunModel(source.slice('run:'.length));
+  if (run.kind !== 'two-tower') {
+    run.model.dispose();
+    throw new Error(`cross_encoder.rerank.first_stage ${source}: a ${run.kind} run cannot retrieve; expected a two-tower run`);
+  }
+  const embedder = new ModelEmbedder(run.model, run.tokenizer, { maxLength: run.json.maxLength, batchSize: 256, precision: 'fp32', device: 'cpu' });
+  return {
+    name: source,
+    stage: cachedFirstStage((split) => {
+      const rows = tidy(() => {
+        const corpora = new CorpusEmbeddings(embedder);
+        try {
+          const queries = embedder.embed('query', split.queryType, split.queries.map((q) => q.text));
+          return embedder.scorer(queries, corpora.get(split)).scoreRows(0, split.queries.length);
+        } finally {
+          corpora.dispose();
+        }
+      });
+      const n = split.corpus.length;
+      return { scoreRows: (start, end) => rows.slice(start * n, end * n) };
+    }),
+    release: () => run.model.dispose(),
+  };
+}
+
+export const crossEncoderTask: Task = {
+  async prepare({ config, dataRoot: dataRootFlag, write }) {
+    const base = prepareEncoder(config, dataRootFlag);
+    const { tokenizer } = base;
+    const data = await loadRunData(config, base.dataRoot);
+    if (data.pairs.length < config.train.batch_size) throw new Error(`only ${data.pairs.length} training pairs, fewer than train.batch_size ${config.train.batch_size}`);
+    const maxLength = config.data.max_length;
+    const { pairs, pool } = tokenizePairs(data, tokenizer, (_type, text) => text, { query: maxLength, doc: maxLength });
+    const negatives = config.cross_encoder.negatives;
+    const mined = mineCrossEncoderCandidates(data, pairs, pool, { source: negatives.source, poolSize: negatives.pool, k: negatives.k, seed: config.seed });
+    const modelConfig: CrossEncoderConfig = { encoder: base.encoder, pooling: config.model.pooling };
+    const json = { kind: 'cross-encoder' as const, ...modelConfig, maxLength: { pair: maxLength } };
+    return {
+      modelJson: json,
+      tokenizer,
+      describeData: () => [...describePairData(data), `${negatives.k} negatives per positive from ${mined.description}`],
+      start({ resuming }) {
+        const model = new CrossEncoderModel(modelConfig);
+        const kinded: KindedModel = { kind: 'cross-encoder', model, json };
+        if (base.init !== null && !resuming) write(formatInitReport(applyInitSource(kinded, base.init)));
+        const loss = createWeightedLoss(config.loss);
+        const strategy = new CrossEncoderStrategy({
+          model,
+          loss,
+          pairs: data.pairs,
+          candidates: mined.candidates,
+          poolTexts: pool.texts,
+          k: negatives.k,
+          batches: createPairBatchSource(pairs, data.pairRanges, config),
+          tokenizer,
+          maxLength,
+          seed: config.seed,
+          device: config.train.device,
+        });
+        const first = data.evalSplits.length === 0 ? null : firstStageFor(config);
+        const scorer = new CrossEncoderScorer(model, tokenizer, { maxLength, batchSize: 128, precision: config.train.precision, device: config.train.device });
+        return {
+          model: kinded,
+          strategy,
+          evaluate:
+            first === null ? null : (step) => evaluateSplitsReranked(data.evalSplits, first.stage, scorer, { topK: config.cross_encoder.rerank.top_k, sampled: step < config.train.steps }),
+          summarize(end, metrics, runId) {
+            const lexical = end.status === 'diverged' ? { bm25: {}, tfidf_char: {} } : evaluateLexicalBaselines(data.evalSplits);
+            return {
+              fields: { ...lexical, firstStage: first?.name ?? null, rerankTopK: config.cross_encoder.rerank.top_k, trainingPairs: data.pairCounts, badRows: data.badRows.toJSON() },
+              table: `${formatSummaryTable({ runId, metrics, ...lexical })}\n(kiln = the cross-encoder re-ranking the top ${config.cross_encoder.rerank.top_k} of ${first?.name ?? '-'})`,
+            };
+          },
+          dispose() {
+            strategy.dispose();
+            loss.dispose();
+            first?.release();
+          },
+        };
+      },
+    };
+  },
+  evaluator(config, loaded) {
+    if (loaded.kind !== 'cross-encoder') throw new Error(`${loaded.runPath}: a ${loaded.kind} model in a cross-encoder run`);
+    const first = firstStageFor(config);
+    const scorer = new CrossEncoderScorer(loaded.model, loaded.tokenizer, { maxLength: loaded.json.maxLength.pair, batchSize: 128, precision: config.train.precision, device: config.train.device });
+    return {
+      evaluate: (splits) => evaluateSplitsReranked(splits, first.stage, scorer, { topK: config.cross_encoder.rerank.top_k, sampled: false }),
+      dispose: () => first.release(),
+    };
+  },
+};

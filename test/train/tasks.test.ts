@@ -1,0 +1,138 @@
+/**
+ * Every task through `kiln train` on its tiny config and the real data root: the run
+ * directory and model kind, `kiln eval --run`, and the machinery the loop gives every task:
+ * resume after `kill -9` to the same result, the NaN guard, bf16 with gradient accumulation
+ * and an explicit thread count.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+import { REPO_ROOT } from '../helpers/python.js';
+import { DATA_ROOT } from '../data/root.js';
+
+const BIN = join(REPO_ROOT, 'bin', 'kiln.js');
+const ENV = { ...process.env, KILN_DATA: DATA_ROOT };
+const TIMEOUT_MS = 300_000;
+
+function kiln(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', cwd: REPO_ROOT, env: ENV });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function onlyRun(runsRoot: string): string {
+  const runs = readdirSync(runsRoot);
+  expect(runs).toHaveLength(1);
+  return join(runsRoot, runs[0]!);
+}
+
+const readJson = <T>(path: string): T => JSON.parse(readFileSync(path, 'utf8')) as T;
+interface Summary {
+  task: string;
+  status: string;
+  steps: number;
+  wallSeconds: number;
+  metrics: Record<string, number>;
+  bm25?: Record<string, number>;
+}
+
+const TASKS = [
+  { task: 'mlm', config: 'configs/tiny-mlm.yaml', kind: 'masked-lm', metrics: ['heldout/mlm_accuracy', 'heldout/mlm_loss'] },
+  { task: 'cross-encoder', config: 'configs/tiny-cross-encoder.yaml', kind: 'cross-encoder', metrics: ['stsb/spearman', 'tech/mrr', 'tech/rp@5'] },
+  { task: 'twotower', config: 'configs/tiny.yaml', kind: 'two-tower', metrics: null },
+] as const;
+
+// A longer run for the resume test: checkpoints every 20 steps, no evaluation until the end.
+const LONG = ['--set', 'train.steps=120', '--set', 'train.checkpoint_every=20', '--set', 'train.eval_every=0', '--set', 'train.log_every=20', '--quiet'];
+
+async function killAfterCheckpoint(runsRoot: string, config: string, minStep: number): Promise<string> {
+  const child = spawn(process.execPath, [BIN, 'train', '--config', config, '--runs', runsRoot, ...LONG], { cwd: REPO_ROOT, env: ENV, stdio: 'ignore' });
+  await new Promise<void>((resolvePromise, reject) => {
+    const timer = setInterval(() => {
+      const runs = existsSync(runsRoot) ? readdirSync(runsRoot) : [];
+      const latest = runs.length === 1 ? join(runsRoot, runs[0]!, 'checkpoints', 'latest') : null;
+      if (latest !== null && existsSync(latest) && Number(/step-(\d+)/.exec(readFileSync(latest, 'utf8'))?.[1]) >= minStep) {
+        child.kill('SIGKILL');
+        clearInterval(timer);
+        resolvePromise();
+      }
+    }, 10);
+    child.on('exit', () => {
+      clearInterval(timer);
+      reject(new Error('the run finished before it could be killed'));
+    });
+  });
+  await new Promise((r) => child.on('exit', r));
+  return onlyRun(runsRoot);
+}
+
+describe.each(TASKS)('task $task ($config)', ({ task, config, kind, metrics }) => {
+  if (task !== 'twotower') {
+    it('trains end to end: model.json of its kind, the summary, and kiln eval --run', () => {
+      const runs = mkdtempSync(join(tmpdir(), 'kiln-runs-'));
+      const r = kiln(['train', '--config', config, '--runs', runs, '--quiet']);
+      expect(r.status, r.stderr).toBe(0);
+      const run = onlyRun(runs);
+      expect(readJson<{ kind: string }>(join(run, 'model.json')).kind).toBe(kind);
+      const summary = readJson<Summary>(join(run, 'summary.json'));
+      expect(summary.task).toBe(task);
+      expect(summary.status).toBe('completed');
+      expect(summary.wallSeconds).toBeGreaterThan(0);
+      expect(Object.keys(summary.metrics).sort()).toEqual([...metrics!]);
+      for (const [k, v] of Object.entries(summary.metrics)) expect(Number.isFinite(v), k).toBe(true);
+      const e = kiln(['eval', '--run', run, '--json']);
+      if (task === 'mlm') {
+        // A masked LM is not a retrieval model: kiln eval says so and exits 2.
+        expect(e.status).toBe(2);
+        expect(e.stderr).toMatch(/masked-lm run .*held-out metrics are in summary\.json/);
+      } else {
+        // The cross-encoder's re-ranking metrics are reproduced from the saved weights.
+        expect(e.status, e.stderr).toBe(0);
+        const evaluated = JSON.parse(e.stdout) as { metrics: Record<string, number> };
+        for (const [k, v] of Object.entries(summary.metrics)) expect(evaluated.metrics[k], k).toBeCloseTo(v, 5);
+        expect(Object.keys(summary.bm25 ?? {}).sort()).toEqual([...metrics!]);
+      }
+    }, TIMEOUT_MS);
+  }
+
+  // The two-tower task's resume is tested in cli-train.test.ts.
+  it.skipIf(task === 'twotower')('a run killed with -9 resumes to the same metrics as an uninterrupted one', async () => {
+    const straightRoot = mkdtempSync(join(tmpdir(), 'kiln-runs-'));
+    const straight = kiln(['train', '--config', config, '--runs', straightRoot, ...LONG]);
+    expect(straight.status, straight.stderr).toBe(0);
+    const expected = readJson<Summary>(join(onlyRun(straightRoot), 'summary.json'));
+
+    const run = await killAfterCheckpoint(mkdtempSync(join(tmpdir(), 'kiln-runs-')), config, 40);
+    expect(existsSync(join(run, 'summary.json'))).toBe(false);
+    const resumed = kiln(['train', '--resume', run, '--quiet']);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(/resuming at step \d+ of 120/);
+    const summary = readJson<Summary>(join(run, 'summary.json'));
+    expect(summary.status).toBe('completed');
+    expect(summary.metrics).toEqual(expected.metrics);
+  }, TIMEOUT_MS);
+
+  it('stops on a non-finite loss before the optimizer touches the weights (exit 1, status diverged)', () => {
+    const runs = mkdtempSync(join(tmpdir(), 'kiln-runs-'));
+    // Weights drawn with a standard deviation of 1e30 overflow float32 in the first forward.
+    const r = kiln(['train', '--config', config, '--runs', runs, '--quiet', '--set', 'model.init_std=1e30', '--set', 'data.eval=[]']);
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/training stopped: (loss|gradient norm) is (NaN|-?Infinity) at step 0.*no checkpoint was written yet/);
+    const summary = readJson<Summary>(join(onlyRun(runs), 'summary.json'));
+    expect(summary.status).toBe('diverged');
+  }, TIMEOUT_MS);
+
+  it('trains in bf16 with gradient accumulation on an explicit thread count', () => {
+    const runs = mkdtempSync(join(tmpdir(), 'kiln-runs-'));
+    const r = kiln(['train', '--config', config, '--runs', runs, '--quiet', '--set', 'train.precision=bf16', '--set', 'train.grad_accum=2', '--set', 'train.threads=2', '--set', 'train.steps=4', '--set', 'train.warmup_steps=1', '--set', 'train.eval_every=0', '--set', 'train.log_every=1', '--set', 'data.eval=[]']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/bf16, 2 thread\(s\)/);
+    const run = onlyRun(runs);
+    const losses = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; name: string; value: number }).filter((m) => m.name === 'train/loss');
+    expect(losses.map((m) => m.step)).toEqual([1, 2, 3, 4]);
+    for (const m of losses) expect(Number.isFinite(m.value)).toBe(true);
+    expect(readJson<Summary>(join(run, 'summary.json')).status).toBe('completed');
+  }, TIMEOUT_MS);
+});
