@@ -13,8 +13,8 @@
  * (they describe steps the resumed run will redo), so the series never has duplicates. A
  * SQLite run store (roadmap) will watch the same hook events that write these files.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 
 import { writeFileAtomic } from '../util/atomic-write.js';
 
@@ -47,6 +47,33 @@ export class RunDirectory {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       }
     }
+  }
+
+  /**
+   * A run a config refers to: an existing directory as is, or `runs/<name>` for the newest
+   * completed run of that name (`runs/<name>-<UTC timestamp>` with a completed summary.json),
+   * so a config can name the run it starts from before that run exists. Null when neither.
+   */
+  static resolveReference(reference: string): string | null {
+    const path = resolve(reference);
+    if (existsSync(path)) return path;
+    const parent = dirname(path);
+    const name = basename(path);
+    if (!existsSync(parent)) return null;
+    const pattern = new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-\\d{8}-\\d{6}(-\\d+)?$`);
+    const completed = readdirSync(parent)
+      .filter((entry) => pattern.test(entry))
+      .filter((entry) => {
+        const summary = join(parent, entry, 'summary.json');
+        if (!existsSync(summary)) return false;
+        try {
+          return (JSON.parse(readFileSync(summary, 'utf8')) as { status?: string }).status !== 'diverged';
+        } catch {
+          return false;
+        }
+      })
+      .sort();
+    return completed.length === 0 ? null : join(parent, completed.at(-1)!);
   }
 
   /** Opens an existing run, with an error naming what is missing. */

@@ -21,6 +21,8 @@ import { LexicalRanker } from '../eval/lexical.js';
 import { topK } from '../eval/rank.js';
 import { loadRunModel } from '../models/index.js';
 import type { RunData } from './setup.js';
+import { RunDirectory } from '../track/run-dir.js';
+import { ConfigError } from '../config/errors.js';
 import type { NegativePool, TokenizedPairs } from './strategies/two-tower.js';
 
 export interface MinedCandidates {
@@ -77,16 +79,15 @@ export function mineCrossEncoderCandidates(
   let description: string;
   if (options.source === 'bm25') {
     const ranker = new LexicalRanker('bm25', pool.texts.map((text, i) => ({ id: String(i), text })), { fields: ['text'], match: 'best' });
-    const row = new Float32Array(pool.texts.length);
     for (const [key, { q, type }] of wanted) {
-      ranker.scoreInto(queries.texts[q]!, row, 0);
-      for (let d = 0; d < row.length; d++) if (!allowed(d, q, type)) row[d] = -Infinity;
-      const top = topK(row, options.poolSize);
-      perQuery.set(key, top.filter((d) => Number.isFinite(row[d]!) && row[d]! > 0));
+      // Documents that share a word with the query, best first; the type and concept filter
+      // runs on these few, not on the whole pool.
+      const { docs } = ranker.candidates(queries.texts[q]!, options.poolSize * 4);
+      perQuery.set(key, docs.filter((d) => allowed(d, q, type)).slice(0, options.poolSize));
     }
     description = `BM25 over ${pool.texts.length} training documents`;
   } else {
-    const runPath = options.source.slice('run:'.length);
+    const runPath = resolveRunSource(options.source, 'cross_encoder.negatives.source');
     const teacher = loadRunModel(runPath);
     if (teacher.kind !== 'two-tower') {
       teacher.model.dispose();
@@ -156,3 +157,11 @@ export function mineCrossEncoderCandidates(
   return { candidates, description: `${description}; ${toppedUp} pair(s) topped up with random documents` };
 }
 
+
+/** `run:<dir>` → the run directory (`run:runs/<name>` = the newest completed run of that name); a missing run is a config error. */
+export function resolveRunSource(source: string, key: string): string {
+  const reference = source.slice('run:'.length);
+  const path = RunDirectory.resolveReference(reference);
+  if (path === null) throw new ConfigError([`${key}: ${source}: no such run; expected run:runs/<id>, or run:runs/<name> for the newest completed run of that name`]);
+  return path;
+}

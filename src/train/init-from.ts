@@ -19,6 +19,7 @@ import { join, resolve } from 'node:path';
 import { noGrad, type Tensor } from '../engine/index.js';
 import { WordPieceTokenizer } from '../data/tokenizer.js';
 import { ConfigError } from '../config/errors.js';
+import { RunDirectory } from '../track/run-dir.js';
 import {
   encodersOf,
   loadRunModel,
@@ -59,8 +60,10 @@ function configError(message: string): ConfigError {
 
 /** Resolves `model.init_from` (a run directory or a Hugging Face directory); a problem is a config error (exit 2). */
 export function resolveInitSource(path: string): InitSource {
-  const dir = resolve(path);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw configError(`${dir} is not a directory; expected a run directory (runs/<id>) or a Hugging Face BERT directory`);
+  const dir = RunDirectory.resolveReference(path) ?? resolve(path);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    throw configError(`${dir} is not a directory; expected a run directory (runs/<id>, or runs/<name> for the newest completed run of that name) or a Hugging Face BERT directory`);
+  }
   if (existsSync(join(dir, 'model.json')) && existsSync(join(dir, 'tokenizer.json'))) {
     let json;
     try {

@@ -16,7 +16,7 @@ import { loadRunData, prepareEncoder } from '../setup.js';
 import { applyInitSource, formatInitReport } from '../init-from.js';
 import { evaluateLexicalBaselines, formatSummaryTable } from '../summary.js';
 import { createPairBatchSource } from '../data-adapters.js';
-import { mineCrossEncoderCandidates } from '../cross-encoder-negatives.js';
+import { mineCrossEncoderCandidates, resolveRunSource } from '../cross-encoder-negatives.js';
 import { CrossEncoderStrategy } from '../strategies/cross-encoder.js';
 import type { Task } from '../task.js';
 import { describePairData, tokenizePairs } from './two-tower.js';
@@ -35,7 +35,7 @@ function firstStageFor(config: KilnConfig): { stage: FirstStage; release: () => 
       release: () => {},
     };
   }
-  const run: LoadedRunModel = loadRunModel(source.slice('run:'.length));
+  const run: LoadedRunModel = loadRunModel(resolveRunSource(source, 'cross_encoder.rerank.first_stage'));
   if (run.kind !== 'two-tower') {
     run.model.dispose();
     throw new Error(`cross_encoder.rerank.first_stage ${source}: a ${run.kind} run cannot retrieve; expected a two-tower run`);
@@ -68,6 +68,8 @@ export const crossEncoderTask: Task = {
     if (data.pairs.length < config.train.batch_size) throw new Error(`only ${data.pairs.length} training pairs, fewer than train.batch_size ${config.train.batch_size}`);
     const maxLength = config.data.max_length;
     const { pairs, pool } = tokenizePairs(data, tokenizer, (_type, text) => text, { query: maxLength, doc: maxLength });
+    // A first stage that names a missing run is a config error before the run directory exists.
+    if (config.cross_encoder.rerank.first_stage !== 'bm25') resolveRunSource(config.cross_encoder.rerank.first_stage, 'cross_encoder.rerank.first_stage');
     const negatives = config.cross_encoder.negatives;
     const mined = mineCrossEncoderCandidates(data, pairs, pool, { source: negatives.source, poolSize: negatives.pool, k: negatives.k, seed: config.seed });
     const modelConfig: CrossEncoderConfig = { encoder: base.encoder, pooling: config.model.pooling };

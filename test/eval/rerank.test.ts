@@ -1,0 +1,56 @@
+/**
+ * Re-ranking: a first stage's candidates re-scored by a pair scorer, checked on a hand-built
+ * split where the answer is known.
+ */
+import { describe, expect, it } from 'vitest';
+
+import { evaluateRetrieval } from '../../src/eval/evaluate.js';
+import { cachedFirstStage, rerankedScorer, type PairScorer } from '../../src/eval/rerank.js';
+import type { RetrievalSplit } from '../../src/data/types.js';
+
+const split: RetrievalSplit = {
+  name: 'toy',
+  queryType: 'q',
+  docType: 'd',
+  corpus: ['a', 'b', 'c', 'd', 'e'].map((text, i) => ({ id: String(i), text })),
+  queries: [
+    { id: 'q0', text: 'x', relevant: [3], source: '' },
+    { id: 'q1', text: 'y', relevant: [4], source: '' },
+  ],
+  labelledPairs: [],
+};
+
+// First stage: q0 ranks d0 > d1 > d2 > d3 > d4; q1 ranks d4 first.
+const firstRows = Float32Array.from([5, 4, 3, 2, 1, 1, 2, 3, 4, 5]);
+const firstStage = { scoreRows: (start: number, end: number) => firstRows.slice(start * 5, end * 5) };
+
+/** A scorer that likes document 'd' for query 'x', and scores the rest by a fixed table. */
+const scorer: PairScorer = {
+  scorePairs: (first, second) => Float32Array.from(first.map((q, i) => (q === 'x' && second[i] === 'd' ? 10 : second[i]!.charCodeAt(0) / 100))),
+};
+
+describe('rerankedScorer', () => {
+  it('re-orders only the top k by the pair scores and keeps the rest below in first-stage order', () => {
+    const rows = rerankedScorer(split, firstStage, scorer, 4).scoreRows(0, 2);
+    const order = (row: Float32Array): number[] => [...row.keys()].sort((a, b) => row[b]! - row[a]! || a - b);
+    // q0: candidates d0..d3; the scorer puts d3 first, then d2 > d1 > d0 (char codes); d4 stays last.
+    expect(order(rows.subarray(0, 5))).toEqual([3, 2, 1, 0, 4]);
+    // q1: candidates d4, d3, d2, d1 re-ordered by char code (e > d > c > b); d0 stays last.
+    expect(order(rows.subarray(5, 10))).toEqual([4, 3, 2, 1, 0]);
+    // Re-ranking lifts q0's answer from rank 4 to 1 (MRR 1/4 → 1); with k = 3 it is not a candidate.
+    expect(evaluateRetrieval(split, firstStage, ['mrr']).mrr).toBeCloseTo((1 / 4 + 1) / 2, 10);
+    expect(evaluateRetrieval(split, rerankedScorer(split, firstStage, scorer, 4), ['mrr']).mrr).toBeCloseTo(1, 10);
+    expect(evaluateRetrieval(split, rerankedScorer(split, firstStage, scorer, 3), ['mrr']).mrr).toBeCloseTo((1 / 4 + 1) / 2, 10);
+  });
+
+  it('cachedFirstStage computes a split once', () => {
+    let calls = 0;
+    const stage = cachedFirstStage(() => {
+      calls++;
+      return firstStage;
+    });
+    expect([...stage(split).scoreRows(1, 2)]).toEqual([1, 2, 3, 4, 5]);
+    stage(split).scoreRows(0, 2);
+    expect(calls).toBe(1);
+  });
+});

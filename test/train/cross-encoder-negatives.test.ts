@@ -1,0 +1,50 @@
+/**
+ * Cross-encoder negatives mined by BM25: documents of the positive's type, never of a concept
+ * the query is paired with, lexically close first, and topped up to k when BM25 finds too few.
+ */
+import { describe, expect, it } from 'vitest';
+
+import { mineCrossEncoderCandidates } from '../../src/train/cross-encoder-negatives.js';
+import { tokenizePairs } from '../../src/train/tasks/two-tower.js';
+import type { RunData } from '../../src/train/setup.js';
+import { BadRowReport, type PairExample } from '../../src/data/types.js';
+import { WordPieceTokenizer } from '../../src/data/tokenizer.js';
+import { join } from 'node:path';
+import { DATA_ROOT } from '../data/root.js';
+
+const pair = (query: string, doc: string, group: string, docType = 'occupation'): PairExample => ({ query, doc, group, queryType: 'title', docType, source: 't:1' });
+
+describe('mineCrossEncoderCandidates (bm25)', () => {
+  it('keeps the type, excludes every concept the query is paired with, ranks by BM25 and tops up to k', () => {
+    const pairs = [
+      pair('senior java developer', 'software developer', 'dev'),
+      pair('senior java developer', 'java programmer', 'java'), // the same query, a second concept
+      pair('registered nurse', 'nurse', 'nurse'),
+      pair('night nurse assistant', 'nursing assistant', 'assistant'),
+      pair('data analyst', 'data scientist', 'data'),
+      pair('java', 'use java', 'java-skill', 'skill'),
+    ];
+    const data: RunData = { pairs, evalSplits: [], badRows: new BadRowReport(), pairCounts: {}, decontaminated: 0, pairRanges: [{ recipe: 'x', start: 0, end: pairs.length, weight: 1 }] };
+    const tokenizer = WordPieceTokenizer.fromVocabFile(join(DATA_ROOT, 'bert-vocab', 'vocab.txt'));
+    const { pairs: tokenized, pool } = tokenizePairs(data, tokenizer, (_t, text) => text, { query: 16, doc: 16 });
+    const { candidates } = mineCrossEncoderCandidates(data, tokenized, pool, { source: 'bm25', poolSize: 10, k: 2, seed: 1 });
+    const texts = candidates.map((list) => [...list].map((d) => pool.texts[d]));
+    // "registered nurse" shares no word with another concept's document: it is topped up with random occupations.
+    for (const [i, list] of texts.slice(0, 5).entries()) {
+      expect(list.length, `pair ${i}`).toBeGreaterThanOrEqual(2);
+      // Never the query's own concepts, never a skill for an occupation pair.
+      const own = new Set(pairs.filter((p) => p.query === pairs[i]!.query).map((p) => p.doc));
+      for (const doc of list) {
+        expect(own.has(doc!), `${pairs[i]!.query} → ${doc}`).toBe(false);
+        expect(pool.types[pool.texts.indexOf(doc!)]).toBe(pairs[i]!.docType);
+      }
+    }
+    // "night nurse assistant" shares "nurse" with the nurse concept's document: BM25's first negative.
+    expect(texts[3]![0]).toBe('nurse');
+    // Both pairs of the java query exclude both of its concepts, so neither java document is a negative for it.
+    expect(texts[0]).not.toContain('java programmer');
+    expect(texts[1]).not.toContain('software developer');
+    // The only skill document is the skill pair's own positive: nothing to mine, nothing to top up with.
+    expect(texts[5]).toEqual([]);
+  });
+});

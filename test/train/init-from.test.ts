@@ -1,0 +1,133 @@
+/**
+ * `model.init_from`: a new model starts from a Kiln run (an MLM pretraining run) or a Hugging
+ * Face BERT directory written by PyTorch; the report names what loaded, what is new and what
+ * was skipped; a shape mismatch names the tensor; `runs/<name>` finds the newest completed run.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { manualSeed, noGrad, saveSafetensors, tensor, tidy } from '../../src/engine/index.js';
+import { bertUncasedTokenizerJson, readVocab } from '../../src/data/tokenizer.js';
+import { MaskedLanguageModel, TwoTowerModel, type EncoderConfig, type KindedModel, type TwoTowerConfig } from '../../src/models/index.js';
+import { applyInitSource, applyWeights, resolveInitSource } from '../../src/train/init-from.js';
+import { RunDirectory } from '../../src/track/run-dir.js';
+import { ConfigError } from '../../src/config/errors.js';
+import { REPO_ROOT, runPython } from '../helpers/python.js';
+import { DATA_ROOT } from '../data/root.js';
+
+const root = mkdtempSync(join(tmpdir(), 'kiln-init-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const VOCAB = join(DATA_ROOT, 'bert-vocab', 'vocab.txt');
+const encoder: EncoderConfig = {
+  vocabSize: 30522, hiddenSize: 16, numLayers: 2, numHeads: 2, intermediateSize: 32, maxPositions: 24, typeVocabSize: 2,
+  hiddenDropout: 0, attentionDropout: 0, layerNormEps: 1e-12, initStd: 0.02, padId: 0,
+};
+
+/** Writes a Kiln run directory holding a (seeded, random) masked LM, as `kiln train` would. */
+function writeMlmRun(path: string, seed: number): MaskedLanguageModel {
+  mkdirSync(path, { recursive: true });
+  manualSeed(seed);
+  const model = new MaskedLanguageModel({ encoder });
+  writeFileSync(join(path, 'config.yaml'), 'name: mlm\n');
+  writeFileSync(join(path, 'model.json'), JSON.stringify({ kind: 'masked-lm', encoder, maxLength: { sequence: 24 } }));
+  writeFileSync(join(path, 'tokenizer.json'), JSON.stringify(bertUncasedTokenizerJson(readVocab(VOCAB))));
+  noGrad(() => saveSafetensors(join(path, 'model.safetensors'), model.stateDict()));
+  writeFileSync(join(path, 'summary.json'), JSON.stringify({ status: 'completed' }));
+  return model;
+}
+
+function twoTower(config: Partial<TwoTowerConfig> = {}): KindedModel {
+  const json: TwoTowerConfig = { encoder, pooling: 'mean', towers: 'shared', prompts: {}, head: { type: 'hadamard_mlp', mlpHidden: 8 }, ...config };
+  return { kind: 'two-tower', model: new TwoTowerModel(json), json: { kind: 'two-tower', ...json, maxLength: { query: 24, doc: 24 } } };
+}
+
+const values = (t: { toArray(): number[] }): number[] => tidy(() => t.toArray());
+
+describe('init_from a Kiln MLM run', () => {
+  it('fills every encoder tensor of a two-tower model, leaves its head new and skips the MLM head', () => {
+    const source = writeMlmRun(join(root, 'mlm-run'), 1);
+    const init = resolveInitSource(join(root, 'mlm-run'));
+    expect(init.kind).toBe('kiln-run');
+    expect(init.encoder).toEqual(encoder);
+    expect(init.tokenizer.vocabSize).toBe(30522);
+    manualSeed(2);
+    const target = twoTower();
+    const report = applyInitSource(target, init);
+    const encoderNames = target.model.namedParameters().map(([n]) => n).filter((n) => n.startsWith('encoder.'));
+    expect(report.loaded).toEqual(encoderNames);
+    expect(report.fresh).toEqual(target.model.namedParameters().map(([n]) => n).filter((n) => n.startsWith('head.')));
+    expect(report.fresh.length).toBeGreaterThan(0);
+    expect(report.skipped.sort()).toEqual(['cls.predictions.bias', 'cls.predictions.transform.LayerNorm.bias', 'cls.predictions.transform.LayerNorm.weight', 'cls.predictions.transform.dense.bias', 'cls.predictions.transform.dense.weight']);
+    // The values are the source's, tensor by tensor.
+    const sourceState = source.stateDict();
+    for (const name of encoderNames) expect(values(target.model.stateDict().get(name)!), name).toEqual(values(sourceState.get(name)!));
+    source.dispose();
+    target.model.dispose();
+  });
+
+  it('fills both towers of a separate-tower model from the one source encoder', () => {
+    const source = writeMlmRun(join(root, 'mlm-run-2'), 3);
+    const target = twoTower({ towers: 'separate' });
+    const report = applyInitSource(target, resolveInitSource(join(root, 'mlm-run-2')));
+    expect(report.loaded.filter((n) => n.startsWith('query_encoder.')).length).toBe(report.loaded.filter((n) => n.startsWith('doc_encoder.')).length);
+    const word = 'embeddings.word_embeddings.weight';
+    expect(values(target.model.stateDict().get(`doc_encoder.${word}`)!)).toEqual(values(source.stateDict().get(`encoder.${word}`)!));
+    source.dispose();
+    target.model.dispose();
+  });
+
+  it('a tensor whose shape differs is an error naming it and both shapes', () => {
+    const target = twoTower();
+    const weights = new Map([['embeddings.position_embeddings.weight', tensor(new Array(8 * 16).fill(0), { shape: [8, 16] })]]);
+    expect(() => applyWeights(target, weights, { path: '/x', kind: 'kiln-run' })).toThrow(/tensor 'embeddings\.position_embeddings\.weight' has shape \[8, 16\], but 'encoder\.embeddings\.position_embeddings\.weight' of this model is \[24, 16\]/);
+    for (const t of weights.values()) t.dispose();
+    target.model.dispose();
+  });
+
+  it('runs/<name> resolves to the newest completed run of that name; a missing source is a config error', () => {
+    const runs = join(root, 'runs');
+    writeMlmRun(join(runs, 'pre-20261201-100000'), 4).dispose();
+    writeMlmRun(join(runs, 'pre-20261201-110000'), 5).dispose();
+    mkdirSync(join(runs, 'pre-20261201-120000')); // started, never finished: no summary.json
+    expect(RunDirectory.resolveReference(join(runs, 'pre'))).toBe(join(runs, 'pre-20261201-110000'));
+    expect(resolveInitSource(join(runs, 'pre')).path).toBe(join(runs, 'pre-20261201-110000'));
+    expect(() => resolveInitSource(join(runs, 'nothing'))).toThrow(ConfigError);
+    expect(() => resolveInitSource(join(runs, 'nothing'))).toThrow(/model\.init_from: .*nothing is not a directory/);
+  });
+});
+
+describe('init_from a Hugging Face directory written by PyTorch', () => {
+  let dir: string;
+  beforeAll(() => {
+    const ref = JSON.parse(runPython([join(REPO_ROOT, 'test', 'models', 'hf_tiny_bert.py'), join(root, 'hf')])) as { layouts: Record<string, string> };
+    dir = ref.layouts['st']!;
+  });
+
+  it('a masked LM takes the encoder and the MLM head; the pooler and position ids are skipped', () => {
+    const init = resolveInitSource(dir);
+    expect(init.kind).toBe('hugging-face');
+    expect(init.pooling).toBe('mean');
+    const target: KindedModel = { kind: 'masked-lm', model: new MaskedLanguageModel({ encoder: init.encoder }), json: { kind: 'masked-lm', encoder: init.encoder, maxLength: { sequence: 12 } } };
+    const report = applyInitSource(target, init);
+    expect(report.fresh).toEqual([]);
+    expect(report.loaded).toEqual(target.model.namedParameters().map(([n]) => n));
+    expect(report.skipped.sort()).toEqual(['embeddings.position_ids']);
+    target.model.dispose();
+  });
+
+  it('kiln train with a missing init_from exits 2 and writes nothing', () => {
+    const runs = join(root, 'cli-runs');
+    const r = spawnSync(process.execPath, [join(REPO_ROOT, 'bin', 'kiln.js'), 'train', '--config', 'configs/tiny.yaml', '--runs', runs, '--set', `model.init_from=${join(root, 'missing')}`], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, KILN_DATA: DATA_ROOT },
+    });
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/model\.init_from: .*missing is not a directory/);
+    expect(existsSync(runs)).toBe(false);
+  });
+});
