@@ -13,11 +13,12 @@ import { join, resolve } from 'node:path';
 import { noGrad } from '../engine/index.js';
 
 import type { Module } from '../engine/nn/index.js';
-import { loadRunModel, RunModelError, type CrossEncoderModel, type EncoderConfig, type LoadedRunModel, type TwoTowerModel } from '../models/index.js';
+import { loadRunModel, RunModelError, type LoadedRunModel } from '../models/index.js';
 import { KILN_VERSION } from '../version.js';
 import { writeDirectoryAtomic } from '../util/atomic-write.js';
-import { OnnxGraphBuilder } from './onnx-graph.js';
-import { emitBertEncoder, emitL2Normalize, emitLinear, emitMaskFloat, emitPooling, type Quantization } from './bert-graph.js';
+import type { OnnxGraphBuilder } from './onnx-graph.js';
+import type { Quantization } from './bert-graph.js';
+import { exportKindOf, type ExportableModel } from './kinds.js';
 import { CARD_FORMAT, CARD_FORMAT_VERSION, parseModelCard, type ModelCard } from './card.js';
 
 export const DEFAULT_OPSET = 17;
@@ -38,43 +39,7 @@ export interface ExportSource {
   tokenizer: object;
 }
 
-export type ExportableModel = { kind: 'two-tower'; model: TwoTowerModel; maxLength: { query: number; doc: number } } | { kind: 'cross-encoder'; model: CrossEncoderModel; maxLength: { pair: number } };
-
-/** One tower's graph: (input_ids, attention_mask) → embedding [batch, H]. */
-function twoTowerGraph(model: TwoTowerModel, side: 'query' | 'doc', options: ExportOptions): OnnxGraphBuilder {
-  const g = new OnnxGraphBuilder(options.opset);
-  const inputIds = g.input('input_ids', 'int64', ['batch', 'sequence']);
-  const attentionMask = g.input('attention_mask', 'int64', ['batch', 'sequence']);
-  const encoder = side === 'query' ? model.queryEncoder : model.docEncoder;
-  const prefix = model.config.towers === 'shared' ? 'encoder' : `${side}_encoder`;
-  const maskFloat = emitMaskFloat(g, attentionMask);
-  const hidden = emitBertEncoder(g, encoder, { inputIds, attentionMask }, maskFloat, prefix, options.quantize);
-  const pooled = emitPooling(g, model.config.pooling, hidden, maskFloat, inputIds);
-  // The head's `embed`: the cosine head stores unit vectors; dot and Hadamard-MLP heads store the pooled vector.
-  const embedding = model.config.head.type === 'cosine' ? emitL2Normalize(g, pooled) : pooled;
-  g.output(embedding, 'embedding', 'float32', ['batch', model.config.encoder.hiddenSize]);
-  return g;
-}
-
-/** (input_ids, attention_mask, token_type_ids) → score [batch] (a logit). */
-function crossEncoderGraph(model: CrossEncoderModel, options: ExportOptions): OnnxGraphBuilder {
-  const g = new OnnxGraphBuilder(options.opset);
-  const inputIds = g.input('input_ids', 'int64', ['batch', 'sequence']);
-  const attentionMask = g.input('attention_mask', 'int64', ['batch', 'sequence']);
-  const tokenTypeIds = g.input('token_type_ids', 'int64', ['batch', 'sequence']);
-  const maskFloat = emitMaskFloat(g, attentionMask);
-  const hidden = emitBertEncoder(g, model.encoder, { inputIds, attentionMask, tokenTypeIds }, maskFloat, 'encoder', options.quantize);
-  const pooled = emitPooling(g, model.config.pooling, hidden, maskFloat, inputIds);
-  // The one-column classifier stays fp32 even in int8 graphs: it is H weights, and the score's last layer.
-  const logits = g.scoped('classifier', () => emitLinear(g, pooled, model.classifier, 'classifier', 'none'));
-  g.output(g.squeeze(logits, [1]), 'score', 'float32', ['batch']);
-  return g;
-}
-
-function encoderCardFields(encoder: EncoderConfig): ModelCard['encoder'] {
-  const { vocabSize, hiddenSize, numLayers, numHeads, intermediateSize, maxPositions, typeVocabSize, layerNormEps, padId } = encoder;
-  return { vocabSize, hiddenSize, numLayers, numHeads, intermediateSize, maxPositions, typeVocabSize, layerNormEps, padId };
-}
+export type { ExportableModel } from './kinds.js';
 
 /** Builds the graphs and the card and writes the directory `outDir` (atomically replacing any previous export there). */
 export function exportModel(exportable: ExportableModel, source: ExportSource, outDir: string, options: ExportOptions): ModelCard {
@@ -108,22 +73,13 @@ export function buildExport(exportable: ExportableModel, source: ExportSource, o
     );
   };
 
-  const graphFiles: Record<string, string> =
-    exportable.kind === 'cross-encoder' ? { score: 'model.onnx' } : exportable.model.config.towers === 'shared' ? { query: 'model.onnx', doc: 'model.onnx' } : { query: 'query.onnx', doc: 'doc.onnx' };
+  const kind = exportKindOf(exportable);
   const wasTraining = exportable.model.training;
   exportable.model.eval();
   try {
     // Reading weights (transposes, casts) needs no autograd history.
     noGrad(() => {
-      if (exportable.kind === 'two-tower') {
-        if (exportable.model.config.towers === 'shared') serialise('model.onnx', twoTowerGraph(exportable.model, 'doc', options));
-        else {
-          serialise('query.onnx', twoTowerGraph(exportable.model, 'query', options));
-          serialise('doc.onnx', twoTowerGraph(exportable.model, 'doc', options));
-        }
-      } else {
-        serialise('model.onnx', crossEncoderGraph(exportable.model, options));
-      }
+      for (const [file, graph] of kind.graphs(exportable as never, options)) serialise(file, graph);
     });
   } finally {
     exportable.model.train(wasTraining);
@@ -144,29 +100,7 @@ export function buildExport(exportable: ExportableModel, source: ExportSource, o
     metrics: source.metrics,
     tokenizer: 'tokenizer.json' as const,
   };
-  const card: ModelCard =
-    exportable.kind === 'two-tower'
-      ? {
-          ...base,
-          kind: 'two-tower',
-          encoder: encoderCardFields(exportable.model.config.encoder),
-          pooling: exportable.model.config.pooling,
-          towers: exportable.model.config.towers,
-          head: exportable.model.config.head.type,
-          normalized: exportable.model.config.head.type === 'cosine',
-          dimension: exportable.model.config.encoder.hiddenSize,
-          prompts: exportable.model.config.prompts,
-          maxLength: exportable.maxLength,
-          graphs: graphFiles as { query: string; doc: string },
-        }
-      : {
-          ...base,
-          kind: 'cross-encoder',
-          encoder: encoderCardFields(exportable.model.config.encoder),
-          pooling: exportable.model.config.pooling,
-          maxLength: exportable.maxLength,
-          graphs: graphFiles as { score: string },
-        };
+  const card = { ...base, ...kind.card(exportable as never) } as ModelCard;
   files.set('model.json', serialiseCard(card));
   files.set('tokenizer.json', Buffer.from(JSON.stringify(source.tokenizer), 'utf8'));
   return { card, files };

@@ -2,28 +2,15 @@
  * `kiln train` and `kiln eval` end to end on configs/tiny.yaml and the real data root:
  * the run directory, reproducibility under a seed, resume after `kill -9`, bad configs.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { REPO_ROOT } from '../helpers/python.js';
-import { DATA_ROOT } from '../data/root.js';
+import { BIN, ENV, kiln, onlyRun } from '../helpers/cli.js';
 
-const BIN = join(REPO_ROOT, 'bin', 'kiln.js');
-const ENV = { ...process.env, KILN_DATA: DATA_ROOT };
-
-function kiln(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', cwd: REPO_ROOT, env: ENV });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function onlyRun(runsRoot: string): string {
-  const runs = readdirSync(runsRoot);
-  expect(runs).toHaveLength(1);
-  return join(runsRoot, runs[0]!);
-}
 
 interface Summary {
   status: string;

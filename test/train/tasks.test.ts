@@ -4,30 +4,16 @@
  * resume after `kill -9` to the same result, the NaN guard, bf16 with gradient accumulation
  * and an explicit thread count.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { REPO_ROOT } from '../helpers/python.js';
-import { DATA_ROOT } from '../data/root.js';
+import { BIN, ENV, kiln, onlyRun } from '../helpers/cli.js';
 
-const BIN = join(REPO_ROOT, 'bin', 'kiln.js');
-const ENV = { ...process.env, KILN_DATA: DATA_ROOT };
 const TIMEOUT_MS = 300_000;
-
-function kiln(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', cwd: REPO_ROOT, env: ENV });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function onlyRun(runsRoot: string): string {
-  const runs = readdirSync(runsRoot);
-  expect(runs).toHaveLength(1);
-  return join(runsRoot, runs[0]!);
-}
-
 const readJson = <T>(path: string): T => JSON.parse(readFileSync(path, 'utf8')) as T;
 interface Summary {
   task: string;
@@ -134,5 +120,28 @@ describe.each(TASKS)('task $task ($config)', ({ task, config, kind, metrics }) =
     expect(losses.map((m) => m.step)).toEqual([1, 2, 3, 4]);
     for (const m of losses) expect(Number.isFinite(m.value)).toBe(true);
     expect(readJson<Summary>(join(run, 'summary.json')).status).toBe('completed');
+  }, TIMEOUT_MS);
+});
+
+describe('tasks that start from other runs', () => {
+  it('a two-tower model starts from an MLM run (init_from), and a cross-encoder mines and re-ranks with a two-tower run', () => {
+    const runs = mkdtempSync(join(tmpdir(), 'kiln-runs-'));
+    const quick = ['--quiet', '--set', 'train.steps=4', '--set', 'train.warmup_steps=1', '--set', 'train.eval_every=0'];
+    const mlm = kiln(['train', '--config', 'configs/tiny-mlm.yaml', '--runs', join(runs, 'mlm'), ...quick]);
+    expect(mlm.status, mlm.stderr).toBe(0);
+    // runs/<name> names the newest completed run of that name.
+    const tower = kiln(['train', '--config', 'configs/tiny.yaml', '--runs', join(runs, 'tower'), ...quick, '--set', `model.init_from=${join(runs, 'mlm', 'tiny-mlm')}`, '--set', 'data.eval=[]']);
+    expect(tower.status, tower.stderr).toBe(0);
+    expect(tower.stderr).toMatch(/init_from .*tiny-mlm-\d{8}-\d{6} \(kiln-run\): loaded 37 tensors; new: none; skipped: cls\.predictions\.bias, cls\.predictions\.transform\.dense\.weight/);
+    const towerRun = onlyRun(join(runs, 'tower'));
+    // The encoder kept the MLM run's sizes (64 wide, 2 layers) and vocabulary.
+    expect(readJson<{ encoder: { hiddenSize: number; vocabSize: number } }>(join(towerRun, 'model.json')).encoder).toMatchObject({ hiddenSize: 64, vocabSize: 30522 });
+
+    const ce = kiln(['train', '--config', 'configs/tiny-cross-encoder.yaml', '--runs', join(runs, 'ce'), ...quick, '--set', `cross_encoder.negatives.source=run:${towerRun}`, '--set', `cross_encoder.rerank.first_stage=run:${towerRun}`]);
+    expect(ce.status, ce.stderr).toBe(0);
+    expect(ce.stderr).toMatch(/negatives per positive from the two-tower run .*tiny-\d{8}-\d{6} over \d+ training documents/);
+    const summary = readJson<Summary & { firstStage: string }>(join(onlyRun(join(runs, 'ce')), 'summary.json'));
+    expect(summary.firstStage).toBe(`run:${towerRun}`);
+    expect(Object.keys(summary.metrics).sort()).toEqual(['stsb/spearman', 'tech/mrr', 'tech/rp@5']);
   }, TIMEOUT_MS);
 });
