@@ -173,7 +173,7 @@ const modelSchema = z
       .nullable()
       .default(null)
       .describe(
-        'Initial encoder weights: a run directory (runs/<id>, e.g. a task: mlm pretraining run) or a Hugging Face BERT directory (config.json, model.safetensors, vocab.txt). Its sizes and vocabulary replace the ones above; tensors load by name and the rest stay newly initialised',
+        'Initial encoder weights: a run directory (runs/<id>, or runs/<name> for the newest completed run of that name, e.g. a task: mlm pretraining run) or a Hugging Face BERT directory (config.json, model.safetensors, vocab.txt or tokenizer.json). Its sizes and vocabulary replace the ones above; tensors load by name and the rest stay newly initialised',
       ),
     head: z
       .object({
@@ -249,7 +249,7 @@ const crossEncoderSchema = z
   .object({
     negatives: z
       .object({
-        source: runReference.default('bm25').describe('Who mines the negatives: bm25, or run:<dir> for a trained two-tower run (its nearest documents)'),
+        source: runReference.default('bm25').describe('Who mines the negatives: bm25, or run:<dir> for a trained two-tower run (its nearest documents; run:runs/<name> = the newest completed run of that name)'),
         k: z.number().int().min(1).max(64).default(3).describe('Negatives per positive'),
         pool: positiveInt.max(1000).default(30).describe('Candidates retrieved per query; the k negatives are drawn from them (the positive and same-concept documents excluded)'),
       })

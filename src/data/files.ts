@@ -73,14 +73,16 @@ export function resolveDataRoot(flag?: string, env: NodeJS.ProcessEnv = process.
   const fromFlag = flag !== undefined && flag !== '';
   const chosen = fromFlag ? flag : env.KILN_DATA;
   if (chosen === undefined || chosen === '') {
-    throw new Error(
+    throw new DataError(
+      '--data-root',
+      undefined,
       'no data root: pass --data-root DIR or set KILN_DATA=DIR (the folder holding esco-v1.1.1/, onet-29.2/, …; see datasets/README.md for the layout and download pages)',
     );
   }
   const root = resolve(chosen);
   const origin = fromFlag ? '--data-root' : 'KILN_DATA';
-  if (!existsSync(root)) throw new Error(`data root ${root} (from ${origin}) does not exist`);
-  if (!statSync(root).isDirectory()) throw new Error(`data root ${root} (from ${origin}) is not a directory`);
+  if (!existsSync(root)) throw new DataError(root, undefined, `the data root (from ${origin}) does not exist`);
+  if (!statSync(root).isDirectory()) throw new DataError(root, undefined, `the data root (from ${origin}) is not a directory`);
   return root;
 }
 

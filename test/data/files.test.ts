@@ -24,10 +24,10 @@ describe('resolveDataRoot', () => {
     expect(resolveDataRoot(dir, { KILN_DATA: '/nonexistent' })).toBe(dir);
     expect(resolveDataRoot(undefined, { KILN_DATA: dir })).toBe(dir);
     expect(() => resolveDataRoot(undefined, {})).toThrow(/--data-root DIR or set KILN_DATA/);
-    expect(() => resolveDataRoot(join(dir, 'nope'), {})).toThrow(/data root .*nope \(from --data-root\) does not exist/);
+    expect(() => resolveDataRoot(join(dir, 'nope'), {})).toThrow(/.*nope: the data root \(from --data-root\) does not exist/);
     const file = join(dir, 'f.txt');
     writeFileSync(file, 'x');
-    expect(() => resolveDataRoot(undefined, { KILN_DATA: file })).toThrow(/\(from KILN_DATA\) is not a directory/);
+    expect(() => resolveDataRoot(undefined, { KILN_DATA: file })).toThrow(/the data root \(from KILN_DATA\) is not a directory/);
   });
 });
 

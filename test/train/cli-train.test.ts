@@ -2,7 +2,7 @@
  * `kiln train` and `kiln eval` end to end on configs/tiny.yaml and the real data root:
  * the run directory, reproducibility under a seed, resume after `kill -9`, bad configs.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -144,6 +144,11 @@ describe('kiln train (configs/tiny.yaml)', () => {
     const o = kiln(['train', '--config', 'configs/tiny.yaml', '--runs', runs, '--set', 'train.precision=fp16']);
     expect(o.status).toBe(2);
     expect(o.stderr).toMatch(/train\.precision/);
+    expect(existsSync(runs)).toBe(false);
+    // No data root: one line saying how to give it, exit 2, no stack trace.
+    const noRoot = spawnSync(process.execPath, [BIN, 'train', '--config', 'configs/tiny.yaml', '--runs', runs], { cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, KILN_DATA: '' } });
+    expect(noRoot.status).toBe(2);
+    expect(noRoot.stderr.trim()).toBe('data error: --data-root: no data root: pass --data-root DIR or set KILN_DATA=DIR (the folder holding esco-v1.1.1/, onet-29.2/, …; see datasets/README.md for the layout and download pages)');
     expect(existsSync(runs)).toBe(false);
   });
 });
