@@ -1,6 +1,6 @@
 /**
  * Kiln's data layer: dataset recipes over public files under a data root, the BERT-uncased
- * WordPiece tokenizer, seeded batching, and hard-negative mining.
+ * WordPiece tokenizer, seeded batching, hard-negative mining, and MLM packing and masking.
  *
  * @example
  * const ctx = createContext({ dataRoot: resolveDataRoot(argv.dataRoot), onBadRow: 'skip', seed: 1 });
@@ -20,6 +20,8 @@ export { WordPieceTokenizer, bertUncasedTokenizerJson, readVocab } from './token
 export { Rng, fnv1a } from './rng.js';
 export { PairBatcher, padBatch, groupIndices, type BatcherState, type PadOptions, type PaddedBatch, type PairBatcherOptions, type TokenizedPair } from './batch.js';
 export { HardNegativeMiner } from './negatives.js';
+export { IGNORE_INDEX, continuationTable, maskTokens, packSequences, specialTokenIds, type MaskOptions, type MaskedSequence } from './mlm.js';
+export { loadDomainCorpus, type DomainCorpusOptions, type DomainCorpusStats } from './recipes/domain-corpus.js';
 
 /** Path of the BERT vocabulary under a data root. */
 export const BERT_VOCAB = 'bert-vocab/vocab.txt';
