@@ -21,6 +21,8 @@ import { KILN_VERSION } from '../version.js';
 import { runTraining, type TrainOptions } from './loop.js';
 import { ProgressHook } from './progress.js';
 import { TASKS } from './tasks/index.js';
+import { readRunModelJson } from '../models/index.js';
+import { WordPieceTokenizer } from '../data/tokenizer.js';
 
 export interface LoadedRunConfig {
   config: KilnConfig;
@@ -92,18 +94,21 @@ export async function trainRun(loaded: LoadedRunConfig, options: TrainRunOptions
   const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
   const threads = applyThreadPolicy(config.train.threads, config.train.precision);
 
-  // Everything that can fail on bad input happens before the run directory exists.
+  // Everything that can fail on bad input happens before the run directory exists. A resumed
+  // run rebuilds the model it saved (model.json, tokenizer.json), not what init_from names now:
+  // `runs/<name>` may have come to mean a newer run since.
   const loadStart = performance.now();
-  const prepared = await TASKS[config.task].prepare({ config, dataRoot: options.dataRoot, write });
-
   const resuming = options.resumeRun !== undefined;
-  const run = resuming ? RunDirectory.open(options.resumeRun!) : RunDirectory.create(options.runsRoot, config.name);
+  const resumed = resuming ? RunDirectory.open(options.resumeRun!) : null;
+  if (resumed !== null && !existsSync(resumed.file('model.json'))) throw new Error(`${resumed.path}: model.json is missing; cannot resume`);
+  const saved = resumed === null ? undefined : { modelJson: readRunModelJson(resumed.path), tokenizer: WordPieceTokenizer.fromTokenizerJson(resumed.file('tokenizer.json')) };
+  const prepared = await TASKS[config.task].prepare({ config, dataRoot: options.dataRoot, write, saved });
+
+  const run = resumed ?? RunDirectory.create(options.runsRoot, config.name);
   if (!resuming) {
     run.writeText('config.yaml', loaded.resolvedYaml);
     run.writeJson('model.json', { ...prepared.modelJson, kilnVersion: KILN_VERSION });
     run.writeJson('tokenizer.json', prepared.tokenizer.toJSON());
-  } else if (!existsSync(run.file('model.json'))) {
-    throw new Error(`${run.path}: model.json is missing; cannot resume`);
   }
 
   manualSeed(config.seed);

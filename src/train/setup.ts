@@ -88,8 +88,10 @@ export interface RunEncoder {
   init: InitSource | null;
 }
 
-export function prepareEncoder(config: KilnConfig, dataRootFlag: string | undefined): RunEncoder {
+export function prepareEncoder(config: KilnConfig, dataRootFlag: string | undefined, saved?: { modelJson: { encoder: EncoderConfig }; tokenizer: WordPieceTokenizer }): RunEncoder {
   const dataRoot = resolveDataRoot(dataRootFlag);
+  // A resumed run keeps the encoder it was created with; its weights come from the checkpoint.
+  if (saved !== undefined) return { dataRoot, tokenizer: saved.tokenizer, encoder: saved.modelJson.encoder, init: null };
   const maxLength = Math.max(config.data.max_length, config.data.doc_max_length ?? config.data.max_length);
   if (config.model.init_from !== null) {
     const init = resolveInitSource(config.model.init_from);

@@ -20,6 +20,8 @@ export interface TaskContext {
   config: KilnConfig;
   dataRoot: string | undefined;
   write: (line: string) => void;
+  /** A resumed run's saved model.json and tokenizer: the model to rebuild, whatever init_from names now. */
+  saved?: { modelJson: RunModelJson; tokenizer: WordPieceTokenizer };
 }
 
 export interface TaskStartOptions {

@@ -19,8 +19,8 @@ import { MlmStrategy, ShuffledBatches } from '../strategies/mlm.js';
 import type { Task } from '../task.js';
 
 export const mlmTask: Task = {
-  async prepare({ config, dataRoot: dataRootFlag, write }) {
-    const base = prepareEncoder(config, dataRootFlag);
+  async prepare({ config, dataRoot: dataRootFlag, write, saved }) {
+    const base = prepareEncoder(config, dataRootFlag, saved);
     const { tokenizer } = base;
     const ctx = createContext({ dataRoot: base.dataRoot, onBadRow: config.data.on_bad_row, seed: config.seed });
     const texts: TextExample[] = [];

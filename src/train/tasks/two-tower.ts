@@ -62,8 +62,8 @@ export function describePairData(data: RunData): string[] {
 }
 
 export const twoTowerTask: Task = {
-  async prepare({ config, dataRoot: dataRootFlag, write }) {
-    const base = prepareEncoder(config, dataRootFlag);
+  async prepare({ config, dataRoot: dataRootFlag, write, saved }) {
+    const base = prepareEncoder(config, dataRootFlag, saved);
     const data = await loadRunData(config, base.dataRoot);
     if (data.pairs.length < config.train.batch_size) throw new Error(`only ${data.pairs.length} training pairs, fewer than train.batch_size ${config.train.batch_size}`);
     const maxLength = pairMaxLength(config);
