@@ -112,7 +112,7 @@ export async function trainRun(loaded: LoadedRunConfig, options: TrainRunOptions
   }
 
   manualSeed(config.seed);
-  const task = prepared.start({ resuming, runPath: run.path });
+  const task = prepared.start({ resuming });
   const model = task.model.model;
   write(
     `run ${run.id} (${config.task}): ${prepared.describeData().join('; ')}; ${(model.parameterCount() / 1e6).toFixed(2)}M parameters, ` +

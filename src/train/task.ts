@@ -27,8 +27,6 @@ export interface TaskContext {
 export interface TaskStartOptions {
   /** A resumed run restores its weights from the checkpoint: `init_from` is not read again. */
   resuming: boolean;
-  /** Where the run lives (for files a task writes, e.g. init.json). */
-  runPath: string;
 }
 
 export interface PreparedTask {
