@@ -116,12 +116,13 @@ export function resolveInitSource(path: string): InitSource {
 
 /** A Kiln model's tensors as a source: its (first) encoder's under BertEncoder names, the rest under their own. Copies, owned by the caller. */
 function sourceWeights(source: KindedModel): Map<string, Tensor> {
-  const [first] = encodersOf(source);
+  const prefixes = encodersOf(source).map((e) => e.prefix);
+  const first = prefixes[0];
   const out = new Map<string, Tensor>();
   noGrad(() => {
     for (const [name, t] of source.model.stateDict()) {
-      if (first !== undefined && name.startsWith(first.prefix)) out.set(name.slice(first.prefix.length), t.detach().clone());
-      else if (!encodersOf(source).some((e) => name.startsWith(e.prefix))) out.set(name, t.detach().clone());
+      if (first !== undefined && name.startsWith(first)) out.set(name.slice(first.length), t.detach().clone());
+      else if (!prefixes.some((prefix) => name.startsWith(prefix))) out.set(name, t.detach().clone());
     }
   });
   return out;
