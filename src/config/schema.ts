@@ -270,6 +270,10 @@ export const configSchema = z
     task: z.enum(TASK_NAMES).default('twotower').describe(`What to train: ${TASK_NAMES.map((t) => `${t} (${TASK_SPECS[t].description})`).join('; ')}`),
     name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ., _ and - only').describe('Run name; the run directory is runs/<name>-<timestamp>'),
     seed: z.number().int().min(0).max(2 ** 31 - 1).default(42).describe('Seeds weights, data order, dropout and sampling'),
+    tags: z
+      .record(z.string().regex(/^[A-Za-z0-9._/-]+$/, 'letters, digits, ., _, / and - only'), z.string())
+      .default({})
+      .describe('Free-form labels for the run store and dashboard, e.g. {purpose: baseline}'),
     data: dataSchema,
     model: modelSchema,
     loss: z

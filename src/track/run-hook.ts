@@ -1,10 +1,19 @@
 /**
  * The run directory as a loop hook: train metrics every `logEvery` steps and every evaluation
- * go to metrics.jsonl as {step, time, name, value}; the SQLite run store will subscribe to the
- * same events.
+ * go to metrics.jsonl as {step, time, name, value}, and the same records to each mirror (the
+ * SQLite run store, src/track/store.ts), so both hold one series with one clock.
  */
 import type { EvalEvent, StepEvent, TrainHooks } from './events.js';
 import type { MetricRecord, RunDirectory } from './run-dir.js';
+
+/** Another place the run's metrics go, beside metrics.jsonl. */
+export interface MetricMirror {
+  append(records: readonly MetricRecord[]): void;
+  /** A resumed run redoes the steps after `step`. */
+  truncateAfter(step: number): void;
+  /** Called on every step, logged or not: the mirror throttles it. */
+  heartbeat(): void;
+}
 
 export class RunDirectoryHook implements TrainHooks {
   #pending: MetricRecord[] = [];
@@ -14,11 +23,13 @@ export class RunDirectoryHook implements TrainHooks {
   constructor(
     private readonly run: RunDirectory,
     private readonly logEvery: number,
+    private readonly mirrors: readonly MetricMirror[] = [],
   ) {}
 
   onStart(event: { startStep: number }): void {
     // A resumed run drops the metric lines of steps it will redo, and continues the clock.
     this.run.truncateMetricsAfter(event.startStep);
+    for (const mirror of this.mirrors) mirror.truncateAfter(event.startStep);
     const last = this.run.readMetrics().at(-1);
     this.#timeOffset = last?.time ?? 0;
     this.#started = performance.now();
@@ -29,6 +40,7 @@ export class RunDirectoryHook implements TrainHooks {
   }
 
   onStep(e: StepEvent): void {
+    for (const mirror of this.mirrors) mirror.heartbeat();
     if (e.step % this.logEvery !== 0 && e.step !== e.totalSteps) return;
     const time = this.#time();
     const push = (name: string, value: number): void => void this.#pending.push({ step: e.step, time, name, value });
@@ -52,6 +64,7 @@ export class RunDirectoryHook implements TrainHooks {
 
   flush(): void {
     this.run.appendMetrics(this.#pending);
+    for (const mirror of this.mirrors) mirror.append(this.#pending);
     this.#pending = [];
   }
 }

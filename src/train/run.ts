@@ -8,14 +8,22 @@
  *   start      seed; the task builds its model (init_from applied), loss and strategy
  *   train      runTraining: checkpoints, --resume, the NaN guard, bf16, accumulation
  *   summarize  model.safetensors (best or last), summary.json, the table
+ *
+ * The run store (`<runs root>/kiln.db`) watches too: the run is registered as `running` when
+ * its directory exists, its metrics are mirrored as they are logged, and it ends `finished`,
+ * `failed` (diverged, or an error) or, if the process dies, `killed` on the store's next read.
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { dirname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 
 import { getNumThreads, manualSeed, noGrad, saveSafetensors, setNumThreads } from '../engine/index.js';
 import type { KilnConfig } from '../config/schema.js';
 import { RunDirectory } from '../track/run-dir.js';
 import { RunDirectoryHook } from '../track/run-hook.js';
+import { flattenParams, RunStore } from '../track/store.js';
+import { RunStoreMirror } from '../track/store-mirror.js';
 import type { EndEvent, TrainHooks } from '../track/events.js';
 import { KILN_VERSION } from '../version.js';
 import { runTraining, type TrainOptions } from './loop.js';
@@ -103,6 +111,8 @@ export async function trainRun(loaded: LoadedRunConfig, options: TrainRunOptions
   if (resumed !== null && !existsSync(resumed.file('model.json'))) throw new Error(`${resumed.path}: model.json is missing; cannot resume`);
   const saved = resumed === null ? undefined : { modelJson: readRunModelJson(resumed.path), tokenizer: WordPieceTokenizer.fromTokenizerJson(resumed.file('tokenizer.json')) };
   const prepared = await TASKS[config.task].prepare({ config, dataRoot: options.dataRoot, write, saved });
+  // Opened before the run directory exists: a store this Kiln cannot read stops the run here.
+  const store = RunStore.open(resumed === null ? options.runsRoot : dirname(resumed.path));
 
   const run = resumed ?? RunDirectory.create(options.runsRoot, config.name);
   if (!resuming) {
@@ -110,6 +120,15 @@ export async function trainRun(loaded: LoadedRunConfig, options: TrainRunOptions
     run.writeJson('model.json', { ...prepared.modelJson, kilnVersion: KILN_VERSION });
     run.writeJson('tokenizer.json', prepared.tokenizer.toJSON());
   }
+  store.beginRun({
+    id: run.id,
+    name: config.name,
+    kind: 'train',
+    task: config.task,
+    path: run.path,
+    params: flattenParams(parseYaml(loaded.resolvedYaml)),
+    tags: { ...config.tags, 'kiln.version': KILN_VERSION, ...(resuming ? { 'kiln.resumed': 'true' } : {}) },
+  });
 
   manualSeed(config.seed);
   const task = prepared.start({ resuming });
@@ -132,10 +151,16 @@ export async function trainRun(loaded: LoadedRunConfig, options: TrainRunOptions
       evaluate,
       runPath: run.path,
       saveModelWeights,
-      hooks: [new ProgressHook({ logEvery: config.train.log_every, plain: options.plainProgress, write }), new RunDirectoryHook(run, config.train.log_every), ...(options.hooks ?? [])],
+      hooks: [
+        new ProgressHook({ logEvery: config.train.log_every, plain: options.plainProgress, write }),
+        new RunDirectoryHook(run, config.train.log_every, [new RunStoreMirror(store, run.id)]),
+        ...(options.hooks ?? []),
+      ],
       resume: resuming,
     });
   } catch (error) {
+    store.endRun(run.id, { status: 'failed', message: (error as Error).message, artifactsFrom: run.path });
+    store.close();
     task.dispose();
     model.dispose();
     throw error;
@@ -161,6 +186,8 @@ export async function trainRun(loaded: LoadedRunConfig, options: TrainRunOptions
     parameters: model.parameterCount(),
     finishedAt: new Date().toISOString(),
   });
+  store.endRun(run.id, { status: end.status === 'diverged' ? 'failed' : 'finished', message: end.message, results: lastMetrics, artifactsFrom: run.path });
+  store.close();
   write(extra.table);
   task.dispose();
   model.dispose();

@@ -6,14 +6,16 @@
  * titles, again with change detection, and `kiln serve`.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { REPO_ROOT } from '../helpers/python.js';
 import { DATA_ROOT } from '../data/root.js';
+import { onlyRun } from '../helpers/cli.js';
+import { RunStore } from '../../src/track/store.js';
 import { parseModelCard } from '../../src/export/card.js';
 import { readEmbeddings } from '../../src/serve/arrow-io.js';
 import { ExportedModel } from '../../src/serve/exported-model.js';
@@ -33,7 +35,7 @@ beforeAll(() => {
   const runs = mkdtempSync(join(tmpdir(), 'kiln-runs-'));
   const r = kiln(['train', '--config', 'configs/tiny.yaml', '--runs', runs, '--quiet', '--set', 'train.steps=10', '--set', 'train.eval_every=0', '--set', 'train.checkpoint_every=10']);
   expect(r.status, r.stderr).toBe(0);
-  run = join(runs, readdirSync(runs)[0]!);
+  run = onlyRun(runs);
 }, 300_000); // a training with a full final evaluation: minutes on a busy 2-core machine
 
 const readCard = (dir: string) => parseModelCard(JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')), join(dir, 'model.json'));
@@ -50,6 +52,14 @@ describe('kiln export (a run trained by kiln train)', () => {
     expect(card.source.run).toBe(run.split('/').pop());
     expect(Object.keys(card.metrics)).toContain('jobbert/mrr');
     if (card.kind === 'two-tower') expect(card.prompts).toEqual({ title: 'title: {text}', occupation: 'occupation: {text}' });
+    // The export is a run of its own in the store, made from the training run, with its checks.
+    const store = RunStore.open(dirname(run));
+    const exports = store.getRun(basename(run)).children.filter((c) => c.kind === 'export');
+    expect(exports.at(-1)).toMatchObject({ status: 'finished', path: join(run, 'onnx'), message: card.modelId });
+    const stored = store.getRun(exports.at(-1)!.id);
+    expect(stored.results['parity/maxAbsDiff']).toBe(card.checks!.parity!.maxAbsDiff);
+    expect(stored.artifacts.map((a) => a.path)).toEqual(expect.arrayContaining(['model.json', 'model.onnx', 'tokenizer.json']));
+    store.close();
   });
 
   it('exports int8 and, with --eval, loses at most 1 point on every split\'s main metric', () => {

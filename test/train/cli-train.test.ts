@@ -3,13 +3,14 @@
  * the run directory, reproducibility under a seed, resume after `kill -9`, bad configs.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { REPO_ROOT } from '../helpers/python.js';
-import { BIN, ENV, kiln, onlyRun } from '../helpers/cli.js';
+import { BIN, ENV, kiln, onlyRun, runDirs } from '../helpers/cli.js';
+import { RunStore } from '../../src/track/store.js';
 
 
 interface Summary {
@@ -68,6 +69,19 @@ describe('kiln train (configs/tiny.yaml)', () => {
     expect(saved.bm25).toEqual(evaluated.bm25);
     for (const [k, v] of Object.entries(summary.metrics)) expect(evaluated.metrics[k], k).toBeCloseTo(v, 6);
     expect(evaluated.bm25).toEqual(summary.bm25);
+    // The run store holds the training (params, series, results) and the evaluation made from it.
+    const store = RunStore.open(runs);
+    const stored = store.getRun(basename(run));
+    expect(stored).toMatchObject({ status: 'finished', kind: 'train', task: 'twotower', name: 'tiny', path: run });
+    expect(stored.results).toEqual(summary.metrics);
+    expect(stored.params['train.batch_size']).toBe('16');
+    expect(stored.artifacts.map((a) => a.path)).toEqual(expect.arrayContaining(['config.yaml', 'metrics.jsonl', 'model.safetensors', 'summary.json']));
+    expect(store.metricSeries(stored.id, 'train/loss').map((p) => p.value)).toEqual(records.filter((m) => m.name === 'train/loss').map((m) => m.value));
+    expect(stored.children).toHaveLength(1);
+    const evaluation = store.getRun(stored.children[0]!.id);
+    expect(evaluation).toMatchObject({ kind: 'eval', status: 'finished', parentId: stored.id });
+    expect(evaluation.results).toEqual({ ...evaluated.metrics, ...Object.fromEntries(Object.entries(evaluated.bm25).map(([k, v]) => [`bm25/${k}`, v])) });
+    store.close();
     // --split narrows to named splits; an unknown name is an error that lists the known ones.
     const tech = kiln(['eval', '--run', run, '--split', 'tech', '--json']);
     expect(tech.status, tech.stderr).toBe(0);
@@ -86,6 +100,10 @@ describe('kiln train (configs/tiny.yaml)', () => {
     const unknown = kiln(['eval', '--run', run, '--split', 'nope']);
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toMatch(/--split nope: not in data\.eval \(jobbert, tech, stsb\)/);
+    // A user error leaves no record in the store; the three evaluations that ran do.
+    const after = RunStore.open(runs);
+    expect(after.getRun(basename(run)).children.map((c) => c.status)).toEqual(['finished', 'finished', 'finished']);
+    after.close();
   }, TRAINING_TEST_TIMEOUT_MS);
 
   it('the same seed and config give the same metrics; a run killed with -9 resumes to the same result', async () => {
@@ -98,7 +116,7 @@ describe('kiln train (configs/tiny.yaml)', () => {
     const child = spawn(process.execPath, [BIN, 'train', '--config', 'configs/tiny.yaml', '--runs', killedRoot, ...LONG], { cwd: REPO_ROOT, env: ENV, stdio: 'ignore' });
     const killedAt = await new Promise<number>((resolvePromise, reject) => {
       const timer = setInterval(() => {
-        const runs = readdirSync(killedRoot);
+        const runs = runDirs(killedRoot);
         const latest = runs.length === 1 ? join(killedRoot, runs[0]!, 'checkpoints', 'latest') : null;
         if (latest !== null && existsSync(latest)) {
           const step = Number(/step-(\d+)/.exec(readFileSync(latest, 'utf8'))?.[1]);
@@ -118,6 +136,10 @@ describe('kiln train (configs/tiny.yaml)', () => {
     expect(killedAt).toBeLessThan(160);
     const run = onlyRun(killedRoot);
     expect(existsSync(join(run, 'summary.json'))).toBe(false);
+    // The run store notices the dead process on its next read.
+    const killedStore = RunStore.open(killedRoot);
+    expect(killedStore.getRun(basename(run))).toMatchObject({ status: 'killed', message: expect.stringMatching(/^process \d+ ended without finishing the run$/) });
+    killedStore.close();
 
     const resumed = kiln(['train', '--resume', run, '--quiet']);
     expect(resumed.status, resumed.stderr).toBe(0);
@@ -128,6 +150,14 @@ describe('kiln train (configs/tiny.yaml)', () => {
     // No duplicated or torn metric lines after the resume.
     const steps = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; name: string }).filter((m) => m.name === 'train/loss').map((m) => m.step);
     expect(steps).toEqual([20, 40, 60, 80, 100, 120, 140, 160]);
+    // The store holds the resumed run as finished, with the same series and results as the files.
+    const store = RunStore.open(killedRoot);
+    const stored = store.getRun(basename(run));
+    expect(stored.status).toBe('finished');
+    expect(stored.tags['kiln.resumed']).toBe('true');
+    expect(stored.results).toEqual(summary.metrics);
+    expect(store.metricSeries(stored.id, 'train/loss').map((p) => p.step)).toEqual([20, 40, 60, 80, 100, 120, 140, 160]);
+    store.close();
   }, TRAINING_TEST_TIMEOUT_MS);
 
   it('a bad config exits 2, names each problem with its line, and writes nothing', () => {

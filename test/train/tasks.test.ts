@@ -5,13 +5,13 @@
  * and an explicit thread count.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { REPO_ROOT } from '../helpers/python.js';
-import { BIN, ENV, kiln, onlyRun } from '../helpers/cli.js';
+import { BIN, ENV, kiln, onlyRun, runDirs } from '../helpers/cli.js';
 
 const TIMEOUT_MS = 300_000;
 const readJson = <T>(path: string): T => JSON.parse(readFileSync(path, 'utf8')) as T;
@@ -37,7 +37,7 @@ async function killAfterCheckpoint(runsRoot: string, config: string, minStep: nu
   const child = spawn(process.execPath, [BIN, 'train', '--config', config, '--runs', runsRoot, ...LONG], { cwd: REPO_ROOT, env: ENV, stdio: 'ignore' });
   await new Promise<void>((resolvePromise, reject) => {
     const timer = setInterval(() => {
-      const runs = existsSync(runsRoot) ? readdirSync(runsRoot) : [];
+      const runs = runDirs(runsRoot);
       const latest = runs.length === 1 ? join(runsRoot, runs[0]!, 'checkpoints', 'latest') : null;
       if (latest !== null && existsSync(latest) && Number(/step-(\d+)/.exec(readFileSync(latest, 'utf8'))?.[1]) >= minStep) {
         child.kill('SIGKILL');

@@ -15,6 +15,8 @@ import { ConfigError, loadConfig, loadResolvedRunConfig } from '../../config/ind
 import { DataError } from '../../data/types.js';
 import { UsageError } from '../usage.js';
 import { evaluateRun } from '../../train/evaluate-run.js';
+import { numericLeaves, withDerivedRun } from '../../track/derived.js';
+import { StoreError } from '../../track/store.js';
 import { LEXICAL_NAMES, type LexicalName } from '../../eval/lexical.js';
 
 interface EvalArgs {
@@ -58,17 +60,26 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
   handler: async (args) => {
     try {
       const loaded = args.run !== undefined ? loadResolvedRunConfig(args.run) : loadConfig(args.config!, args.set);
-      const result = await evaluateRun(loaded.config, {
-        runPath: args.run,
-        splits: args.split,
-        baselines: args.baseline,
-        hybrid: args.hybrid,
-        dataRoot: args['data-root'],
-        save: args.save,
-      });
+      const evaluate = (): ReturnType<typeof evaluateRun> =>
+        evaluateRun(loaded.config, {
+          runPath: args.run,
+          splits: args.split,
+          baselines: args.baseline,
+          hybrid: args.hybrid,
+          dataRoot: args['data-root'],
+          save: args.save,
+        });
+      // An evaluation of a run is recorded in the run store beside it; a baseline of a config has no run.
+      const params = { splits: JSON.stringify(args.split), baselines: JSON.stringify(args.baseline), hybrid: JSON.stringify(args.hybrid) };
+      const result =
+        args.run === undefined
+          ? await evaluate()
+          : await withDerivedRun(args.run, 'eval', params, evaluate, (r) => ({
+              results: { ...r.metrics, ...numericLeaves({ bm25: r.bm25, ...(r.tfidf_char === undefined ? {} : { tfidf_char: r.tfidf_char }) }) },
+            }), (error) => error instanceof ConfigError || error instanceof DataError);
       process.stdout.write(args.json ? `${JSON.stringify(result, null, 2)}\n` : `${result.table}\n`);
     } catch (error) {
-      if (error instanceof ConfigError || error instanceof DataError) {
+      if (error instanceof ConfigError || error instanceof DataError || error instanceof StoreError) {
         process.stderr.write(`${(error as Error).message}\n`);
         process.exitCode = 2;
         return;

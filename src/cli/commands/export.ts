@@ -10,6 +10,8 @@ import type { CommandModule } from 'yargs';
 import { ConfigError } from '../../config/index.js';
 import { DataError } from '../../data/types.js';
 import { UsageError } from '../usage.js';
+import { withDerivedRun, numericLeaves } from '../../track/derived.js';
+import { StoreError } from '../../track/store.js';
 import { DEFAULT_OPSET, ExportInputError } from '../../export/export.js';
 import { MAX_OPSET, MIN_OPSET } from '../../export/onnx-graph.js';
 import { ExportCheckError, exportRun } from '../../export/run-export.js';
@@ -43,15 +45,18 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
   handler: async (args) => {
     const started = performance.now();
     try {
-      const result = await exportRun(args.run, {
-        outDir: args.out,
-        quantize: args.quantize === 'int8' ? 'int8' : 'none',
-        opset: args.opset,
-        dataRoot: args['data-root'],
-        skipParity: !args.parity,
-        evaluate: args.eval,
-        log: (line) => process.stderr.write(`${line}\n`),
-      });
+      const params = { quantize: JSON.stringify(args.quantize ?? 'none'), opset: JSON.stringify(args.opset), parity: JSON.stringify(args.parity), eval: JSON.stringify(args.eval) };
+      const exportIt = (): ReturnType<typeof exportRun> =>
+        exportRun(args.run, {
+          outDir: args.out,
+          quantize: args.quantize === 'int8' ? 'int8' : 'none',
+          opset: args.opset,
+          dataRoot: args['data-root'],
+          skipParity: !args.parity,
+          evaluate: args.eval,
+          log: (line) => process.stderr.write(`${line}\n`),
+        });
+      const result = await withDerivedRun(args.run, 'export', params, exportIt, (r) => ({ path: r.outDir, results: numericLeaves(r.card.checks ?? {}), message: r.card.modelId }), (error) => error instanceof ConfigError || error instanceof DataError || error instanceof ExportInputError);
       const card = result.card;
       process.stdout.write(
         `exported ${card.modelId} (${card.kind}, ${card.parameters.toLocaleString('en-US')} parameters, opset ${card.opset}, ${card.quantization === 'int8' ? 'int8' : 'fp32'}) to ${result.outDir} in ${((performance.now() - started) / 1000).toFixed(1)} s\n`,
@@ -62,7 +67,7 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
         process.exitCode = 1;
         return;
       }
-      if (error instanceof ConfigError || error instanceof DataError || error instanceof ExportInputError) {
+      if (error instanceof ConfigError || error instanceof DataError || error instanceof ExportInputError || error instanceof StoreError) {
         process.stderr.write(`${error.message}\n`);
         process.exitCode = 2;
         return;

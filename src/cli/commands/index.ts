@@ -7,6 +7,7 @@ import { embedCommand } from './embed.js';
 import { serveCommand } from './serve.js';
 import { exportCommand } from './export.js';
 import { indexCommand } from './index-build.js';
+import { runsCommand } from './runs.js';
 
 // yargs' CommandModule is invariant in its argument type; the registry only needs the shape.
-export const COMMANDS: ReadonlyArray<CommandModule<object, never>> = [infoCommand, trainCommand, evalCommand, exportCommand, embedCommand, indexCommand, serveCommand].map((c) => c as unknown as CommandModule<object, never>);
+export const COMMANDS: ReadonlyArray<CommandModule<object, never>> = [infoCommand, trainCommand, evalCommand, exportCommand, embedCommand, indexCommand, serveCommand, runsCommand].map((c) => c as unknown as CommandModule<object, never>);

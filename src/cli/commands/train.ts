@@ -11,6 +11,7 @@ import { ConfigError, configHelpText, loadConfig, loadResolvedRunConfig } from '
 import { DataError } from '../../data/types.js';
 import { UsageError } from '../usage.js';
 import { trainRun } from '../../train/run.js';
+import { StoreError } from '../../track/store.js';
 
 interface TrainArgs {
   config?: string;
@@ -56,6 +57,11 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       }
       if (error instanceof DataError) {
         process.stderr.write(`data error: ${error.message}\n`);
+        process.exitCode = 2;
+        return;
+      }
+      if (error instanceof StoreError) {
+        process.stderr.write(`run store: ${error.message}\n`);
         process.exitCode = 2;
         return;
       }
