@@ -456,6 +456,16 @@ export class RunStore {
     return out;
   }
 
+  /**
+   * A token that changes whenever any run starts, logs, beats or ends: the dashboard's live
+   * view polls it and refreshes only when it moved.
+   */
+  changeToken(): string {
+    this.reconcile();
+    const row = this.#db.prepare("SELECT COUNT(*) AS runs, MAX(heartbeat_at) AS beat, MAX(ended_at) AS ended, SUM(status = 'running') AS running FROM runs").get() as Record<string, number | null>;
+    return `${row.runs}:${row.beat}:${row.ended}:${row.running}`;
+  }
+
   /** The metric keys a run logged. */
   metricKeys(id: string): string[] {
     return (this.#db.prepare('SELECT DISTINCT key FROM metrics WHERE run_id = ? ORDER BY key').all(id) as { key: string }[]).map((r) => r.key);

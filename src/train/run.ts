@@ -13,7 +13,7 @@
  * its directory exists, its metrics are mirrored as they are logged, and it ends `finished`,
  * `failed` (diverged, or an error) or, if the process dies, `killed` on the store's next read.
  */
-import { existsSync } from 'node:fs';
+import { appendFileSync, existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -99,7 +99,16 @@ export function loopOptions(config: KilnConfig): TrainOptions {
 
 export async function trainRun(loaded: LoadedRunConfig, options: TrainRunOptions): Promise<RunSummary> {
   const { config } = loaded;
-  const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const print = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
+  // What the run prints also goes to <run>/train.log (the dashboard shows it); lines from
+  // before the run directory exists are kept until it does.
+  let logFile: string | null = null;
+  const early: string[] = [];
+  const write = (line: string): void => {
+    print(line);
+    if (logFile === null) early.push(line);
+    else appendFileSync(logFile, `${line}\n`);
+  };
   const threads = applyThreadPolicy(config.train.threads, config.train.precision);
 
   // Everything that can fail on bad input happens before the run directory exists. A resumed
@@ -120,6 +129,8 @@ export async function trainRun(loaded: LoadedRunConfig, options: TrainRunOptions
     run.writeJson('model.json', { ...prepared.modelJson, kilnVersion: KILN_VERSION });
     run.writeJson('tokenizer.json', prepared.tokenizer.toJSON());
   }
+  logFile = run.file('train.log');
+  appendFileSync(logFile, early.map((line) => `${line}\n`).join(''));
   store.beginRun({
     id: run.id,
     name: config.name,
