@@ -24,6 +24,7 @@ import { RunDirectory } from '../track/run-dir.js';
 import { RunDirectoryHook } from '../track/run-hook.js';
 import { flattenParams, RunStore } from '../track/store.js';
 import { RunStoreMirror } from '../track/store-mirror.js';
+import { logRunToMlflow, MlflowRestClient } from '../track/mlflow.js';
 import type { EndEvent, TrainHooks } from '../track/events.js';
 import { KILN_VERSION } from '../version.js';
 import { runTraining, type TrainOptions } from './loop.js';
@@ -46,6 +47,8 @@ export interface TrainRunOptions {
   write?: (line: string) => void;
   /** Extra hooks (tests, a run store). */
   hooks?: TrainHooks[];
+  /** Also log the finished run to this MLflow tracking server (REST), under `experiment`. */
+  mlflow?: { trackingUri: string; experiment: string };
 }
 
 export interface RunSummary {
@@ -198,6 +201,17 @@ export async function trainRun(loaded: LoadedRunConfig, options: TrainRunOptions
     finishedAt: new Date().toISOString(),
   });
   store.endRun(run.id, { status: end.status === 'diverged' ? 'failed' : 'finished', message: end.message, results: lastMetrics, artifactsFrom: run.path });
+  if (options.mlflow !== undefined) {
+    // The run is safe on disk and in the store; a tracking server that cannot be reached costs
+    // only the copy, which `kiln runs export --tracking-uri` can send again.
+    try {
+      const client = new MlflowRestClient(options.mlflow.trackingUri);
+      const mlflowId = await logRunToMlflow(client, store, run.id, options.mlflow.experiment);
+      write(`logged to MLflow at ${client.baseUrl}: experiment ${options.mlflow.experiment}, run ${mlflowId}`);
+    } catch (error) {
+      write(`warning: the run is saved, but logging it to MLflow failed: ${(error as Error).message} (retry: kiln runs export ${run.id} --tracking-uri ${options.mlflow.trackingUri})`);
+    }
+  }
   store.close();
   write(extra.table);
   task.dispose();

@@ -60,7 +60,7 @@ describe('kiln dashboard in Chromium', () => {
     expect(await page.locator('#runs tbody tr').count()).toBe(2);
 
     // Sort by the run id, ascending then descending.
-    const order = async (): Promise<string[]> => page.locator('#runs tbody tr').evaluateAll((rows) => rows.map((row) => (row as HTMLElement).dataset.run!));
+    const order = async (): Promise<string[]> => page.locator('#runs tbody tr').evaluateAll((rows) => rows.map((row) => row.getAttribute('data-run')!));
     await page.click('#runs thead th[data-key="id"]');
     expect(await order()).toEqual([...ids].sort());
     await page.click('#runs thead th[data-key="id"]');
@@ -106,7 +106,7 @@ describe('kiln dashboard in Chromium', () => {
     expect(await page.locator('#run-view h2').textContent()).toBe(ids[0]);
     expect(await page.locator('#config').textContent()).toMatch(/task: mlm/);
     expect(await page.locator('#log').textContent()).toMatch(/run .* \(mlm\)/);
-    const links = await page.locator('#artifacts a').evaluateAll((anchors) => anchors.map((a) => (a as HTMLAnchorElement).getAttribute('href')));
+    const links = await page.locator('#artifacts a').evaluateAll((anchors) => anchors.map((a) => a.getAttribute('href')));
     expect(links).toContainEqual(`/api/runs/${ids[0]}/files/model.safetensors`);
     expect(failed).toEqual([]);
     await page.close();

@@ -1,18 +1,21 @@
 /**
- * `kiln runs list|show|compare|delete|import [--runs DIR] [--json]`: the run store
- * (`<runs>/kiln.db`, src/track/store.ts) in the terminal.
+ * `kiln runs list|show|compare|delete|import|export [--runs DIR] [--json]`: the run store
+ * (`<runs>/kiln.db`, src/track/store.ts) in the terminal, and its runs exported to MLflow.
  *
  * @example
  * $ kiln runs list --status finished --sort tech/rp@5
  * $ kiln runs show teacher-20261201-203310
  * $ kiln runs compare runs/teacher-20261201-203310 runs/twotower-20261201-171403 --diff
  * $ kiln runs delete tiny-20261201-101500
+ * $ kiln runs export --all --mlflow mlruns
+ * $ kiln runs export teacher-20261201-203310 --tracking-uri http://127.0.0.1:5000
  */
 import { rmSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 
 import { compareRuns, formatParam, formatResult } from '../../track/compare.js';
+import { exportMlflowFileStore, logRunToMlflow, MlflowError, MlflowRestClient } from '../../track/mlflow.js';
 import { RUN_STATUSES, RunStore, StoreError, type RunRecord } from '../../track/store.js';
 import { formatTable } from '../table.js';
 import { UsageError } from '../usage.js';
@@ -202,6 +205,56 @@ const deleteCommand: CommandModule<RunsArgs, RunsArgs & { runs_: string[]; 'keep
     }),
 };
 
+interface ExportArgs extends RunsArgs {
+  runs_: string[];
+  all: boolean;
+  mlflow?: string;
+  'tracking-uri'?: string;
+  experiment: string;
+}
+
+const exportCommand: CommandModule<RunsArgs, ExportArgs> = {
+  command: 'export [runs_..]',
+  describe: "Export runs to MLflow: its file-store layout (--mlflow DIR) or a tracking server (--tracking-uri URI)",
+  builder: (y) =>
+    y
+      .positional('runs_', { type: 'string', array: true, default: [], describe: 'Run ids or runs/<id> (or --all)' })
+      .option('all', { type: 'boolean', default: false, describe: 'Every run in the store' })
+      .option('mlflow', { type: 'string', describe: 'Write an MLflow file store here (mlruns layout)' })
+      .option('tracking-uri', { type: 'string', describe: 'Log to this MLflow tracking server over REST' })
+      .option('experiment', { type: 'string', default: process.env.MLFLOW_EXPERIMENT_NAME ?? 'kiln', describe: 'MLflow experiment name' })
+      .check((args) => {
+        if ((args.mlflow === undefined) === (args['tracking-uri'] === undefined)) throw new UsageError('give exactly one of --mlflow DIR or --tracking-uri URI');
+        if (args.all === (args.runs_.length > 0)) throw new UsageError('name the runs to export, or give --all');
+        return true;
+      }),
+  handler: async (args) => {
+    let store: RunStore | undefined;
+    try {
+      store = RunStore.open(args.runs);
+      const ids = args.all ? store.listRuns().map((r) => r.id) : args.runs_.map((r) => store!.resolveId(r));
+      if (args.mlflow !== undefined) {
+        const mlflowIds = exportMlflowFileStore(store, ids, args.mlflow, args.experiment);
+        print(args, { experiment: args.experiment, runs: Object.fromEntries(ids.map((id, i) => [id, mlflowIds[i]])) }, () => ids.map((id, i) => `${id} → ${args.mlflow}/…/${mlflowIds[i]}`).join('\n'));
+      } else {
+        const client = new MlflowRestClient(args['tracking-uri']!);
+        const mlflowIds: string[] = [];
+        for (const id of ids) mlflowIds.push(await logRunToMlflow(client, store, id, args.experiment));
+        print(args, { experiment: args.experiment, runs: Object.fromEntries(ids.map((id, i) => [id, mlflowIds[i]])) }, () => ids.map((id, i) => `${id} → MLflow run ${mlflowIds[i]}`).join('\n'));
+      }
+    } catch (error) {
+      if (error instanceof StoreError || error instanceof MlflowError) {
+        process.stderr.write(`${error.message}\n`);
+        process.exitCode = error instanceof StoreError ? 2 : 1;
+        return;
+      }
+      throw error;
+    } finally {
+      store?.close();
+    }
+  },
+};
+
 const importCommand: CommandModule<RunsArgs, RunsArgs> = {
   command: 'import',
   describe: 'Add run directories under --runs that the store does not know (runs made before it existed)',
@@ -214,7 +267,7 @@ const importCommand: CommandModule<RunsArgs, RunsArgs> = {
 
 export const runsCommand: CommandModule<object, RunsArgs> = {
   command: 'runs',
-  describe: 'List, show, compare, delete and import runs in the run store (runs/kiln.db)',
+  describe: 'List, show, compare, delete, import and export (to MLflow) runs in the run store (runs/kiln.db)',
   builder: (y: Argv) =>
     y
       .option('runs', { type: 'string', default: 'runs', describe: 'Directory that holds run directories and kiln.db' })
@@ -224,6 +277,7 @@ export const runsCommand: CommandModule<object, RunsArgs> = {
       .command(compareCommand as unknown as CommandModule<object, never>)
       .command(deleteCommand as unknown as CommandModule<object, never>)
       .command(importCommand as unknown as CommandModule<object, never>)
-      .demandCommand(1, 'Name a subcommand: list, show, compare, delete or import') as unknown as Argv<RunsArgs>,
+      .command(exportCommand as unknown as CommandModule<object, never>)
+      .demandCommand(1, 'Name a subcommand: list, show, compare, delete, import or export') as unknown as Argv<RunsArgs>,
   handler: () => {},
 };

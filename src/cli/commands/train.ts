@@ -20,6 +20,8 @@ interface TrainArgs {
   'data-root'?: string;
   runs: string;
   quiet: boolean;
+  'tracking-uri'?: string;
+  experiment: string;
 }
 
 export const trainCommand: CommandModule<object, TrainArgs> = {
@@ -33,6 +35,8 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       .option('data-root', { type: 'string', describe: 'Data root (default: $KILN_DATA)' })
       .option('runs', { type: 'string', default: 'runs', describe: 'Directory that holds run directories' })
       .option('quiet', { type: 'boolean', default: false, describe: 'Plain log lines instead of a progress bar' })
+      .option('tracking-uri', { type: 'string', default: process.env.MLFLOW_TRACKING_URI, describe: 'Also log the run to this MLflow tracking server (default: $MLFLOW_TRACKING_URI)' })
+      .option('experiment', { type: 'string', default: process.env.MLFLOW_EXPERIMENT_NAME ?? 'kiln', describe: 'MLflow experiment name (default: $MLFLOW_EXPERIMENT_NAME or kiln)' })
       .check((args) => {
         if ((args.config === undefined) === (args.resume === undefined)) throw new UsageError('give exactly one of --config FILE or --resume runs/<id>');
         if (args.resume !== undefined && args.set.length > 0) throw new UsageError('--set cannot change a run being resumed (its config.yaml is fixed)');
@@ -47,6 +51,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
         runsRoot: args.runs,
         resumeRun: args.resume,
         plainProgress: args.quiet || !process.stderr.isTTY,
+        mlflow: args['tracking-uri'] === undefined || args['tracking-uri'] === '' ? undefined : { trackingUri: args['tracking-uri'], experiment: args.experiment },
       });
       process.exitCode = summary.status === 'diverged' ? 1 : 0;
     } catch (error) {
