@@ -140,40 +140,9 @@ export interface EndRun {
   path?: string;
 }
 
-interface RunRow {
-  id: string;
-  name: string;
-  kind: RunKind;
-  task: string | null;
-  status: RunStatus;
-  message: string | null;
-  path: string;
-  parent_id: string | null;
-  started_at: number;
-  ended_at: number | null;
-  heartbeat_at: number;
-  host: string | null;
-  pid: number | null;
-  pid_start: string | null;
-}
-
-function toRecord(row: RunRow): RunRecord {
-  return {
-    id: row.id,
-    name: row.name,
-    kind: row.kind,
-    task: row.task,
-    status: row.status,
-    message: row.message,
-    path: row.path,
-    parentId: row.parent_id,
-    startedAt: row.started_at,
-    endedAt: row.ended_at,
-    heartbeatAt: row.heartbeat_at,
-    host: row.host,
-    pid: row.pid,
-  };
-}
+/** The runs table's columns under RunRecord's names, so a row reads as a record. */
+const RUN_COLUMNS =
+  'id, name, kind, task, status, message, path, parent_id AS parentId, started_at AS startedAt, ended_at AS endedAt, heartbeat_at AS heartbeatAt, host, pid';
 
 /** Linux's process start time (field 22 of /proc/<pid>/stat): a pid reused by a later process has another. */
 export function processStartTime(pid: number): string | null {
@@ -377,26 +346,26 @@ export class RunStore {
 
   /** Marks runs whose process is gone as killed (see the header); returns the ids it marked. */
   reconcile(now = Date.now()): string[] {
-    const running = this.#db.prepare("SELECT * FROM runs WHERE status = 'running'").all() as RunRow[];
+    const running = this.#db.prepare(`SELECT ${RUN_COLUMNS}, pid_start AS pidStart FROM runs WHERE status = 'running'`).all() as (RunRecord & { pidStart: string | null })[];
     const dead = running.filter((row) => {
-      if (row.host === this.#host && row.pid !== null) return !processAlive(row.pid, row.pid_start);
-      return now - row.heartbeat_at > STALE_HEARTBEAT_MS;
+      if (row.host === this.#host && row.pid !== null) return !processAlive(row.pid, row.pidStart);
+      return now - row.heartbeatAt > STALE_HEARTBEAT_MS;
     });
     if (dead.length === 0) return [];
     const mark = this.#db.prepare("UPDATE runs SET status = 'killed', message = ?, ended_at = heartbeat_at WHERE id = ? AND status = 'running'");
     this.#db.transaction(() => {
-      for (const row of dead) mark.run(row.host === this.#host ? `process ${row.pid} ended without finishing the run` : `no heartbeat from ${row.host ?? 'its host'} since ${new Date(row.heartbeat_at).toISOString()}`, row.id);
+      for (const row of dead) mark.run(row.host === this.#host ? `process ${row.pid} ended without finishing the run` : `no heartbeat from ${row.host ?? 'its host'} since ${new Date(row.heartbeatAt).toISOString()}`, row.id);
     })();
     return dead.map((row) => row.id);
   }
 
   listRuns(): RunRecord[] {
     this.reconcile();
-    return (this.#db.prepare('SELECT * FROM runs ORDER BY started_at DESC, id DESC').all() as RunRow[]).map(toRecord);
+    return this.#db.prepare(`SELECT ${RUN_COLUMNS} FROM runs ORDER BY started_at DESC, id DESC`).all() as RunRecord[];
   }
 
-  #requireRun(id: string): RunRow {
-    const row = this.#db.prepare('SELECT * FROM runs WHERE id = ?').get(id) as RunRow | undefined;
+  #requireRun(id: string): RunRecord {
+    const row = this.#db.prepare(`SELECT ${RUN_COLUMNS} FROM runs WHERE id = ?`).get(id) as RunRecord | undefined;
     if (row === undefined) throw new StoreError(`no run '${id}' in ${this.path} (kiln runs list shows the ids)`);
     return row;
   }
@@ -422,12 +391,12 @@ export class RunStore {
     const params = Object.fromEntries(pairs('SELECT key, value FROM params WHERE run_id = ? ORDER BY key')) as Record<string, string>;
     const tags = Object.fromEntries(pairs('SELECT key, value FROM tags WHERE run_id = ? ORDER BY key')) as Record<string, string>;
     return {
-      ...toRecord(row),
+      ...row,
       params,
       tags,
       results: this.results(id),
       artifacts: this.#db.prepare('SELECT path, bytes FROM artifacts WHERE run_id = ? ORDER BY path').all(id) as { path: string; bytes: number }[],
-      children: (this.#db.prepare('SELECT * FROM runs WHERE parent_id = ? ORDER BY started_at').all(id) as RunRow[]).map(toRecord),
+      children: this.#db.prepare(`SELECT ${RUN_COLUMNS} FROM runs WHERE parent_id = ? ORDER BY started_at`).all(id) as RunRecord[],
     };
   }
 
@@ -488,12 +457,12 @@ export class RunStore {
     this.reconcile();
     const row = this.#requireRun(id);
     if (row.status === 'running' && options.force !== true) throw new StoreError(`run ${id} is running (pid ${row.pid} on ${row.host}); stop it before deleting it`);
-    const children = this.#db.prepare('SELECT * FROM runs WHERE parent_id = ?').all(id) as RunRow[];
+    const children = this.#db.prepare(`SELECT ${RUN_COLUMNS} FROM runs WHERE parent_id = ?`).all(id) as RunRecord[];
     this.#db.transaction(() => {
       for (const child of children) this.#db.prepare('DELETE FROM runs WHERE id = ?').run(child.id);
       this.#db.prepare('DELETE FROM runs WHERE id = ?').run(id);
     })();
-    return [row, ...children].map(toRecord);
+    return [row, ...children];
   }
 
   /**
