@@ -145,7 +145,14 @@ export async function trainRun(loaded: LoadedRunConfig, options: TrainRunOptions
   });
 
   manualSeed(config.seed);
-  const task = prepared.start({ resuming });
+  let task: ReturnType<typeof prepared.start>;
+  try {
+    task = prepared.start({ resuming });
+  } catch (error) {
+    store.endRun(run.id, { status: 'failed', message: (error as Error).message, artifactsFrom: run.path });
+    store.close();
+    throw error;
+  }
   const model = task.model.model;
   write(
     `run ${run.id} (${config.task}): ${prepared.describeData().join('; ')}; ${(model.parameterCount() / 1e6).toFixed(2)}M parameters, ` +
