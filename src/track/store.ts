@@ -16,7 +16,7 @@
  *   transaction; a database from a newer Kiln is refused with a StoreError, not a crash.
  */
 import Database from 'better-sqlite3';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -28,8 +28,7 @@ export const STORE_SCHEMA_VERSION = 1;
 /** A run on another host whose last heartbeat is older than this is taken as killed. */
 export const STALE_HEARTBEAT_MS = 30 * 60 * 1000;
 
-export const RUN_KINDS = ['train', 'distill', 'eval', 'export'] as const;
-export type RunKind = (typeof RUN_KINDS)[number];
+export type RunKind = 'train' | 'distill' | 'eval' | 'export';
 export const RUN_STATUSES = ['running', 'finished', 'failed', 'killed'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 
@@ -216,6 +215,7 @@ export class RunStore {
     const path = join(absolute, STORE_FILE);
     let db: Database.Database;
     try {
+      mkdirSync(absolute, { recursive: true }); // a first training creates its runs directory
       db = new Database(path, { timeout: 15_000 });
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
@@ -303,6 +303,7 @@ export class RunStore {
   }
 
   removeTag(runId: string, key: string): void {
+    this.#requireRun(runId);
     this.#db.prepare('DELETE FROM tags WHERE run_id = ? AND key = ?').run(runId, key);
   }
 

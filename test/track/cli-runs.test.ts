@@ -58,6 +58,10 @@ describe('kiln runs', () => {
     expect(shown.stdout).toMatch(/tech\/mrr\s+0\.4100/);
     expect(shown.stdout).toMatch(/train\.lr\s+0\.001/);
     expect(JSON.parse(runs('show', 'alpha-20261201-100000', '--json').stdout)).toMatchObject({ id: 'alpha-20261201-100000', results: { 'tech/mrr': 0.41 }, tags: { group: 'main' } });
+    const missing = kiln(['runs', 'list', '--runs', join(root, 'no-such-dir')]);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toMatch(/--runs .*no-such-dir: no such directory/);
+    expect(existsSync(join(root, 'no-such-dir'))).toBe(false);
     const unknown = runs('show', 'nope');
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toMatch(/no run 'nope' in .*kiln\.db \(kiln runs list shows the ids\)/);
@@ -74,6 +78,13 @@ describe('kiln runs', () => {
     expect(diff.stdout).toMatch(/train\.lr\s+0\.001\s+0\.0005/);
     expect(diff.stdout).not.toMatch(/model\.preset/);
     expect(runs('compare', 'alpha-20261201-100000').status).toBe(2);
+  });
+
+  it('tag: sets and removes tags, which list then filters on', () => {
+    expect(JSON.parse(runs('tag', 'beta-20261201-110000', 'purpose=baseline', 'owner=ml', '--json').stdout)).toEqual({ id: 'beta-20261201-110000', tags: { group: 'main', owner: 'ml', purpose: 'baseline' } });
+    expect((JSON.parse(runs('list', '--json', '--tag', 'purpose=baseline').stdout) as Array<{ id: string }>).map((r) => r.id)).toEqual(['beta-20261201-110000']);
+    expect(runs('tag', 'beta-20261201-110000', '--remove', 'owner').stdout.trim()).toBe('beta-20261201-110000: group=main purpose=baseline');
+    expect(runs('tag', 'beta-20261201-110000', 'novalue').stderr).toMatch(/tag novalue: expected key=value/);
   });
 
   it('delete: the store entry and the directory (or --keep-files), and import brings a kept one back', () => {

@@ -1,16 +1,17 @@
 /**
- * `kiln runs list|show|compare|delete|import|export [--runs DIR] [--json]`: the run store
+ * `kiln runs list|show|compare|tag|delete|import|export [--runs DIR] [--json]`: the run store
  * (`<runs>/kiln.db`, src/track/store.ts) in the terminal, and its runs exported to MLflow.
  *
  * @example
  * $ kiln runs list --status finished --sort tech/rp@5
  * $ kiln runs show teacher-20261201-203310
  * $ kiln runs compare runs/teacher-20261201-203310 runs/twotower-20261201-171403 --diff
+ * $ kiln runs tag teacher-20261201-203310 purpose=baseline
  * $ kiln runs delete tiny-20261201-101500
  * $ kiln runs export --all --mlflow mlruns
  * $ kiln runs export teacher-20261201-203310 --tracking-uri http://127.0.0.1:5000
  */
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 
@@ -28,6 +29,7 @@ interface RunsArgs {
 const withStore = <T>(args: RunsArgs, body: (store: RunStore) => T): T | undefined => {
   let store: RunStore | undefined;
   try {
+    if (!existsSync(args.runs)) throw new StoreError(`--runs ${args.runs}: no such directory (kiln train --runs DIR writes runs there)`);
     store = RunStore.open(args.runs);
     return body(store);
   } catch (error) {
@@ -205,6 +207,26 @@ const deleteCommand: CommandModule<RunsArgs, RunsArgs & { runs_: string[]; 'keep
     }),
 };
 
+const tagCommand: CommandModule<RunsArgs, RunsArgs & { run: string; tags: string[]; remove: string[] }> = {
+  command: 'tag <run> [tags..]',
+  describe: 'Set tags on a run (key=value), or remove them (--remove key)',
+  builder: (y) =>
+    y
+      .positional('run', { type: 'string', demandOption: true, describe: 'Run id or runs/<id>' })
+      .positional('tags', { type: 'string', array: true, default: [], describe: 'key=value pairs' })
+      .option('remove', { type: 'string', array: true, default: [], describe: 'Tag keys to remove (repeatable)' }),
+  handler: (args) =>
+    withStore(args, (store) => {
+      const id = store.resolveId(args.run);
+      const pairs = args.tags.map((t) => keyValue(t, 'tag'));
+      if (pairs.length === 0 && args.remove.length === 0) throw new UsageError('give tags to set (key=value) or --remove key');
+      store.setTags(id, Object.fromEntries(pairs));
+      for (const key of args.remove) store.removeTag(id, key);
+      const { tags } = store.getRun(id);
+      print(args, { id, tags }, () => `${id}: ${Object.entries(tags).map(([k, v]) => `${k}=${v}`).join(' ') || '(no tags)'}`);
+    }),
+};
+
 interface ExportArgs extends RunsArgs {
   runs_: string[];
   all: boolean;
@@ -231,6 +253,7 @@ const exportCommand: CommandModule<RunsArgs, ExportArgs> = {
   handler: async (args) => {
     let store: RunStore | undefined;
     try {
+      if (!existsSync(args.runs)) throw new StoreError(`--runs ${args.runs}: no such directory (kiln train --runs DIR writes runs there)`);
       store = RunStore.open(args.runs);
       const ids = args.all ? store.listRuns().map((r) => r.id) : args.runs_.map((r) => store!.resolveId(r));
       if (args.mlflow !== undefined) {
@@ -267,7 +290,7 @@ const importCommand: CommandModule<RunsArgs, RunsArgs> = {
 
 export const runsCommand: CommandModule<object, RunsArgs> = {
   command: 'runs',
-  describe: 'List, show, compare, delete, import and export (to MLflow) runs in the run store (runs/kiln.db)',
+  describe: 'List, show, compare, tag, delete, import and export (to MLflow) runs in the run store (runs/kiln.db)',
   builder: (y: Argv) =>
     y
       .option('runs', { type: 'string', default: 'runs', describe: 'Directory that holds run directories and kiln.db' })
@@ -277,7 +300,8 @@ export const runsCommand: CommandModule<object, RunsArgs> = {
       .command(compareCommand as unknown as CommandModule<object, never>)
       .command(deleteCommand as unknown as CommandModule<object, never>)
       .command(importCommand as unknown as CommandModule<object, never>)
+      .command(tagCommand as unknown as CommandModule<object, never>)
       .command(exportCommand as unknown as CommandModule<object, never>)
-      .demandCommand(1, 'Name a subcommand: list, show, compare, delete, import or export') as unknown as Argv<RunsArgs>,
+      .demandCommand(1, 'Name a subcommand: list, show, compare, delete, import, tag or export') as unknown as Argv<RunsArgs>,
   handler: () => {},
 };
