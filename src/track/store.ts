@@ -232,6 +232,7 @@ export class RunStore {
       throw error;
     }
     if (created) store.importDirectories();
+    else store.refreshImported();
     return store;
   }
 
@@ -473,21 +474,31 @@ export class RunStore {
    */
   importDirectories(): string[] {
     if (!existsSync(this.root)) return [];
-    const imported: string[] = [];
+    const imported = this.refreshImported();
     for (const entry of readdirSync(this.root, { withFileTypes: true })) {
-      if (!entry.isDirectory()) continue;
+      if (!entry.isDirectory() || this.hasRun(entry.name)) continue;
       const dir = join(this.root, entry.name);
-      if (!existsSync(join(dir, 'config.yaml'))) continue;
-      if (this.hasRun(entry.name)) {
-        // An imported run that had not finished (an older Kiln was still training it) is
-        // imported again once its summary.json exists.
-        const known = this.#db.prepare("SELECT status FROM runs r JOIN tags t ON t.run_id = r.id AND t.key = 'imported' WHERE r.id = ?").get(entry.name) as { status: RunStatus } | undefined;
-        if (known === undefined || known.status === 'finished' || known.status === 'failed' || !existsSync(join(dir, 'summary.json'))) continue;
-        this.#db.prepare('DELETE FROM runs WHERE id = ?').run(entry.name);
-      }
-      if (this.importDirectory(dir)) imported.push(entry.name);
+      if (existsSync(join(dir, 'config.yaml')) && this.importDirectory(dir)) imported.push(entry.name);
     }
     return imported;
+  }
+
+  /**
+   * Imports again the imported runs that had not finished (an older Kiln was still training
+   * them, so no process of this Kiln reports their end) once their summary.json exists. Runs
+   * on every open, so a list or the dashboard shows them finished.
+   */
+  refreshImported(): string[] {
+    const unfinished = this.#db
+      .prepare("SELECT r.id, r.path FROM runs r JOIN tags t ON t.run_id = r.id AND t.key = 'imported' WHERE r.status IN ('running', 'killed')")
+      .all() as { id: string; path: string }[];
+    const refreshed: string[] = [];
+    for (const { id, path } of unfinished) {
+      if (!existsSync(join(path, 'summary.json'))) continue;
+      this.#db.prepare('DELETE FROM runs WHERE id = ?').run(id);
+      if (this.importDirectory(path)) refreshed.push(id);
+    }
+    return refreshed;
   }
 
   /** Imports one run directory; false when it is not a readable Kiln run. */

@@ -135,9 +135,12 @@ describe('RunStore', () => {
     // A second import finds nothing new; once the live run writes its summary, it is imported again.
     expect(store.importDirectories()).toEqual([]);
     writeFileSync(join(live, 'summary.json'), JSON.stringify({ status: 'completed', message: 'completed', metrics: { 'tech/mrr': 0.5 } }));
-    expect(store.importDirectories()).toEqual(['live-20261101-120000']);
-    expect(store.getRun('live-20261101-120000')).toMatchObject({ status: 'finished', results: { 'tech/mrr': 0.5 } });
     store.close();
+    // The next open (a list, the dashboard) finds it finished.
+    const reopened = RunStore.open(root);
+    expect(reopened.getRun('live-20261101-120000')).toMatchObject({ status: 'finished', results: { 'tech/mrr': 0.5 } });
+    expect(reopened.importDirectories()).toEqual([]);
+    reopened.close();
   });
 
   it('flattens a config to dotted keys with JSON values, arrays whole', () => {
