@@ -416,14 +416,13 @@ export class RunStore {
     return Object.fromEntries(latest.map((r) => [r.key.replace(/^eval\//, ''), r.value]));
   }
 
-  /** Each run's params and results at once, for tables over many runs. */
-  paramsAndResults(ids: readonly string[]): Map<string, { params: Record<string, string>; results: Record<string, number | null> }> {
-    const out = new Map<string, { params: Record<string, string>; results: Record<string, number | null> }>();
+  /** Each run's params, tags and results, for tables over many runs (no reconciling, no artifacts). */
+  tableRows(ids: readonly string[]): Map<string, { params: Record<string, string>; tags: Record<string, string>; results: Record<string, number | null> }> {
+    const out = new Map<string, { params: Record<string, string>; tags: Record<string, string>; results: Record<string, number | null> }>();
     const params = this.#db.prepare('SELECT key, value FROM params WHERE run_id = ?');
-    for (const id of ids) {
-      const p = Object.fromEntries((params.all(id) as { key: string; value: string }[]).map((r) => [r.key, r.value]));
-      out.set(id, { params: p, results: this.results(id) });
-    }
+    const tags = this.#db.prepare('SELECT key, value FROM tags WHERE run_id = ? ORDER BY key');
+    const pairs = (statement: Database.Statement, id: string): Record<string, string> => Object.fromEntries((statement.all(id) as { key: string; value: string }[]).map((r) => [r.key, r.value]));
+    for (const id of ids) out.set(id, { params: pairs(params, id), tags: pairs(tags, id), results: this.results(id) });
     return out;
   }
 

@@ -99,7 +99,8 @@ const listCommand: CommandModule<RunsArgs, ListArgs> = {
       const tags = args.tag.map((t) => keyValue(t, '--tag'));
       const where = args.where.map((w) => keyValue(w, '--where'));
       const runs = store.listRuns().filter((r) => (args.status === undefined || r.status === args.status) && (args.task === undefined || r.task === args.task) && (args.name === undefined || r.name.includes(args.name)));
-      const details = runs.map((r) => store.getRun(r.id));
+      const rows = store.tableRows(runs.map((r) => r.id));
+      const details = runs.map((r) => ({ ...r, ...rows.get(r.id)! }));
       const kept = details.filter((d) => tags.every(([k, v]) => d.tags[k] === v) && where.every(([k, v]) => d.params[k] !== undefined && formatParam(d.params[k]!) === v));
       const sortValue = (d: (typeof kept)[number]): number | string | null => {
         if (args.sort === 'started') return d.startedAt;
@@ -122,7 +123,7 @@ const listCommand: CommandModule<RunsArgs, ListArgs> = {
       const metricKeys = args.metrics ?? commonResultKeys(kept.map((d) => d.results), 4);
       print(
         args,
-        kept.map(({ params: _p, children: _c, artifacts: _a, ...rest }) => rest),
+        kept.map(({ params: _p, ...rest }) => rest),
         () =>
           kept.length === 0
             ? `no runs in ${store.path}`

@@ -77,14 +77,8 @@ export function buildDashboard(options: DashboardOptions): { app: FastifyInstanc
 
   app.get('/api/runs', () => {
     const runs = store.listRuns();
-    const extra = store.paramsAndResults(runs.map((r) => r.id));
-    return {
-      root: store.root,
-      runs: runs.map((run) => {
-        const { params, results } = extra.get(run.id)!;
-        return { ...run, params, results, tags: store.getRun(run.id).tags };
-      }),
-    };
+    const rows = store.tableRows(runs.map((r) => r.id));
+    return { root: store.root, runs: runs.map((run) => ({ ...run, ...rows.get(run.id)! })) };
   });
 
   const requireRun = (id: string): ReturnType<RunStore['getRun']> => store.getRun(id);
