@@ -259,9 +259,13 @@ const crossEncoderSchema = z
       .object({
         first_stage: runReference.default('bm25').describe('The retriever whose candidates the cross-encoder re-ranks in evaluation: bm25 or run:<dir>'),
         top_k: positiveInt.max(1000).default(50).describe('Candidates re-ranked per query; the rest keep the first stage\'s order below them'),
+        max_queries: positiveInt
+          .nullable()
+          .default(null)
+          .describe('At most this many queries per split in every re-ranking evaluation, the final one included (a seeded sample, the same as an eval split\'s max_queries of that size); null = all. Re-ranking costs top_k encoder passes per query'),
       })
       .strict()
-      .default({ first_stage: 'bm25', top_k: 50 }),
+      .default({ first_stage: 'bm25', top_k: 50, max_queries: null }),
   })
   .strict();
 
@@ -284,7 +288,7 @@ export const configSchema = z
     eval: evalSettingsSchema.default({ lexical: { fields: ['text', 'labels'], match: 'best' }, hybrid: null }).describe('Lexical rankers and hybrid (dense + lexical) ranking in evaluation'),
     mlm: mlmSchema.default({ probability: 0.15, whole_word: false, held_out: 512 }).describe('Masking and held-out evaluation of task: mlm (ignored by other tasks)'),
     cross_encoder: crossEncoderSchema
-      .default({ negatives: { source: 'bm25', k: 3, pool: 30 }, rerank: { first_stage: 'bm25', top_k: 50 } })
+      .default({ negatives: { source: 'bm25', k: 3, pool: 30 }, rerank: { first_stage: 'bm25', top_k: 50, max_queries: null } })
       .describe('Negatives and re-ranking of task: cross-encoder (ignored by other tasks)'),
   })
   .strict()

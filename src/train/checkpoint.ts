@@ -44,6 +44,14 @@ export function saveCheckpoint<State>(runPath: string, checkpoint: CheckpointFil
   return final;
 }
 
+/** Rewrites the state of the checkpoint `latest` names (it must be at `step`), atomically, leaving its weights alone. */
+export function updateCheckpointState<State>(runPath: string, step: number, state: State): void {
+  const root = join(runPath, 'checkpoints');
+  const name = readFileSync(join(root, LATEST), 'utf8').trim();
+  if (name !== `step-${String(step).padStart(7, '0')}`) throw new Error(`${join(root, LATEST)} names ${name}, not the checkpoint of step ${step}`);
+  writeFileAtomic(join(root, name, 'state.json'), [Buffer.from(JSON.stringify({ step, state }))]);
+}
+
 export interface LoadedCheckpoint<State> {
   path: string;
   step: number;

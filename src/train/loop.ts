@@ -14,7 +14,7 @@
  */
 import { AdamW, autocast, clipGradNorm, manualSeed, noGrad, tidy, type Tensor } from '../engine/index.js';
 import { learningRateAt, type ScheduleOptions } from './schedule.js';
-import { loadLatestCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { loadLatestCheckpoint, saveCheckpoint, updateCheckpointState } from './checkpoint.js';
 import type { TrainStrategy } from './strategy.js';
 import type { EndEvent, TrainHooks } from '../track/events.js';
 
@@ -43,6 +43,8 @@ export interface LoopState {
   best: { step: number; value: number } | null;
   evalsWithoutImprovement: number;
   elapsedSeconds: number;
+  /** The final evaluation and the delivered weights are written (absent in checkpoints from before it was recorded: they were). */
+  finalDone?: boolean;
 }
 
 export class NonFiniteLossError extends Error {}
@@ -94,6 +96,7 @@ export function runTraining(deps: LoopDependencies): EndEvent {
   let best: LoopState['best'] = null;
   let evalsWithoutImprovement = 0;
   let elapsedBefore = 0;
+  let finalDone = false;
   if (deps.resume) {
     const checkpoint = loadLatestCheckpoint<LoopState>(deps.runPath);
     if (checkpoint !== null) {
@@ -110,11 +113,12 @@ export function runTraining(deps: LoopDependencies): EndEvent {
       evalsWithoutImprovement = checkpoint.state.evalsWithoutImprovement;
       elapsedBefore = checkpoint.state.elapsedSeconds;
       startStep = checkpoint.step;
+      finalDone = startStep >= options.steps && checkpoint.state.finalDone !== false;
     }
   }
   const started = performance.now();
   const elapsed = (): number => elapsedBefore + (performance.now() - started) / 1000;
-  const loopState = (): LoopState => ({ strategy: strategy.state(), best, evalsWithoutImprovement, elapsedSeconds: elapsed() });
+  const loopState = (): LoopState => ({ strategy: strategy.state(), best, evalsWithoutImprovement, elapsedSeconds: elapsed(), finalDone });
 
   emit('onStart', { startStep, totalSteps: options.steps, resumed: startStep > 0 });
   strategy.prepare?.(startStep);
@@ -191,10 +195,16 @@ export function runTraining(deps: LoopDependencies): EndEvent {
       return finish({ status: 'early-stopped', lastStep: done, bestStep: best?.step ?? null, bestValue: best?.value ?? null, message: `early stopping: ${options.earlyStopping?.metric} did not improve for ${options.earlyStopping?.patience} evaluations` });
     }
   }
-  // The end: a final evaluation (always), the delivered weights, and a last checkpoint so `--resume` on a finished run is a no-op.
-  if (deps.evaluate !== null && startStep < options.steps) evaluateAndSelect(options.steps);
-  if (options.selectionMetric === null || best === null) deps.saveModelWeights(options.steps);
+  // The end: the last checkpoint first, so a run stopped during its final evaluation (which can
+  // take minutes) resumes at that evaluation rather than losing steps; then the evaluation, the
+  // delivered weights, and a mark that it is done, so `--resume` on a finished run is a no-op.
   if (startStep < options.steps) saveCheckpoint(deps.runPath, { step: options.steps, weights: allWeights(), optimizer, state: loopState() });
+  if (!finalDone) {
+    if (deps.evaluate !== null) evaluateAndSelect(options.steps);
+    if (options.selectionMetric === null || best === null) deps.saveModelWeights(options.steps);
+    finalDone = true;
+    updateCheckpointState(deps.runPath, options.steps, loopState());
+  }
   return finish({ status: 'completed', lastStep: options.steps, bestStep: best?.step ?? null, bestValue: best?.value ?? null, message: `completed ${options.steps} steps` });
 
   /** Evaluates, tracks the best value of the selection metric, saves best weights; returns true to stop early. */

@@ -15,11 +15,12 @@
  */
 import { appendFileSync, existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 
 import { getNumThreads, manualSeed, noGrad, saveSafetensors, setNumThreads } from '../engine/index.js';
 import type { KilnConfig } from '../config/schema.js';
+import { ConfigError } from '../config/errors.js';
 import { RunDirectory } from '../track/run-dir.js';
 import { RunDirectoryHook } from '../track/run-hook.js';
 import { flattenParams, RunStore } from '../track/store.js';
@@ -121,6 +122,10 @@ export async function trainRun(loaded: LoadedRunConfig, options: TrainRunOptions
   const resuming = options.resumeRun !== undefined;
   const resumed = resuming ? RunDirectory.open(options.resumeRun!) : null;
   if (resumed !== null && !existsSync(resumed.file('model.json'))) throw new Error(`${resumed.path}: model.json is missing; cannot resume`);
+  // A finished run is left as it is: resuming it would rewrite its summary with nothing new.
+  if (resumed !== null && existsSync(resumed.file('summary.json'))) {
+    throw new ConfigError([`${resumed.path}: the run finished (summary.json is written), so there is nothing to resume. To train it again: kiln train --config ${join(resumed.path, 'config.yaml')}`]);
+  }
   const saved = resumed === null ? undefined : { modelJson: readRunModelJson(resumed.path), tokenizer: WordPieceTokenizer.fromTokenizerJson(resumed.file('tokenizer.json')) };
   const prepared = await TASKS[config.task].prepare({ config, dataRoot: options.dataRoot, write, saved });
   // Opened before the run directory exists: a store this Kiln cannot read stops the run here.

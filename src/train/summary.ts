@@ -20,16 +20,19 @@ export function evaluateLexicalBaselines(splits: readonly EvalSplit[]): LexicalB
 }
 
 /**
- * metric | kiln | hybrid | bm25 | tfidf_char, as percentages (×100); the hybrid and TF-IDF
- * columns only when some split has them, '-' where a split has not.
+ * metric | kiln | hybrid | first_stage | bm25 | tfidf_char, as percentages (×100). The hybrid
+ * (`<split>/hybrid/<metric>`), first-stage (`<split>/first_stage/<metric>`, a re-ranker's
+ * retriever alone) and TF-IDF columns only when some split has them; '-' where a split has not.
  */
 export function formatSummaryTable(summary: { runId: string; metrics: Record<string, number>; bm25: Record<string, number>; tfidf_char?: Record<string, number> }): string {
-  const hybridKey = (key: string): string => key.replace(/^([^/]+)\//, '$1/hybrid/');
-  const keys = [...new Set([...Object.keys(summary.metrics).filter((k) => !k.includes('/hybrid/')), ...Object.keys(summary.bm25)])];
+  const variants = ['hybrid', 'first_stage'];
+  const variantKey = (variant: string, key: string): string => key.replace(/^([^/]+)\//, `$1/${variant}/`);
+  const isVariant = (key: string): boolean => variants.some((v) => key.includes(`/${v}/`));
+  const keys = [...new Set([...Object.keys(summary.metrics).filter((k) => !isVariant(k)), ...Object.keys(summary.bm25)])];
   if (keys.length === 0) return `run ${summary.runId}: no evaluation splits configured`;
   const columns: Array<[string, (key: string) => number | undefined]> = [
     ['kiln', (k) => summary.metrics[k]],
-    ['hybrid', (k) => summary.metrics[hybridKey(k)]],
+    ...variants.map((v): [string, (key: string) => number | undefined] => [v, (k) => summary.metrics[variantKey(v, k)]]),
     ['bm25', (k) => summary.bm25[k]],
     ['tfidf_char', (k) => summary.tfidf_char?.[k]],
   ];
@@ -40,4 +43,3 @@ export function formatSummaryTable(summary: { runId: string; metrics: Record<str
   for (const k of keys) lines.push([k.padEnd(width), ...shown.map(([name, value]) => pct(value(k)).padStart(Math.max(7, name.length)))].join('  '));
   return `run ${summary.runId} (×100):\n${lines.join('\n')}`;
 }
-

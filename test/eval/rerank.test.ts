@@ -4,8 +4,10 @@
  */
 import { describe, expect, it } from 'vitest';
 
-import { evaluateRetrieval } from '../../src/eval/evaluate.js';
-import { cachedFirstStage, rerankedScorer, type PairScorer } from '../../src/eval/rerank.js';
+import { evaluateRetrieval, sampleQueries } from '../../src/eval/evaluate.js';
+import { cachedFirstStage, evaluateSplitsReranked, rerankedScorer, type PairScorer } from '../../src/eval/rerank.js';
+import type { EvalSplit } from '../../src/eval/splits.js';
+import type { EvalSpec } from '../../src/config/schema.js';
 import type { RetrievalSplit } from '../../src/data/types.js';
 
 const split: RetrievalSplit = {
@@ -52,5 +54,28 @@ describe('rerankedScorer', () => {
     expect([...stage(split).scoreRows(1, 2)]).toEqual([1, 2, 3, 4, 5]);
     stage(split).scoreRows(0, 2);
     expect(calls).toBe(1);
+  });
+
+  it('evaluateSplitsReranked reports the first stage alone on the same queries, and caps the queries with a seeded sample', () => {
+    const spec = { name: 'toy', recipe: 'r', options: {}, metrics: ['mrr'] } as unknown as EvalSpec;
+    const entry: EvalSplit = { spec, kind: 'retrieval', split, sampled: split, lexical: {} as never, hybrid: null };
+    let firstStageQueries: string[] = [];
+    const stage = cachedFirstStage((s) => {
+      firstStageQueries = s.queries.map((q) => q.id);
+      const offset = split.queries.indexOf(s.queries[0]!);
+      return { scoreRows: (start, end) => firstRows.slice((offset + start) * 5, (offset + end) * 5) };
+    });
+    const all = evaluateSplitsReranked([entry], stage, scorer, { topK: 4, sampled: false, maxQueries: null, seed: 1 });
+    // By hand: first stage q0 rank 4, q1 rank 1 → (1/4 + 1)/2; re-ranked both rank 1.
+    expect(all['toy/first_stage/mrr']).toBeCloseTo(0.625, 10);
+    expect(all['toy/mrr']).toBeCloseTo(1, 10);
+    expect(Object.keys(all).sort()).toEqual(['toy/first_stage/mrr', 'toy/mrr']);
+
+    // A cap of one query evaluates the query an eval split's max_queries: 1 would (same seed).
+    const capped = evaluateSplitsReranked([entry], stage, scorer, { topK: 4, sampled: false, maxQueries: 1, seed: 7 });
+    const expected = sampleQueries(split, 1, 7).queries.map((q) => q.id);
+    expect(firstStageQueries).toEqual(expected);
+    expect(capped['toy/first_stage/mrr']).toBeCloseTo(expected[0] === 'q0' ? 0.25 : 1, 10);
+    expect(capped['toy/mrr']).toBeCloseTo(1, 10);
   });
 });

@@ -158,6 +158,14 @@ describe('kiln train (configs/tiny.yaml)', () => {
     expect(stored.results).toEqual(summary.metrics);
     expect(store.metricSeries(stored.id, 'train/loss').map((p) => p.step)).toEqual([20, 40, 60, 80, 100, 120, 140, 160]);
     store.close();
+
+    // A finished run is not resumed again: exit 2, and its summary is left as it was.
+    const summaryBytes = readFileSync(join(run, 'summary.json'), 'utf8');
+    const again = kiln(['train', '--resume', run, '--quiet']);
+    expect(again.status).toBe(2);
+    expect(again.stderr).toMatch(/the run finished \(summary\.json is written\), so there is nothing to resume/);
+    expect(again.stderr).not.toMatch(/\n\s+at /);
+    expect(readFileSync(join(run, 'summary.json'), 'utf8')).toBe(summaryBytes);
   }, TRAINING_TEST_TIMEOUT_MS);
 
   it('a bad config exits 2, names each problem with its line, and writes nothing', () => {

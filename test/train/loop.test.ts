@@ -135,6 +135,37 @@ describe('runTraining', () => {
     resumed.dispose();
   });
 
+  it('a run stopped during its final evaluation resumes at that evaluation, and a finished run resumes to nothing', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kiln-loop-'));
+    const straight = new RegressionStrategy();
+    train(straight, mkdtempSync(join(tmpdir(), 'kiln-loop-')));
+    const expected = straight.weights();
+    straight.dispose();
+
+    // The final evaluation throws (a kill would do the same): the last step's checkpoint is already on disk.
+    const interrupted = new RegressionStrategy();
+    expect(() => train(interrupted, dir, {}, { evaluate: () => { throw new Error('stopped in the final evaluation'); } })).toThrow(/final evaluation/);
+    interrupted.dispose();
+    expect(readFileSync(join(dir, 'checkpoints', 'latest'), 'utf8').trim()).toBe('step-0000012');
+
+    const evaluatedAt: number[] = [];
+    const resumed = new RegressionStrategy({ crashAt: 11 }); // no step may run again
+    const { end, saved } = train(resumed, dir, {}, { resume: true, evaluate: (step) => (evaluatedAt.push(step), { 'dev/mrr': 0.5 }) });
+    expect(end.status).toBe('completed');
+    expect(evaluatedAt).toEqual([12]);
+    expect(saved).toEqual([12]);
+    expect(resumed.weights()).toEqual(expected);
+    resumed.dispose();
+
+    // Once the final evaluation is recorded, resuming evaluates and saves nothing.
+    const again = new RegressionStrategy({ crashAt: 11 });
+    const second = train(again, dir, {}, { resume: true, evaluate: (step) => (evaluatedAt.push(step), {}) });
+    expect(second.end.status).toBe('completed');
+    expect(evaluatedAt).toEqual([12]);
+    expect(second.saved).toEqual([]);
+    again.dispose();
+  });
+
   it('stops early when the selection metric stops improving, keeping the best weights', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kiln-loop-'));
     const s = new RegressionStrategy();

@@ -9,7 +9,7 @@ import { tidy } from '../../engine/index.js';
 import { createWeightedLoss } from '../../losses/index.js';
 import { CrossEncoderModel, loadRunModel, type CrossEncoderConfig, type KindedModel, type LoadedRunModel } from '../../models/index.js';
 import { ModelEmbedder } from '../../eval/embedder.js';
-import { cachedFirstStage, CrossEncoderScorer, evaluateSplitsReranked, type FirstStage } from '../../eval/rerank.js';
+import { cachedFirstStage, CrossEncoderScorer, evaluateSplitsReranked, type FirstStage, type RerankOptions } from '../../eval/rerank.js';
 import { lexicalRanker, CorpusEmbeddings } from '../../eval/splits.js';
 import type { KilnConfig } from '../../config/schema.js';
 import { loadRunData, prepareEncoder } from '../setup.js';
@@ -60,6 +60,11 @@ function firstStageFor(config: KilnConfig): { stage: FirstStage; release: () => 
   };
 }
 
+function rerankOptions(config: KilnConfig, sampled: boolean): RerankOptions {
+  const { top_k: topK, max_queries: maxQueries } = config.cross_encoder.rerank;
+  return { topK, sampled, maxQueries, seed: config.seed };
+}
+
 export const crossEncoderTask: Task = {
   async prepare({ config, dataRoot: dataRootFlag, write, saved }) {
     const base = prepareEncoder(config, dataRootFlag, saved);
@@ -102,7 +107,7 @@ export const crossEncoderTask: Task = {
           model: kinded,
           strategy,
           evaluate:
-            first === null ? null : (step) => evaluateSplitsReranked(data.evalSplits, first.stage, scorer, { topK: config.cross_encoder.rerank.top_k, sampled: step < config.train.steps }),
+            first === null ? null : (step) => evaluateSplitsReranked(data.evalSplits, first.stage, scorer, rerankOptions(config, step < config.train.steps)),
           summarize(end, metrics, runId) {
             const lexical = end.status === 'diverged' ? { bm25: {}, tfidf_char: {} } : evaluateLexicalBaselines(data.evalSplits);
             return {
@@ -124,7 +129,7 @@ export const crossEncoderTask: Task = {
     const first = firstStageFor(config);
     const scorer = new CrossEncoderScorer(loaded.model, loaded.tokenizer, { maxLength: loaded.json.maxLength.pair, batchSize: 128, precision: config.train.precision, device: config.train.device });
     return {
-      evaluate: (splits) => evaluateSplitsReranked(splits, first.stage, scorer, { topK: config.cross_encoder.rerank.top_k, sampled: false }),
+      evaluate: (splits) => evaluateSplitsReranked(splits, first.stage, scorer, rerankOptions(config, false)),
       dispose: () => first.release(),
     };
   },
