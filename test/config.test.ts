@@ -130,7 +130,7 @@ describe('one message per problem, with file:line:col', () => {
   });
 
   it('unknown loss name', () => {
-    expect(problems(edit('- name: infonce', '- name: infonc'))).toEqual(['t.yaml:14:11: loss[0].name: unknown name "infonc"; expected one of: bce, infonce, vp_matrix, masked_lm (did you mean \'infonce\'?)']);
+    expect(problems(edit('- name: infonce', '- name: infonc'))).toEqual(['t.yaml:14:11: loss[0].name: unknown name "infonc"; expected one of: bce, infonce, vp_matrix, masked_lm, embedding_mse, similarity_kl, margin_mse, hidden_mse, attention_kl (did you mean \'infonce\'?)']);
   });
 
   it('missing required keys (located at the parent key when there is one)', () => {
@@ -372,7 +372,7 @@ train:
   });
 
   it('an unknown task lists the tasks', () => {
-    expect(problems(`task: mlmm\n${BASE}`)).toEqual(['t.yaml:1:7: task: expected one of: twotower, mlm, cross-encoder, got "mlmm" (did you mean \'mlm\'?)']);
+    expect(problems(`task: mlmm\n${BASE}`)).toEqual(['t.yaml:1:7: task: expected one of: twotower, mlm, cross-encoder, distill, got "mlmm" (did you mean \'mlm\'?)']);
   });
 
   it("a recipe of the wrong kind for the task names the recipe and what the task trains on", () => {

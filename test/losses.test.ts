@@ -308,13 +308,14 @@ describe('loss behaviour', () => {
 
 describe('registry and options', () => {
   it('lists every loss with a schema, a citation and a factory', () => {
-    expect(LOSS_NAMES).toEqual(['bce', 'infonce', 'vp_matrix', 'masked_lm']);
-    expect(LOSS_NAMES.map((n) => LOSSES[n].input)).toEqual(['scores', 'scores', 'scores', 'tokens']);
+    expect(LOSS_NAMES).toEqual(['bce', 'infonce', 'vp_matrix', 'masked_lm', 'embedding_mse', 'similarity_kl', 'margin_mse', 'hidden_mse', 'attention_kl']);
+    expect(LOSS_NAMES.map((n) => LOSSES[n].input)).toEqual(['scores', 'scores', 'scores', 'tokens', 'embeddings', 'teacher_scores', 'teacher_scores', 'layers', 'layers']);
     for (const name of LOSS_NAMES) {
       const def = LOSSES[name];
       expect(def.name).toBe(name);
       expect(def.citation.length).toBeGreaterThan(20);
-      const loss = def.create();
+      // The sizes the distillation losses' projections need (ignored by the others).
+      const loss = def.create(undefined, { distillDims: { student: 4, teacher: 6 }, layerPairs: 2 });
       expect(loss.constructor).toHaveProperty('lossName', name);
       loss.dispose();
     }

@@ -269,6 +269,41 @@ const crossEncoderSchema = z
   })
   .strict();
 
+const layerIndex = z.number().int().min(0).max(96);
+
+const distillSchema = z
+  .object({
+    teacher: z
+      .string()
+      .min(1)
+      .nullable()
+      .default(null)
+      .describe('The teacher (required for task: distill): a Kiln run (runs/<id>, or runs/<name> for the newest completed run of that name), two-tower or cross-encoder, or a Hugging Face BERT directory (a bi-encoder)'),
+    student_init: z
+      .enum(['config', 'teacher_layers'])
+      .default('config')
+      .describe("config: the student starts as model: says (model.init_from, or random); teacher_layers: it copies the teacher's embeddings and every other layer (DistilBERT), so it must have the teacher's width and half its layers"),
+    layer_map: z
+      .union([z.literal('uniform'), z.array(z.tuple([layerIndex, layerIndex])).min(1)])
+      .default('uniform')
+      .describe('Student ↔ teacher layers for hidden_mse and attention_kl: uniform (embeddings 0 ↔ 0 and student layer i ↔ teacher layer i·Lt/Ls, as TinyBERT) or a list of [student, teacher] pairs (0 = the embedding output, 1…L = layer outputs; attention_kl uses pairs with both ≥ 1)'),
+    candidates: z
+      .object({
+        source: runReference.default('bm25').describe('For a cross-encoder teacher: who mines each query\'s candidates, bm25 or run:<dir> (a two-tower run)'),
+        k: z.number().int().min(1).max(64).default(3).describe('Candidates per positive that the teacher scores each step'),
+        pool: positiveInt.max(1000).default(30).describe('Candidates retrieved per query; the k are drawn from them'),
+      })
+      .strict()
+      .default({ source: 'bm25', k: 3, pool: 30 }),
+    baseline: z
+      .string()
+      .min(1)
+      .nullable()
+      .default(null)
+      .describe('The same student trained without the teacher, for the same steps (runs/<id> or runs/<name>): the report\'s "before" (retention and gap bridged need it)'),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     task: z.enum(TASK_NAMES).default('twotower').describe(`What to train: ${TASK_NAMES.map((t) => `${t} (${TASK_SPECS[t].description})`).join('; ')}`),
@@ -290,6 +325,9 @@ export const configSchema = z
     cross_encoder: crossEncoderSchema
       .default({ negatives: { source: 'bm25', k: 3, pool: 30 }, rerank: { first_stage: 'bm25', top_k: 50, max_queries: null } })
       .describe('Negatives and re-ranking of task: cross-encoder (ignored by other tasks)'),
+    distill: distillSchema
+      .default({ teacher: null, student_init: 'config', layer_map: 'uniform', candidates: { source: 'bm25', k: 3, pool: 30 }, baseline: null })
+      .describe('The teacher and the report of task: distill (ignored by other tasks)'),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -314,6 +352,9 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['loss', i, 'name'], message: `loss '${entry.name}' reads ${input}, which task ${c.task} does not provide; losses for ${c.task}: ${fitting.join(', ')}` });
       }
     });
+    if (c.task === 'distill' && c.distill.teacher === null) {
+      ctx.addIssue({ code: 'custom', path: ['distill', 'teacher'], message: 'required for task distill: a Kiln run (runs/<name>) or a Hugging Face BERT directory' });
+    }
     const stopping = c.train.early_stopping;
     if (stopping !== null) {
       const evalNames = [...c.data.eval.map((e) => e.name), ...(c.task === 'mlm' ? ['heldout'] : [])];

@@ -44,6 +44,13 @@ export const TASK_SPECS = {
     defaultLoss: [{ name: 'bce', scale: 1, bias: 0, learnable_scale: false, learnable_bias: false }],
     modelKind: 'cross-encoder',
   },
+  distill: {
+    description: 'a two-tower student taught by a teacher (a bi-encoder, a cross-encoder or a Hugging Face BERT), beside the labelled pairs',
+    trainRecipeKinds: ['pairs'],
+    lossInputs: ['scores', 'embeddings', 'teacher_scores', 'layers'],
+    defaultLoss: null,
+    modelKind: 'two-tower',
+  },
 } as const satisfies Record<string, TaskSpec>;
 
 export type TaskName = keyof typeof TASK_SPECS;

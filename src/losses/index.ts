@@ -7,11 +7,12 @@
  * the offending option), and `createWeightedLoss` turns the list into one `WeightedLoss`
  * module whose forward gives `total = Σ_k w_k · L_k` plus each unweighted L_k for logging.
  *
- * Each loss declares the input it reads (`scores` or `tokens`, see types.ts); `WeightedLoss`
+ * Each loss declares the input it reads (`scores`, `tokens`, or for distillation `embeddings`,
+ * `teacher_scores`, `layers`; see types.ts); `WeightedLoss`
  * hands each entry that input, and the config loader checks the run's task provides it.
  *
- * Adding a loss: write src/losses/<name>.ts (options schema + a ScoredLoss or TokenLoss class
- * with `lossName` and `citation`), add it to LOSSES and to lossEntrySchema's list, document it
+ * Adding a loss: write src/losses/<name>.ts (options schema + a subclass of one of the input
+ * base classes in types.ts, with `lossName` and `citation`), add it to LOSSES and to lossEntrySchema's list, document it
  * in docs/losses.md.
  */
 import { z } from 'zod';
@@ -23,11 +24,19 @@ import { BceLoss, bceOptionsSchema } from './bce.js';
 import { InfonceLoss, infonceOptionsSchema } from './infonce.js';
 import { VpMatrixLoss, vpMatrixOptionsSchema } from './vp-matrix.js';
 import { MaskedLmLoss, maskedLmOptionsSchema } from './masked-lm.js';
+import { EmbeddingMseLoss, embeddingMseOptionsSchema } from './embedding-mse.js';
+import { SimilarityKlLoss, similarityKlOptionsSchema } from './similarity-kl.js';
+import { MarginMseLoss, marginMseOptionsSchema } from './margin-mse.js';
+import { HiddenMseLoss, hiddenMseOptionsSchema } from './hidden-mse.js';
+import { AttentionKlLoss, attentionKlOptionsSchema } from './attention-kl.js';
 import type { AnyLoss, LossFactoryOptions, LossInputName, LossInputs } from './types.js';
 
 export {
   ScoredLoss,
   TokenLoss,
+  EmbeddingLoss,
+  DistillScoreLoss,
+  LayerLoss,
   LOSS_INPUT_NAMES,
   type AnyLoss,
   type LossFactoryOptions,
@@ -35,11 +44,19 @@ export {
   type LossInputs,
   type ScoredBatch,
   type TokenPredictionBatch,
+  type EmbeddingDistillBatch,
+  type DistillScoreBatch,
+  type LayerDistillBatch,
 } from './types.js';
 export { MaskedLmLoss, maskedLmOptionsSchema, type MaskedLmOptions } from './masked-lm.js';
 export { BceLoss, bceOptionsSchema, type BceOptions } from './bce.js';
 export { InfonceLoss, infonceOptionsSchema, type InfonceOptions } from './infonce.js';
 export { VpMatrixLoss, vpMatrixOptionsSchema, type VpMatrixOptions } from './vp-matrix.js';
+export { EmbeddingMseLoss, embeddingMseOptionsSchema, type EmbeddingMseOptions } from './embedding-mse.js';
+export { SimilarityKlLoss, similarityKlOptionsSchema, type SimilarityKlOptions } from './similarity-kl.js';
+export { MarginMseLoss, marginMseOptionsSchema, type MarginMseOptions } from './margin-mse.js';
+export { HiddenMseLoss, hiddenMseOptionsSchema, type HiddenMseOptions } from './hidden-mse.js';
+export { AttentionKlLoss, attentionKlOptionsSchema, type AttentionKlOptions, ATTENTION_KL_EPS } from './attention-kl.js';
 
 /** One registry entry: the options schema, the input it reads, a factory that validates then constructs, the source. */
 export interface LossDefinition<S extends z.ZodType = z.ZodType> {
@@ -71,6 +88,12 @@ export const LOSSES = {
   infonce: define(InfonceLoss, infonceOptionsSchema),
   vp_matrix: define(VpMatrixLoss, vpMatrixOptionsSchema),
   masked_lm: define(MaskedLmLoss, maskedLmOptionsSchema),
+  // Distillation (a teacher's outputs as targets):
+  embedding_mse: define(EmbeddingMseLoss, embeddingMseOptionsSchema),
+  similarity_kl: define(SimilarityKlLoss, similarityKlOptionsSchema),
+  margin_mse: define(MarginMseLoss, marginMseOptionsSchema),
+  hidden_mse: define(HiddenMseLoss, hiddenMseOptionsSchema),
+  attention_kl: define(AttentionKlLoss, attentionKlOptionsSchema),
 } as const;
 
 export type LossName = keyof typeof LOSSES;
@@ -84,6 +107,11 @@ export const lossEntrySchema = z.discriminatedUnion('name', [
   infonceOptionsSchema.safeExtend({ name: z.literal('infonce').describe(InfonceLoss.citation), weight: weightSchema }),
   vpMatrixOptionsSchema.safeExtend({ name: z.literal('vp_matrix').describe(VpMatrixLoss.citation), weight: weightSchema }),
   maskedLmOptionsSchema.safeExtend({ name: z.literal('masked_lm').describe(MaskedLmLoss.citation), weight: weightSchema }),
+  embeddingMseOptionsSchema.safeExtend({ name: z.literal('embedding_mse').describe(EmbeddingMseLoss.citation), weight: weightSchema }),
+  similarityKlOptionsSchema.safeExtend({ name: z.literal('similarity_kl').describe(SimilarityKlLoss.citation), weight: weightSchema }),
+  marginMseOptionsSchema.safeExtend({ name: z.literal('margin_mse').describe(MarginMseLoss.citation), weight: weightSchema }),
+  hiddenMseOptionsSchema.safeExtend({ name: z.literal('hidden_mse').describe(HiddenMseLoss.citation), weight: weightSchema }),
+  attentionKlOptionsSchema.safeExtend({ name: z.literal('attention_kl').describe(AttentionKlLoss.citation), weight: weightSchema }),
 ]);
 
 /** A `loss:` entry as written in a config (defaults not yet applied). */

@@ -11,6 +11,9 @@
  *           strategy's [B, C] matrix of positives and mined negatives; a cross-encoder's
  *           [B, 1+k] logits of each query's positive and its k negatives)
  *   tokens  a `TokenPredictionBatch`: vocabulary logits at the masked positions (MLM)
+ *   embeddings      an `EmbeddingDistillBatch`: student and teacher embeddings of the same texts
+ *   teacher_scores  a `DistillScoreBatch`: student and teacher scores of the same pairs
+ *   layers          a `LayerDistillBatch`: mapped hidden states and attention maps
  *
  * Losses see tensors only, never models or datasets, so the same loss serves a cosine head, a
  * dot product or a pair classifier's logit.
@@ -49,19 +52,65 @@ export interface TokenPredictionBatch {
   labels: Tensor;
 }
 
+/** A student's and a teacher's pooled embeddings of the same N texts (distillation). */
+export interface EmbeddingDistillBatch {
+  /** [N, Hs] the student's embeddings; gradients flow into them. */
+  student: Tensor;
+  /** [N, Ht] the teacher's embeddings of the same texts, in the same order: constants. */
+  teacher: Tensor;
+}
+
+/**
+ * The same query–candidate pairs scored by the student and by the teacher (distillation): an
+ * in-batch similarity matrix for a bi-encoder teacher, or each query's positive and its k mined
+ * candidates for a cross-encoder teacher.
+ */
+export interface DistillScoreBatch {
+  /** [B, C] the student's scores; gradients flow into them. */
+  student: Tensor;
+  /** [B, C] the teacher's scores of the same pairs: constants. */
+  teacher: Tensor;
+  /** Optional [B] int64: column of row i's positive (default: column 0). */
+  positiveIndex?: Tensor;
+  /** Optional [B, C] bool: candidates left out of every term (a false negative of the same concept). */
+  exclude?: Tensor;
+}
+
+/** The student's and the teacher's per-layer outputs on the same tokens, through a layer map (distillation). */
+export interface LayerDistillBatch {
+  /** Mapped pairs: studentHidden[p] ↔ teacherHidden[p], [N, L, Hs] and [N, L, Ht] (index 0 of a model = its embedding output). */
+  studentHidden: Tensor[];
+  teacherHidden: Tensor[];
+  /** Mapped pairs of attention probabilities, [N, heads_s, L, L] and [N, heads_t, L, L] (rows sum to 1 over keys). */
+  studentAttentions: Tensor[];
+  teacherAttentions: Tensor[];
+  /** [N, L] 1 = token, 0 = padding: padded positions are left out. */
+  mask: Tensor;
+}
+
 /** Everything a strategy can hand the losses; each loss reads the one field it declares. */
 export interface LossInputs {
   scores?: ScoredBatch;
   tokens?: TokenPredictionBatch;
+  embeddings?: EmbeddingDistillBatch;
+  teacher_scores?: DistillScoreBatch;
+  layers?: LayerDistillBatch;
 }
 
 export type LossInputName = keyof LossInputs;
-export const LOSS_INPUT_NAMES = ['scores', 'tokens'] as const satisfies readonly LossInputName[];
+export const LOSS_INPUT_NAMES = ['scores', 'tokens', 'embeddings', 'teacher_scores', 'layers'] as const satisfies readonly LossInputName[];
 
-/** Where a loss creates its learnable parameters (default float32 on the CPU, as `nn.Linear`). */
+/** Where a loss creates its learnable parameters (default float32 on the CPU, as `nn.Linear`), and their sizes. */
 export interface LossFactoryOptions {
   dtype?: DType;
   device?: Device;
+  /**
+   * The student's and the teacher's hidden sizes, for the learned projections of the
+   * distillation losses (student → teacher width when they differ). Required by those losses.
+   */
+  distillDims?: { student: number; teacher: number };
+  /** How many layer pairs the layer map has: one projection per pair (hidden_mse). */
+  layerPairs?: number;
 }
 
 /**
@@ -84,5 +133,26 @@ export abstract class TokenLoss extends Module {
   abstract forward(batch: TokenPredictionBatch): Tensor;
 }
 
+/**
+ * A loss over a student's and a teacher's embeddings (`EmbeddingDistillBatch`); same ownership
+ * rules as `ScoredLoss`. The teacher's tensors are constants: no gradient reaches them.
+ */
+export abstract class EmbeddingLoss extends Module {
+  static readonly input = 'embeddings' satisfies LossInputName;
+  abstract forward(batch: EmbeddingDistillBatch): Tensor;
+}
+
+/** A loss over a student's and a teacher's scores of the same pairs (`DistillScoreBatch`); same rules. */
+export abstract class DistillScoreLoss extends Module {
+  static readonly input = 'teacher_scores' satisfies LossInputName;
+  abstract forward(batch: DistillScoreBatch): Tensor;
+}
+
+/** A loss over mapped hidden states and attention maps (`LayerDistillBatch`); same rules. */
+export abstract class LayerLoss extends Module {
+  static readonly input = 'layers' satisfies LossInputName;
+  abstract forward(batch: LayerDistillBatch): Tensor;
+}
+
 /** Any loss: a module whose forward turns its declared input into a 0-d tensor. */
-export type AnyLoss = ScoredLoss | TokenLoss;
+export type AnyLoss = ScoredLoss | TokenLoss | EmbeddingLoss | DistillScoreLoss | LayerLoss;

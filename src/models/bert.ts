@@ -72,15 +72,16 @@ class BertSelfAttention extends Module {
     return x.view(batch, seqLen, this.config.numHeads, this.headDim).permute(0, 2, 1, 3);
   }
 
-  /** hidden [B, L, H], maskBias [B, 1, 1, L] (0 or −1e9) → context [B, L, H]. */
-  forward(hidden: Tensor, maskBias: Tensor): Tensor {
+  /** hidden [B, L, H], maskBias [B, 1, 1, L] (0 or −1e9) → context [B, L, H]; `attentions` collects the probabilities [B, heads, L, L] (before dropout). */
+  forward(hidden: Tensor, maskBias: Tensor, attentions?: Tensor[]): Tensor {
     const [batch, seqLen] = hidden.shape as [number, number, number];
     const q = this.splitHeads(this.query.forward(hidden));
     const k = this.splitHeads(this.key.forward(hidden));
     const v = this.splitHeads(this.value.forward(hidden));
     const scores = q.matmul(k.transpose(-1, -2)).mul(1 / Math.sqrt(this.headDim)).add(maskBias);
-    const probs = this.dropout.forward(scores.softmax(-1));
-    const context = probs.matmul(v); // [B, heads, L, d_head]
+    const attention = scores.softmax(-1);
+    attentions?.push(attention);
+    const context = this.dropout.forward(attention).matmul(v); // [B, heads, L, d_head]
     return context.permute(0, 2, 1, 3).reshape(batch, seqLen, this.config.hiddenSize);
   }
 }
@@ -113,8 +114,8 @@ class BertAttention extends Module {
     this.output = this.registerModule('output', new BertResidualOutput(config, config.hiddenSize));
   }
 
-  forward(hidden: Tensor, maskBias: Tensor): Tensor {
-    return this.output.forward(this.self.forward(hidden, maskBias), hidden);
+  forward(hidden: Tensor, maskBias: Tensor, attentions?: Tensor[]): Tensor {
+    return this.output.forward(this.self.forward(hidden, maskBias, attentions), hidden);
   }
 }
 
@@ -143,10 +144,16 @@ class BertLayer extends Module {
     this.output = this.registerModule('output', new BertResidualOutput(config, config.intermediateSize));
   }
 
-  forward(hidden: Tensor, maskBias: Tensor): Tensor {
-    const attended = this.attention.forward(hidden, maskBias);
+  forward(hidden: Tensor, maskBias: Tensor, attentions?: Tensor[]): Tensor {
+    const attended = this.attention.forward(hidden, maskBias, attentions);
     return this.output.forward(this.intermediate.forward(attended), attended);
   }
+}
+
+/** Per-layer outputs collected by `BertEncoder.forward`: L + 1 hidden states [B, T, H] and L attention maps [B, heads, T, T]. */
+export interface EncoderStates {
+  hidden: Tensor[];
+  attentions: Tensor[];
 }
 
 class BertLayerStack extends Module {
@@ -158,14 +165,25 @@ class BertLayerStack extends Module {
     for (let i = 0; i < config.numLayers; i++) this.layers.push(container.add(new BertLayer(config)));
   }
 
-  forward(hidden: Tensor, maskBias: Tensor): Tensor {
+  forward(hidden: Tensor, maskBias: Tensor, states?: EncoderStates): Tensor {
     let h = hidden;
+    states?.hidden.push(h);
     // Each layer's temporaries are released as soon as the layer is done (autograd keeps what
     // backward needs), as PyTorch's reference counting would: a smaller working set measured
     // 15-20% faster than holding every layer's temporaries until the step's scope ends.
     for (const layer of this.layers) {
       const input = h;
-      h = tidy(() => layer.forward(input, maskBias));
+      if (states === undefined) {
+        h = tidy(() => layer.forward(input, maskBias));
+      } else {
+        const out = tidy(() => {
+          const attentions: Tensor[] = [];
+          return { hidden: layer.forward(input, maskBias, attentions), attention: attentions[0]! };
+        });
+        h = out.hidden;
+        states.hidden.push(h);
+        states.attentions.push(out.attention);
+      }
     }
     return h;
   }
@@ -190,15 +208,20 @@ export class BertEncoder extends Module {
     this.encoder = this.registerModule('encoder', new BertLayerStack(config));
   }
 
-  /** inputIds int64 [B, L], attentionMask [B, L] (1 = token, 0 = padding), optional segment ids [B, L] → hidden states [B, L, H]. */
-  forward(inputIds: Tensor, attentionMask: Tensor, tokenTypeIds?: Tensor): Tensor {
+  /**
+   * inputIds int64 [B, L], attentionMask [B, L] (1 = token, 0 = padding), optional segment ids
+   * [B, L] → hidden states [B, L, H]. `states`, when given, collects every layer's output
+   * (index 0 = the embeddings' output, as Hugging Face's `output_hidden_states`) and attention
+   * probabilities (`output_attentions`), for layer-wise distillation.
+   */
+  forward(inputIds: Tensor, attentionMask: Tensor, tokenTypeIds?: Tensor, states?: EncoderStates): Tensor {
     const seqLen = inputIds.shape[1]!;
     if (seqLen > this.config.maxPositions) {
       throw new Error(`sequence length ${seqLen} exceeds the encoder's ${this.config.maxPositions} positions`);
     }
     // 0 where attended, −1e9 at padding; [B, 1, 1, L] broadcasts over heads and query positions.
     const maskBias = attentionMask.float().rsub(1).mul(-1e9).unsqueeze(1).unsqueeze(1);
-    return this.encoder.forward(this.embeddings.forward(inputIds, tokenTypeIds), maskBias);
+    return this.encoder.forward(this.embeddings.forward(inputIds, tokenTypeIds), maskBias, states);
   }
 
   override extraRepr(): string {

@@ -9,7 +9,7 @@
  */
 import { Module } from '../engine/nn/index.js';
 import { type Tensor } from '../engine/index.js';
-import { BertEncoder } from './bert.js';
+import { BertEncoder, type EncoderStates } from './bert.js';
 import { pool } from './pooling.js';
 import { createHead, type InteractionHead } from './heads.js';
 import { applyPrompt, type TwoTowerConfig } from './config.js';
@@ -44,10 +44,10 @@ export class TwoTowerModel extends Module {
     return applyPrompt(this.config.prompts, inputType, text);
   }
 
-  /** Pooled vectors [B, H] for one side (before the head's `embed`). */
-  encode(side: Side, batch: EncodedBatch): Tensor {
+  /** Pooled vectors [B, H] for one side (before the head's `embed`); `states` collects the encoder's layers (distillation). */
+  encode(side: Side, batch: EncodedBatch, states?: EncoderStates): Tensor {
     const encoder = side === 'query' ? this.queryEncoder : this.docEncoder;
-    return pool(this.config.pooling, encoder.forward(batch.inputIds, batch.attentionMask), batch.attentionMask);
+    return pool(this.config.pooling, encoder.forward(batch.inputIds, batch.attentionMask, undefined, states), batch.attentionMask);
   }
 
   /** What an index stores per text: `head.embed(encode(...))` (unit-norm for the cosine head). */

@@ -64,8 +64,9 @@ export function mineCrossEncoderCandidates(
   data: RunData,
   pairs: TokenizedPairs,
   pool: NegativePool,
-  options: { source: string; poolSize: number; k: number; seed: number },
+  options: { source: string; poolSize: number; k: number; seed: number; key?: string },
 ): MinedCandidates {
+  const sourceKey = options.key ?? 'cross_encoder.negatives.source';
   const queries = distinctQueries(data, pairs);
   const own = positiveGroups(queries.index, pairs, queries.texts.length);
   const docType = data.pairs.map((p) => p.docType);
@@ -87,11 +88,11 @@ export function mineCrossEncoderCandidates(
     }
     description = `BM25 over ${pool.texts.length} training documents`;
   } else {
-    const runPath = resolveRunSource(options.source, 'cross_encoder.negatives.source');
+    const runPath = resolveRunSource(options.source, sourceKey);
     const teacher = loadRunModel(runPath);
     if (teacher.kind !== 'two-tower') {
       teacher.model.dispose();
-      throw new Error(`cross_encoder.negatives.source ${options.source}: a ${teacher.kind} run cannot retrieve; expected a two-tower run`);
+      throw new Error(`${sourceKey} ${options.source}: a ${teacher.kind} run cannot retrieve; expected a two-tower run`);
     }
     const embedder = new ModelEmbedder(teacher.model, teacher.tokenizer, { maxLength: teacher.json.maxLength, batchSize: 256, precision: 'fp32', device: 'cpu' });
     const miner = new HardNegativeMiner({ texts: pool.texts.map((t, i) => `${pool.types[i]}\u0000${t}`), groups: pool.group });

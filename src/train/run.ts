@@ -152,7 +152,7 @@ export async function trainRun(loaded: LoadedRunConfig, options: TrainRunOptions
   manualSeed(config.seed);
   let task: ReturnType<typeof prepared.start>;
   try {
-    task = prepared.start({ resuming });
+    task = prepared.start({ resuming, runPath: run.path });
   } catch (error) {
     store.endRun(run.id, { status: 'failed', message: (error as Error).message, artifactsFrom: run.path });
     store.close();

@@ -27,6 +27,8 @@ export interface TaskContext {
 export interface TaskStartOptions {
   /** A resumed run restores its weights from the checkpoint: `init_from` is not read again. */
   resuming: boolean;
+  /** The run directory (a task may keep files there: a distillation's teacher cache). */
+  runPath: string;
 }
 
 export interface PreparedTask {

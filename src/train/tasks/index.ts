@@ -9,9 +9,11 @@ import type { Task } from '../task.js';
 import { twoTowerTask } from './two-tower.js';
 import { mlmTask } from './mlm.js';
 import { crossEncoderTask } from './cross-encoder.js';
+import { distillTask } from './distill.js';
 
 export const TASKS: Record<TaskName, Task> = {
   twotower: twoTowerTask,
   mlm: mlmTask,
   'cross-encoder': crossEncoderTask,
+  distill: distillTask,
 };

@@ -1,0 +1,183 @@
+/**
+ * `task: distill` end to end on tiny configs and the real data root: a bi-encoder teacher and a
+ * cross-encoder teacher, the report (parameter counts, retention and gap bridged, checked by
+ * hand against the runs' own summaries), the teacher cache written and reused by a second
+ * student, resume after `kill -9`, and bad configs.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { REPO_ROOT } from '../helpers/python.js';
+import { BIN, ENV, kiln, onlyRun, runDirs } from '../helpers/cli.js';
+import { distillationReport, layerPairs } from '../../src/train/tasks/distill.js';
+
+const TIMEOUT_MS = 300_000;
+const readJson = <T>(path: string): T => JSON.parse(readFileSync(path, 'utf8')) as T;
+
+interface Distillation {
+  teacher: { path: string; kind: string; parameters: number; metrics: Record<string, number> };
+  student: { parameters: number };
+  reduction: number;
+  baseline: { path: string; metrics: Record<string, number> } | null;
+  retention: Record<string, number>;
+  gapBridged: Record<string, number>;
+  teacherCache: { entries: number; hits: number; misses: number; reused: number };
+}
+interface Summary {
+  task: string;
+  status: string;
+  parameters: number;
+  metrics: Record<string, number>;
+  distillation: Distillation;
+}
+
+const QUICK = ['--quiet', '--set', 'train.eval_every=0'];
+
+function train(runsRoot: string, config: string, extra: string[] = []): string {
+  const r = kiln(['train', '--config', config, '--runs', runsRoot, ...QUICK, ...extra]);
+  expect(r.status, r.stderr).toBe(0);
+  return onlyRun(runsRoot);
+}
+
+describe('layer map and report', () => {
+  it('maps layers uniformly (TinyBERT): embeddings to embeddings, student layer i to teacher layer i·Lt/Ls', () => {
+    expect(layerPairs('uniform', 2, 4)).toEqual([[0, 0], [1, 2], [2, 4]]);
+    expect(layerPairs('uniform', 1, 2)).toEqual([[0, 0], [1, 2]]);
+    expect(layerPairs([[1, 3]], 2, 4)).toEqual([[1, 3]]);
+    expect(() => layerPairs([[3, 1]], 2, 4)).toThrow(/distill\.layer_map\[0\]: student layer 3 does not exist; the student has layers 0 \(embeddings\) to 2/);
+    expect(() => layerPairs([[1, 5]], 2, 4)).toThrow(/teacher layer 5 does not exist/);
+  });
+
+  it('retention = after / teacher and gap bridged = (after − before) / (teacher − before), by hand', () => {
+    const report = distillationReport({ 'a/mrr': 0.5, 'b/rp@5': 0.4 }, { 'a/mrr': 0.3, 'b/rp@5': 0.4 }, { 'a/mrr': 0.4, 'b/rp@5': 0.38, 'c/x': 1 });
+    expect(report.retention['a/mrr']).toBeCloseTo(0.8, 12);
+    expect(report.retention['b/rp@5']).toBeCloseTo(0.95, 12);
+    expect(report.gapBridged['a/mrr']).toBeCloseTo(0.5, 12);
+    // No gap to bridge where the baseline already equals the teacher; no teacher number, no ratio.
+    expect(report.gapBridged['b/rp@5']).toBeUndefined();
+    expect(report.retention['c/x']).toBeUndefined();
+  });
+});
+
+describe('task: distill', () => {
+  let root: string;
+  let teacher: string;
+  let baseline: string;
+  let crossEncoder: string;
+
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), 'kiln-distill-'));
+    teacher = train(join(root, 'teacher'), 'configs/tiny.yaml', ['--set', 'train.steps=10', '--set', 'data.hard_negatives.k=0']);
+    // The same student without the teacher: the distillation config as a plain two-tower run.
+    baseline = train(join(root, 'baseline'), 'configs/tiny-distill-bert.yaml', ['--set', 'task=twotower', '--set', 'loss=[{name: infonce, temperature: 0.05, symmetric: true}]']);
+    crossEncoder = train(join(root, 'ce'), 'configs/tiny-cross-encoder.yaml', ['--set', 'train.steps=10']);
+  }, TIMEOUT_MS);
+
+  it('a bi-encoder teacher: parameter counts, the report from the runs, and a teacher cache a second student reuses', () => {
+    const runs = join(root, 'students');
+    const args = ['train', '--config', 'configs/tiny-distill-bert.yaml', '--runs', runs, ...QUICK, '--set', `distill.teacher=${teacher}`, '--set', `distill.baseline=${baseline}`];
+    const first = kiln(args);
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stderr).toMatch(/teacher: a bi-encoder of 2\.02M parameters; student 0\.99M \(51\.\d% fewer\); teacher cache: 0 entries reused/);
+    const [firstRun] = runDirs(runs).map((r) => join(runs, r));
+    const summary = readJson<Summary>(join(firstRun!, 'summary.json'));
+    const teacherSummary = readJson<Summary>(join(teacher, 'summary.json'));
+    const baselineSummary = readJson<Summary>(join(baseline, 'summary.json'));
+    const d = summary.distillation;
+    expect(summary.task).toBe('distill');
+    expect(readJson<{ kind: string }>(join(firstRun!, 'model.json')).kind).toBe('two-tower');
+    expect(d.teacher).toMatchObject({ path: teacher, kind: 'bi-encoder', parameters: teacherSummary.parameters });
+    expect(d.student.parameters).toBe(summary.parameters);
+    expect(d.reduction).toBeCloseTo(1 - summary.parameters / teacherSummary.parameters, 12);
+    expect(d.baseline!.metrics).toEqual(baselineSummary.metrics);
+    // The metrics both runs evaluate (the teacher's config also has STS-B; the student's does not).
+    expect(Object.keys(d.retention).sort()).toEqual(['jobbert/mrr', 'jobbert/recall@5', 'tech/mrr', 'tech/rp@5']);
+    for (const key of Object.keys(d.retention)) {
+      const [t, b, a] = [teacherSummary.metrics[key]!, baselineSummary.metrics[key]!, summary.metrics[key]!];
+      expect(d.retention[key], key).toBeCloseTo(a / t, 12);
+      if (t !== b) expect(d.gapBridged[key], key).toBeCloseTo((a - b) / (t - b), 12);
+    }
+    expect(first.stderr).toMatch(/distillation \(×100\): teacher 2\.02M parameters → student 0\.99M/);
+    // 20 steps × 16 pairs, each query and document embedded once by the teacher, and written to the run.
+    expect(d.teacherCache.misses).toBeGreaterThan(300);
+    expect(d.teacherCache.misses).toBeLessThanOrEqual(640);
+    expect(d.teacherCache.entries).toBe(d.teacherCache.misses);
+    expect(readdirSync(join(firstRun!, 'teacher-cache')).filter((f) => f.endsWith('.arrow')).length).toBeGreaterThanOrEqual(1);
+
+    // A second student from the same teacher computes nothing: every embedding comes from the first run's cache.
+    const second = kiln(args);
+    expect(second.status, second.stderr).toBe(0);
+    const secondRun = runDirs(runs).map((r) => join(runs, r)).find((r) => r !== firstRun)!;
+    const again = readJson<Summary>(join(secondRun, 'summary.json'));
+    expect(again.distillation.teacherCache).toMatchObject({ reused: d.teacherCache.entries, misses: 0 });
+    // The cached values are the computed ones: the same seed trains to the same metrics.
+    expect(again.metrics).toEqual(summary.metrics);
+  }, TIMEOUT_MS);
+
+  it('a cross-encoder teacher scores each positive and its mined candidates; the student learns its margins', () => {
+    const ce = crossEncoder;
+    const runs = join(root, 'ce-students');
+    const run = train(runs, 'configs/tiny-distill-cross-encoder.yaml', ['--set', `distill.teacher=${ce}`, '--set', 'train.steps=6', '--set', 'train.warmup_steps=1']);
+    const summary = readJson<Summary>(join(run, 'summary.json'));
+    expect(summary.status).toBe('completed');
+    expect(summary.distillation.teacher).toMatchObject({ kind: 'cross-encoder', path: ce });
+    // 6 steps × 16 queries × (positive + 2 candidates): at most 288 pairs scored, each once.
+    expect(summary.distillation.teacherCache.misses).toBeGreaterThan(0);
+    expect(summary.distillation.teacherCache.misses).toBeLessThanOrEqual(288);
+    const logged = readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { name: string; value: number });
+    for (const name of ['train/loss_margin_mse', 'train/loss_similarity_kl', 'train/loss_infonce', 'train/teacher_pair_accuracy']) {
+      expect(logged.some((m) => m.name === name && Number.isFinite(m.value)), name).toBe(true);
+    }
+  }, TIMEOUT_MS);
+
+  it('a run killed with -9 resumes to the same metrics as an uninterrupted one', async () => {
+    const long = ['--set', `distill.teacher=${teacher}`, '--set', 'train.steps=60', '--set', 'train.checkpoint_every=20', '--set', 'train.log_every=20'];
+    const straight = train(join(root, 'straight'), 'configs/tiny-distill-bert.yaml', long);
+    const expected = readJson<Summary>(join(straight, 'summary.json'));
+
+    const killedRoot = join(root, 'killed');
+    const child = spawn(process.execPath, [BIN, 'train', '--config', 'configs/tiny-distill-bert.yaml', '--runs', killedRoot, ...QUICK, ...long], { cwd: REPO_ROOT, env: ENV, stdio: 'ignore' });
+    await new Promise<void>((resolvePromise, reject) => {
+      const timer = setInterval(() => {
+        const dirs = runDirs(killedRoot);
+        const latest = dirs.length === 1 ? join(killedRoot, dirs[0]!, 'checkpoints', 'latest') : null;
+        if (latest !== null && existsSync(latest) && Number(/step-(\d+)/.exec(readFileSync(latest, 'utf8'))?.[1]) >= 20) {
+          child.kill('SIGKILL');
+          clearInterval(timer);
+          resolvePromise();
+        }
+      }, 10);
+      child.on('exit', () => {
+        clearInterval(timer);
+        reject(new Error('the run finished before it could be killed'));
+      });
+    });
+    await new Promise((r) => child.on('exit', r));
+    const run = onlyRun(killedRoot);
+    const resumed = kiln(['train', '--resume', run, '--quiet']);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(/resuming at step \d+ of 60/);
+    expect(readJson<Summary>(join(run, 'summary.json')).metrics).toEqual(expected.metrics);
+  }, TIMEOUT_MS);
+
+  it('bad distillation configs exit 2, name the key, and write nothing', () => {
+    const runs = join(root, 'bad');
+    const cases: Array<[string[], RegExp]> = [
+      [['--set', 'distill.teacher=null'], /distill\.teacher: required for task distill/],
+      [['--set', `distill.teacher=${join(root, 'nowhere')}`], /distill\.teacher: .*nowhere is not a directory; expected a Kiln run/],
+      [['--set', `distill.teacher=${crossEncoder}`], /loss\[1\]\.name: embedding_mse compares embeddings, and a cross-encoder teacher has none/],
+      [['--set', `distill.teacher=${teacher}`, '--set', 'distill.layer_map=[[2, 1]]'], /distill\.layer_map\[0\]: student layer 2 does not exist; the student has layers 0 \(embeddings\) to 1/],
+      [['--set', `distill.teacher=${teacher}`, '--set', `distill.baseline=${join(root, 'nowhere')}`], /distill\.baseline: .*summary\.json is missing/],
+    ];
+    for (const [extra, message] of cases) {
+      const r = kiln(['train', '--config', 'configs/tiny-distill-bert.yaml', '--runs', runs, '--quiet', ...extra]);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+    expect(runDirs(runs)).toEqual([]);
+  }, TIMEOUT_MS);
+});
