@@ -42,6 +42,20 @@ const common = {
   tokenizer: z.literal('tokenizer.json'),
   encoder: encoderSchema,
   pooling: z.enum(['mean', 'cls', 'last']),
+  /** For a distilled student (task: distill): its teacher, how much smaller it is, and what it kept (summary.json's report). */
+  distillation: z
+    .object({
+      teacher: z.string(),
+      teacherKind: z.enum(['bi-encoder', 'cross-encoder']),
+      teacherParameters: z.number().int().positive(),
+      /** 1 − student parameters / teacher parameters. */
+      reduction: z.number(),
+      /** Student metric / teacher metric, per metric. */
+      retention: z.record(z.string(), z.number()),
+      /** (after − before) / (teacher − before), per metric, where the run had a baseline. */
+      gapBridged: z.record(z.string(), z.number()),
+    })
+    .optional(),
   /** What `kiln export` verified before writing the directory (absent when checks were skipped). */
   checks: z
     .object({
@@ -78,6 +92,7 @@ export const modelCardSchema = z.discriminatedUnion('kind', [twoTowerCardSchema,
 export type TwoTowerCard = z.infer<typeof twoTowerCardSchema>;
 export type CrossEncoderCard = z.infer<typeof crossEncoderCardSchema>;
 export type ModelCard = z.infer<typeof modelCardSchema>;
+export type CardDistillation = NonNullable<ModelCard['distillation']>;
 
 /** Parses a card, with an error naming the file and the first bad key. */
 export function parseModelCard(value: unknown, file: string): ModelCard {

@@ -8,6 +8,7 @@
  * might load it.
  */
 import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import { noGrad } from '../engine/index.js';
@@ -19,7 +20,7 @@ import { writeDirectoryAtomic } from '../util/atomic-write.js';
 import type { OnnxGraphBuilder } from './onnx-graph.js';
 import type { Quantization } from './bert-graph.js';
 import { exportKindOf, type ExportableModel } from './kinds.js';
-import { CARD_FORMAT, CARD_FORMAT_VERSION, parseModelCard, type ModelCard } from './card.js';
+import { CARD_FORMAT, CARD_FORMAT_VERSION, parseModelCard, type CardDistillation, type ModelCard } from './card.js';
 
 export const DEFAULT_OPSET = 17;
 
@@ -37,6 +38,8 @@ export interface ExportSource {
   metrics: Record<string, number>;
   /** The tokenizer.json object the model was trained with. */
   tokenizer: object;
+  /** A distilled student's teacher and report (summary.json of a task: distill run). */
+  distillation?: CardDistillation;
 }
 
 export type { ExportableModel } from './kinds.js';
@@ -99,6 +102,7 @@ export function buildExport(exportable: ExportableModel, source: ExportSource, o
     source: { run: source.runId, path: source.runPath },
     metrics: source.metrics,
     tokenizer: 'tokenizer.json' as const,
+    ...(source.distillation === undefined ? {} : { distillation: source.distillation }),
   };
   const card = { ...base, ...kind.card(exportable as never) } as ModelCard;
   files.set('model.json', serialiseCard(card));
@@ -120,7 +124,19 @@ export function loadExportableRun(runPath: string): { exportable: ExportableMode
     throw new ExportInputError(`${loaded.runPath}: a masked language model (task: mlm) has no serving graph; export the two-tower or cross-encoder run that starts from it (model.init_from)`);
   }
   const exportable: ExportableModel = loaded.kind === 'two-tower' ? { kind: 'two-tower', model: loaded.model, maxLength: loaded.json.maxLength } : { kind: 'cross-encoder', model: loaded.model, maxLength: loaded.json.maxLength };
-  return { exportable, source: { runId: loaded.runId, runPath: loaded.runPath, metrics: loaded.metrics, tokenizer: loaded.tokenizerJson } };
+  return { exportable, source: { runId: loaded.runId, runPath: loaded.runPath, metrics: loaded.metrics, tokenizer: loaded.tokenizerJson, distillation: distillationOf(loaded.runPath) } };
+}
+
+/** The card's distillation section from a distill run's summary.json (undefined for any other run). */
+function distillationOf(runPath: string): CardDistillation | undefined {
+  const file = join(runPath, 'summary.json');
+  if (!existsSync(file)) return undefined;
+  const summary = JSON.parse(readFileSync(file, 'utf8')) as {
+    distillation?: { teacher: { path: string; kind: 'bi-encoder' | 'cross-encoder'; parameters: number }; reduction: number; retention: Record<string, number>; gapBridged: Record<string, number> };
+  };
+  const d = summary.distillation;
+  if (d === undefined) return undefined;
+  return { teacher: d.teacher.path, teacherKind: d.teacher.kind, teacherParameters: d.teacher.parameters, reduction: d.reduction, retention: d.retention, gapBridged: d.gapBridged };
 }
 
 /** The default export directory of a run: `<run>/onnx` (fp32) or `<run>/onnx-int8`. */

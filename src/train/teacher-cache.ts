@@ -90,6 +90,16 @@ export class TeacherCache {
     return out;
   }
 
+  /** Adds values computed elsewhere (an exported teacher's, before training); they are written at the next flush. */
+  seed(entries: ReadonlyMap<string, Float32Array>): void {
+    for (const [key, value] of entries) {
+      if (value.length !== this.width) throw new Error(`teacher cache: a value of width ${value.length}, expected ${this.width}`);
+      if (this.#values.has(key)) continue;
+      this.#values.set(key, value);
+      this.#pending.push(key);
+    }
+  }
+
   /** Reads every matching part under `<root>/*\/teacher-cache/`; returns how many entries it added. */
   loadFromRuns(root: string): number {
     if (!existsSync(root)) return 0;

@@ -1,7 +1,9 @@
 /**
  * The teacher of a distillation run (`distill.teacher`): a Kiln run (a two-tower bi-encoder or
- * a cross-encoder) or a Hugging Face BERT directory (a bi-encoder with its sentence-transformers
- * pooling, mean by default, and a cosine head).
+ * a cross-encoder), a Hugging Face BERT directory (a bi-encoder with its sentence-transformers
+ * pooling, mean by default, and a cosine head), or a two-tower model exported by `kiln export`
+ * (onnxruntime; its embeddings of every training text are computed before the first step,
+ * because onnxruntime runs asynchronously and the training loop does not).
  *
  * The teacher never trains: it runs in eval mode under `noGrad`, and what it computes is kept
  * by content hash (teacher-cache.ts), so each text or pair is encoded once per teacher:
@@ -11,7 +13,8 @@
  *   both            states(ids) → hidden states and attention maps for layer transfer (not cached:
  *                   L × [N, T, H] per batch is too large to keep)
  *
- * Eager libtorch is the teacher's runtime: bench/infer.ts measures it against onnxruntime.
+ * A Kiln run's teacher runs eagerly on libtorch; its export runs in onnxruntime. bench/infer.ts
+ * measures the two on the same model (BENCHMARKS.md).
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -36,31 +39,36 @@ import {
   type Side,
 } from '../models/index.js';
 import { HuggingFaceImportError, isHuggingFaceDirectory } from '../models/hf-checkpoint.js';
+import { CARD_FORMAT, parseModelCard, type TwoTowerCard } from '../export/card.js';
+import { ExportedModel } from '../serve/exported-model.js';
 import { RunDirectory } from '../track/run-dir.js';
 import { applyInitSource, resolveInitSource } from './init-from.js';
 import { embeddingKey, pairKey, TeacherCache } from './teacher-cache.js';
 
+export type TeacherOrigin = 'kiln-run' | 'hugging-face' | 'onnx';
+
 interface TeacherBase {
   /** The resolved directory. */
   path: string;
-  origin: 'kiln-run' | 'hugging-face';
+  origin: TeacherOrigin;
   /** A hash of the teacher's configuration and weights: its cache entries are valid for this teacher only. */
   fingerprint: string;
   parameterCount: number;
   encoderConfig: EncoderConfig;
-  /** The encoder that layer transfer reads, and that `student_init: teacher_layers` copies. */
-  encoder: BertEncoder;
+  /** The encoder that layer transfer reads, and that `student_init: teacher_layers` copies (null: an exported teacher). */
+  encoder: BertEncoder | null;
   tokenizer: WordPieceTokenizer;
   /** The teacher run's final metrics (summary.json), when it is a Kiln run that has them. */
   metrics: Record<string, number>;
-  /** Hidden states and attention maps of `batch` (token ids from the student's tokenizer), under noGrad. */
+  /** Hidden states and attention maps of `batch` (token ids from the student's tokenizer), under noGrad (eager teachers). */
   states(batch: EncodedBatch, tokenTypeIds?: Tensor): EncoderStates;
   dispose(): void;
 }
 
 export interface BiEncoderTeacher extends TeacherBase {
   kind: 'bi-encoder';
-  model: TwoTowerModel;
+  /** The eager model (null: an exported teacher). */
+  model: TwoTowerModel | null;
   maxLength: { query: number; doc: number };
   /** Head embeddings [N, Ht] of texts of one input type, row-major, cached. */
   embed(side: Side, inputType: string, texts: readonly string[]): Float32Array;
@@ -106,10 +114,16 @@ function runStates(encoder: BertEncoder, batch: EncodedBatch, tokenTypeIds?: Ten
 }
 
 /** Resolves the teacher's directory; anything that is not a usable teacher is a config error (exit 2). */
-export function resolveTeacherPath(reference: string): { path: string; origin: 'kiln-run' | 'hugging-face' } {
+export function resolveTeacherPath(reference: string): { path: string; origin: TeacherOrigin } {
   const path = RunDirectory.resolveReference(reference) ?? resolve(reference);
   if (!existsSync(path) || !statSync(path).isDirectory()) {
-    throw new ConfigError([`${KEY}: ${path} is not a directory; expected a Kiln run (runs/<id>, or runs/<name> for the newest completed run of that name) or a Hugging Face BERT directory`]);
+    throw new ConfigError([`${KEY}: ${path} is not a directory; expected a Kiln run (runs/<id>, or runs/<name> for the newest completed run of that name), a \`kiln export\` directory or a Hugging Face BERT directory`]);
+  }
+  if (existsSync(join(path, 'model.json')) && (JSON.parse(readFileSync(join(path, 'model.json'), 'utf8')) as { format?: unknown }).format === CARD_FORMAT) {
+    const card = parseModelCard(JSON.parse(readFileSync(join(path, 'model.json'), 'utf8')), join(path, 'model.json'));
+    if (card.kind !== 'two-tower') throw new ConfigError([`${KEY}: ${path} is an exported ${card.kind}; an exported teacher must be a two-tower model (use the cross-encoder's run directory instead)`]);
+    if (card.head === 'hadamard_mlp') throw new ConfigError([`${KEY}: ${path} has a hadamard_mlp head, whose scores are not a dot product of its embeddings; use its run directory instead`]);
+    return { path, origin: 'onnx' };
   }
   if (existsSync(join(path, 'model.json'))) {
     let kind: string;
@@ -131,8 +145,13 @@ export function resolveTeacherPath(reference: string): { path: string; origin: '
  * Loads the teacher. `maxLength` is the student's (a Hugging Face teacher has none of its own);
  * `cacheDirectory` is where this run writes the teacher's outputs (null: memory only).
  */
-export function loadTeacher(reference: string, options: { maxLength: { query: number; doc: number }; cacheDirectory: string | null }): Teacher {
+export function loadTeacher(reference: string, options: { maxLength: { query: number; doc: number }; cacheDirectory: string | null; precomputed?: PrecomputedTeacher }): Teacher {
   const { path, origin } = resolveTeacherPath(reference);
+  if (origin === 'onnx') {
+    const pre = options.precomputed;
+    if (pre === undefined) throw new Error(`${path}: an exported teacher's embeddings must be computed first (precomputeExportedTeacher)`);
+    return exportedBiEncoder(pre, options.cacheDirectory);
+  }
   if (origin === 'hugging-face') {
     let source;
     try {
@@ -227,5 +246,70 @@ function biEncoder(
       }),
     states: (batch, tokenTypeIds) => runStates(model.queryEncoder, batch, tokenTypeIds),
     dispose: () => model.dispose(),
+  };
+}
+
+/** An exported teacher's embeddings of every training text, computed in onnxruntime before training. */
+export interface PrecomputedTeacher {
+  path: string;
+  card: TwoTowerCard;
+  tokenizer: WordPieceTokenizer;
+  fingerprint: string;
+  entries: Map<string, Float32Array>;
+  seconds: number;
+}
+
+/** Embeds each (side, input type, texts) group with the exported model; the session is released after. */
+export async function precomputeExportedTeacher(path: string, groups: ReadonlyArray<{ side: Side; inputType: string; texts: readonly string[] }>): Promise<PrecomputedTeacher> {
+  const started = performance.now();
+  const model = await ExportedModel.load(path, { batchSize: 128 });
+  const card = model.card;
+  if (card.kind !== 'two-tower') throw new ConfigError([`${KEY}: ${path} is an exported ${card.kind}; expected a two-tower model`]);
+  const entries = new Map<string, Float32Array>();
+  try {
+    for (const { side, inputType, texts } of groups) {
+      const vectors = await model.embed(texts, { side, inputType });
+      texts.forEach((text, i) => entries.set(embeddingKey(side, inputType, text), vectors[i]!));
+    }
+  } finally {
+    await model.release();
+  }
+  const files = [...new Set(['model.json', ...Object.values(card.graphs)])].map((f) => join(path, f));
+  return { path, card, tokenizer: model.tokenizer, fingerprint: fingerprintOf(files), entries, seconds: (performance.now() - started) / 1000 };
+}
+
+function exportedBiEncoder(pre: PrecomputedTeacher, cacheDirectory: string | null): BiEncoderTeacher {
+  const { card } = pre;
+  const width = card.dimension;
+  const cache = new TeacherCache(pre.fingerprint, width, cacheDirectory);
+  cache.seed(pre.entries);
+  const unavailable = (): never => {
+    throw new Error(`${pre.path}: an exported teacher has no eager encoder (layer transfer and student_init: teacher_layers need its run directory)`);
+  };
+  return {
+    kind: 'bi-encoder',
+    path: pre.path,
+    origin: 'onnx',
+    fingerprint: pre.fingerprint,
+    parameterCount: card.parameters,
+    encoderConfig: { ...card.encoder, hiddenDropout: 0, attentionDropout: 0, initStd: 0.02 },
+    encoder: null,
+    tokenizer: pre.tokenizer,
+    metrics: card.metrics,
+    model: null,
+    maxLength: card.maxLength,
+    cache,
+    embed: (side, inputType, texts) =>
+      cache.lookup(
+        texts.map((t) => embeddingKey(side, inputType, t)),
+        (missing) => {
+          throw new Error(`${pre.path}: the exported teacher has no embedding of ${side} text ${JSON.stringify(texts[missing[0]!])} (${inputType}); its embeddings are computed before training for the training texts only`);
+        },
+      ),
+    // The card's vectors are unit-norm for the cosine head and raw for the dot head: either way the score is q·d.
+    matrix: (queries, candidates) =>
+      noGrad(() => fromTypedArray(queries, { shape: [queries.length / width, width] }).matmul(fromTypedArray(candidates, { shape: [candidates.length / width, width] }).transpose(0, 1))),
+    states: unavailable,
+    dispose: () => {},
   };
 }

@@ -107,6 +107,13 @@ describe('task: distill', () => {
     expect(d.teacherCache.entries).toBe(d.teacherCache.misses);
     expect(readdirSync(join(firstRun!, 'teacher-cache')).filter((f) => f.endsWith('.arrow')).length).toBeGreaterThanOrEqual(1);
 
+    // The student exports like any two-tower model, passes its parity check, and its card names the teacher.
+    const exported = kiln(['export', '--run', firstRun!]);
+    expect(exported.status, exported.stderr).toBe(0);
+    const card = readJson<{ checks: { parity: { passed: boolean } }; distillation: Record<string, unknown> }>(join(firstRun!, 'onnx', 'model.json'));
+    expect(card.checks.parity.passed).toBe(true);
+    expect(card.distillation).toEqual({ teacher, teacherKind: 'bi-encoder', teacherParameters: teacherSummary.parameters, reduction: d.reduction, retention: d.retention, gapBridged: d.gapBridged });
+
     // A second student from the same teacher computes nothing: every embedding comes from the first run's cache.
     const second = kiln(args);
     expect(second.status, second.stderr).toBe(0);
@@ -131,6 +138,27 @@ describe('task: distill', () => {
     for (const name of ['train/loss_margin_mse', 'train/loss_similarity_kl', 'train/loss_infonce', 'train/teacher_pair_accuracy']) {
       expect(logged.some((m) => m.name === name && Number.isFinite(m.value)), name).toBe(true);
     }
+  }, TIMEOUT_MS);
+
+  it('an exported teacher runs in onnxruntime: every training text is embedded before the first step', () => {
+    const exported = kiln(['export', '--run', teacher, '--out', join(root, 'teacher-onnx')]);
+    expect(exported.status, exported.stderr).toBe(0);
+    const runs = join(root, 'onnx-students');
+    const losses = 'loss=[{name: infonce, temperature: 0.05, symmetric: true}, {name: similarity_kl}, {name: embedding_mse, normalize: true}]';
+    const r = kiln(['train', '--config', 'configs/tiny-distill-bert.yaml', '--runs', runs, ...QUICK, '--set', `distill.teacher=${join(root, 'teacher-onnx')}`, '--set', losses]);
+    expect(r.status, r.stderr).toBe(0);
+    // 30,068 ESCO title pairs: 30,068 distinct titles and 3,007 occupation labels (this slice of ESCO).
+    const embedded = Number(/\(onnxruntime\): embedded (\d+) training texts/.exec(r.stderr)?.[1]);
+    expect(embedded).toBeGreaterThan(30_000);
+    const summary = readJson<Summary>(join(onlyRun(runs), 'summary.json'));
+    expect(summary.distillation.teacher).toMatchObject({ kind: 'bi-encoder', origin: 'onnx' });
+    expect(summary.distillation.teacherCache).toMatchObject({ misses: 0, entries: embedded });
+    // The card carries the source run's metrics: they are the teacher's column.
+    expect(summary.distillation.teacher.metrics).toEqual(Object.fromEntries(Object.entries(readJson<Summary>(join(teacher, 'summary.json')).metrics).filter(([k]) => k in summary.distillation.teacher.metrics)));
+    // Layer transfer needs the eager teacher.
+    const layers = kiln(['train', '--config', 'configs/tiny-distill-bert.yaml', '--runs', join(root, 'bad-onnx'), '--quiet', '--set', `distill.teacher=${join(root, 'teacher-onnx')}`]);
+    expect(layers.status).toBe(2);
+    expect(layers.stderr).toMatch(/loss\[3\]\.name: hidden_mse reads the teacher's layers, and an exported teacher .* runs in onnxruntime without them/);
   }, TIMEOUT_MS);
 
   it('a run killed with -9 resumes to the same metrics as an uninterrupted one', async () => {

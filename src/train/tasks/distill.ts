@@ -20,7 +20,8 @@ import { join } from 'node:path';
 
 import { noGrad } from '../../engine/index.js';
 import { createWeightedLoss, LOSSES } from '../../losses/index.js';
-import { readRunModelJson, TwoTowerModel, type EncoderConfig, type KindedModel } from '../../models/index.js';
+import { readRunModelJson, TwoTowerModel, type EncoderConfig, type KindedModel, type Side } from '../../models/index.js';
+import type { PairExample } from '../../data/types.js';
 import { ModelEmbedder } from '../../eval/embedder.js';
 import { DEFAULT_HYBRID, evaluateSplitsWithModel } from '../../eval/splits.js';
 import { hybridReport } from '../../eval/hybrid.js';
@@ -32,7 +33,8 @@ import { applyInitSource, formatInitReport, resolveInitSource } from '../init-fr
 import { evaluateLexicalBaselines, formatSummaryTable } from '../summary.js';
 import { createPairBatchSource } from '../data-adapters.js';
 import { mineCrossEncoderCandidates } from '../cross-encoder-negatives.js';
-import { loadTeacher, resolveTeacherPath, type Teacher } from '../teacher.js';
+import { loadTeacher, precomputeExportedTeacher, resolveTeacherPath, type Teacher } from '../teacher.js';
+import { parseModelCard } from '../../export/card.js';
 import { TEACHER_CACHE_DIR } from '../teacher-cache.js';
 import { DistillStrategy } from '../strategies/distill.js';
 import type { Task } from '../task.js';
@@ -59,6 +61,7 @@ function halfOfTeacher(teacher: EncoderConfig, configured: EncoderConfig): Encod
 
 /** Copies the teacher's embeddings and layers 0, 2, 4, … into the student's encoder; returns the names copied. */
 function copyEveryOtherLayer(teacher: Teacher, student: TwoTowerModel): number {
+  if (teacher.encoder === null) throw new Error(`${teacher.path}: an exported teacher has no encoder weights to copy`);
   const source = teacher.encoder.stateDict();
   let copied = 0;
   noGrad(() => {
@@ -72,6 +75,29 @@ function copyEveryOtherLayer(teacher: Teacher, student: TwoTowerModel): number {
     }
   });
   return copied;
+}
+
+/** Each (side, input type)'s distinct training texts: what an exported teacher embeds before training. */
+function trainingTexts(pairs: readonly PairExample[]): Array<{ side: Side; inputType: string; texts: string[] }> {
+  const groups = new Map<string, { side: Side; inputType: string; texts: Set<string> }>();
+  const add = (side: Side, inputType: string, text: string): void => {
+    const key = `${side}\u0000${inputType}`;
+    let group = groups.get(key);
+    if (group === undefined) groups.set(key, (group = { side, inputType, texts: new Set() }));
+    group.texts.add(text);
+  };
+  for (const p of pairs) {
+    add('query', p.queryType, p.query);
+    add('doc', p.docType, p.doc);
+  }
+  return [...groups.values()].map((g) => ({ side: g.side, inputType: g.inputType, texts: [...g.texts] }));
+}
+
+/** An exported model's encoder sizes, from its card. */
+function exportedEncoder(path: string): EncoderConfig {
+  const file = join(path, 'model.json');
+  const card = parseModelCard(JSON.parse(readFileSync(file, 'utf8')), file);
+  return { ...card.encoder, hiddenDropout: 0, attentionDropout: 0, initStd: 0.02 };
 }
 
 interface MetricsReport {
@@ -124,18 +150,25 @@ export const distillTask: Task = {
     const base = prepareEncoder(config, dataRootFlag, saved);
     // Before the run directory exists: the baseline, the teacher's sizes, the layer map.
     const baseline = baselineMetrics(settings.baseline);
-    const teacherSource = resolveInitSource(teacherPath.path);
-    const teacherEncoder = teacherSource.encoder;
-    const teacherKind = teacherPath.origin === 'hugging-face' || readRunModelJson(teacherPath.path).kind === 'two-tower' ? 'bi-encoder' : 'cross-encoder';
+    const exported = teacherPath.origin === 'onnx';
+    const teacherSource = exported ? null : resolveInitSource(teacherPath.path);
+    const teacherEncoder: EncoderConfig = teacherSource?.encoder ?? exportedEncoder(teacherPath.path);
+    const teacherKind = teacherPath.origin !== 'kiln-run' || readRunModelJson(teacherPath.path).kind === 'two-tower' ? 'bi-encoder' : 'cross-encoder';
     config.loss.forEach((entry, i) => {
       const input = LOSSES[entry.name].input;
       if (teacherKind === 'cross-encoder' && input === 'embeddings') {
         throw new ConfigError([`loss[${i}].name: ${entry.name} compares embeddings, and a cross-encoder teacher has none; use margin_mse or similarity_kl on its scores`]);
       }
-      if (input === 'layers' && teacherSource.tokenizer.vocabSize !== base.tokenizer.vocabSize) {
-        throw new ConfigError([`loss[${i}].name: ${entry.name} feeds the student's token ids to the teacher, but their vocabularies differ (${base.tokenizer.vocabSize} and ${teacherSource.tokenizer.vocabSize} tokens)`]);
+      if (input === 'layers' && teacherSource === null) {
+        throw new ConfigError([`loss[${i}].name: ${entry.name} reads the teacher's layers, and an exported teacher (${teacherPath.path}) runs in onnxruntime without them; point distill.teacher at its run directory`]);
+      }
+      if (input === 'layers' && teacherSource!.tokenizer.vocabSize !== base.tokenizer.vocabSize) {
+        throw new ConfigError([`loss[${i}].name: ${entry.name} feeds the student's token ids to the teacher, but their vocabularies differ (${base.tokenizer.vocabSize} and ${teacherSource!.tokenizer.vocabSize} tokens)`]);
       }
     });
+    if (exported && settings.student_init === 'teacher_layers') {
+      throw new ConfigError([`distill.student_init: teacher_layers copies the teacher's weights, and an exported teacher (${teacherPath.path}) has none that Kiln trains; point distill.teacher at its run directory`]);
+    }
     const encoder = saved !== undefined ? base.encoder : settings.student_init === 'teacher_layers' ? halfOfTeacher(teacherEncoder, base.encoder) : base.encoder;
     if (settings.student_init === 'teacher_layers' && config.model.init_from !== null) {
       throw new ConfigError(['distill.student_init: teacher_layers and model.init_from both say where the student starts; keep one']);
@@ -146,12 +179,15 @@ export const distillTask: Task = {
     const maxLength = pairMaxLength(config);
     const modelConfig = twoTowerConfigFrom(config, encoder);
     const { tokenizer } = base;
+    // An exported teacher runs in onnxruntime, which is asynchronous: every training text is embedded now.
+    const precomputed = exported ? await precomputeExportedTeacher(teacherPath.path, trainingTexts(data.pairs)) : undefined;
+    if (precomputed !== undefined) write(`teacher ${teacherPath.path} (onnxruntime): embedded ${precomputed.entries.size} training texts in ${precomputed.seconds.toFixed(1)} s`);
     return {
       modelJson: { kind: 'two-tower', ...modelConfig, maxLength },
       tokenizer,
       describeData: () => [...describePairData(data), `teacher ${teacherPath.path} (${teacherPath.origin})`],
       start({ resuming, runPath }) {
-        const teacher = loadTeacher(teacherPath.path, { maxLength, cacheDirectory: join(runPath, TEACHER_CACHE_DIR) });
+        const teacher = loadTeacher(teacherPath.path, { maxLength, cacheDirectory: join(runPath, TEACHER_CACHE_DIR), precomputed });
         try {
           const reused = teacher.cache.loadFromRuns(join(runPath, '..'));
           const model = new TwoTowerModel(modelConfig);
@@ -196,7 +232,7 @@ export const distillTask: Task = {
               const lexical = end.status === 'diverged' ? { bm25: {}, tfidf_char: {} } : evaluateLexicalBaselines(data.evalSplits);
               // A teacher without a summary (a Hugging Face model) is evaluated here, on the same splits.
               let teacherMetrics = teacher.metrics;
-              if (Object.keys(teacherMetrics).length === 0 && teacher.kind === 'bi-encoder' && data.evalSplits.length > 0) {
+              if (Object.keys(teacherMetrics).length === 0 && teacher.kind === 'bi-encoder' && teacher.model !== null && data.evalSplits.length > 0) {
                 const teacherEmbedder = new ModelEmbedder(teacher.model, teacher.tokenizer, { maxLength: teacher.maxLength, batchSize: 256, precision: 'fp32', device: config.train.device });
                 teacherMetrics = evaluateSplitsWithModel(data.evalSplits, teacherEmbedder, { sampled: false });
               }
@@ -207,7 +243,7 @@ export const distillTask: Task = {
                   trainingPairs: data.pairCounts,
                   badRows: data.badRows.toJSON(),
                   distillation: {
-                    teacher: { path: teacher.path, kind: teacher.kind, parameters: counts.teacher, metrics: report.teacher },
+                    teacher: { path: teacher.path, kind: teacher.kind, origin: teacher.origin, parameters: counts.teacher, metrics: report.teacher },
                     student: { parameters: counts.student },
                     reduction: 1 - counts.student / counts.teacher,
                     baseline: baseline === null ? null : { path: baseline.path, metrics: baseline.metrics },
