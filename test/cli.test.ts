@@ -40,4 +40,11 @@ describe('kiln CLI', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('Unknown argument: frobnicate');
   });
+
+  it('a flag given twice where one value is expected exits 2 with a reason, not a stack trace', () => {
+    const r = kiln(['train', '--config', 'configs/tiny.yaml', '--config', 'configs/tiny.yaml']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--config is given 2 times; give it once');
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
 });

@@ -38,6 +38,9 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       .option('tracking-uri', { type: 'string', default: process.env.MLFLOW_TRACKING_URI, describe: 'Also log the run to this MLflow tracking server (default: $MLFLOW_TRACKING_URI)' })
       .option('experiment', { type: 'string', default: process.env.MLFLOW_EXPERIMENT_NAME ?? 'kiln', describe: 'MLflow experiment name (default: $MLFLOW_EXPERIMENT_NAME or kiln)' })
       .check((args) => {
+        for (const name of ['config', 'resume'] as const) {
+          if (Array.isArray(args[name])) throw new UsageError(`--${name} is given ${(args[name] as unknown as unknown[]).length} times; give it once`);
+        }
         if ((args.config === undefined) === (args.resume === undefined)) throw new UsageError('give exactly one of --config FILE or --resume runs/<id>');
         if (args.resume !== undefined && args.set.length > 0) throw new UsageError('--set cannot change a run being resumed (its config.yaml is fixed)');
         return true;
