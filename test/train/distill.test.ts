@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { REPO_ROOT } from '../helpers/python.js';
+import { REPO_ROOT, runPython } from '../helpers/python.js';
 import { BIN, ENV, kiln, onlyRun, runDirs } from '../helpers/cli.js';
 import { distillationReport, layerPairs } from '../../src/train/tasks/distill.js';
 
@@ -159,6 +159,28 @@ describe('task: distill', () => {
     const layers = kiln(['train', '--config', 'configs/tiny-distill-bert.yaml', '--runs', join(root, 'bad-onnx'), '--quiet', '--set', `distill.teacher=${join(root, 'teacher-onnx')}`]);
     expect(layers.status).toBe(2);
     expect(layers.stderr).toMatch(/loss\[3\]\.name: hidden_mse reads the teacher's layers, and an exported teacher .* runs in onnxruntime without them/);
+  }, TIMEOUT_MS);
+
+  it('a Hugging Face teacher (sentence-transformers layout, written by PyTorch) is evaluated on the student\'s splits for the report', () => {
+    const layouts = join(root, 'hf');
+    runPython([join(REPO_ROOT, 'test', 'models', 'hf_tiny_bert.py'), layouts]);
+    const hf = join(layouts, 'st');
+    const runs = join(root, 'hf-students');
+    const losses = 'loss=[{name: infonce, temperature: 0.05, symmetric: true}, {name: similarity_kl}, {name: embedding_mse, normalize: true}]';
+    const run = train(runs, 'configs/tiny-distill-bert.yaml', ['--set', `distill.teacher=${hf}`, '--set', losses, '--set', 'train.steps=6', '--set', 'train.warmup_steps=1']);
+    const d = readJson<Summary>(join(run, 'summary.json')).distillation;
+    // By hand: embeddings 120·32 + 16·32 + 2·32 + LayerNorm 2·32 = 4,480; each layer 4·(32·32 + 32)
+    // + 2·32 + (32·64 + 64) + (64·32 + 32) + 2·32 = 8,544; two layers: 21,568 (no pooler, no MLM head).
+    expect(d.teacher).toMatchObject({ path: hf, kind: 'bi-encoder', origin: 'hugging-face', parameters: 21_568 });
+    // No summary of its own: the teacher is evaluated on the same splits at the end.
+    expect(Object.keys(d.teacher.metrics).sort()).toEqual(['jobbert/mrr', 'jobbert/recall@5', 'tech/mrr', 'tech/rp@5']);
+    for (const v of Object.values(d.teacher.metrics)) expect(v).toBeGreaterThanOrEqual(0);
+    // Retention wherever the (random) teacher scored above zero.
+    expect(Object.keys(d.retention).sort()).toEqual(Object.keys(d.teacher.metrics).filter((k) => d.teacher.metrics[k] !== 0).sort());
+    // Its 120-token vocabulary is not the student's: layer transfer cannot feed it the student's ids.
+    const layers = kiln(['train', '--config', 'configs/tiny-distill-bert.yaml', '--runs', join(root, 'bad-hf'), '--quiet', '--set', `distill.teacher=${hf}`]);
+    expect(layers.status).toBe(2);
+    expect(layers.stderr).toMatch(/loss\[3\]\.name: hidden_mse feeds the student's token ids to the teacher, but their vocabularies differ \(30522 and 120 tokens\)/);
   }, TIMEOUT_MS);
 
   it('a run killed with -9 resumes to the same metrics as an uninterrupted one', async () => {
