@@ -13,6 +13,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, runPython } from '../helpers/python.js';
 import { BIN, ENV, kiln, onlyRun, runDirs } from '../helpers/cli.js';
 import { distillationReport, layerPairs } from '../../src/train/tasks/distill.js';
+import { loadSafetensors } from '../../src/engine/index.js';
 
 const TIMEOUT_MS = 300_000;
 const readJson = <T>(path: string): T => JSON.parse(readFileSync(path, 'utf8')) as T;
@@ -181,6 +182,31 @@ describe('task: distill', () => {
     const layers = kiln(['train', '--config', 'configs/tiny-distill-bert.yaml', '--runs', join(root, 'bad-hf'), '--quiet', '--set', `distill.teacher=${hf}`]);
     expect(layers.status).toBe(2);
     expect(layers.stderr).toMatch(/loss\[3\]\.name: hidden_mse feeds the student's token ids to the teacher, but their vocabularies differ \(30522 and 120 tokens\)/);
+  }, TIMEOUT_MS);
+
+  it('student_init teacher_layers copies the teacher\'s embeddings and every other layer (DistilBERT)', () => {
+    const runs = join(root, 'distilbert');
+    const losses = 'loss=[{name: infonce, temperature: 0.05, symmetric: true}, {name: embedding_mse}]';
+    // One step at a vanishing learning rate: the delivered weights are the initial ones.
+    const r = kiln(['train', '--config', 'configs/tiny-distill-bert.yaml', '--runs', runs, ...QUICK, '--set', `distill.teacher=${teacher}`, '--set', 'distill.student_init=teacher_layers', '--set', losses, '--set', 'train.steps=1', '--set', 'train.warmup_steps=0', '--set', 'train.lr=1e-12']);
+    expect(r.status, r.stderr).toBe(0);
+    const run = onlyRun(runs);
+    // The teacher's width, half its 2 layers; the config's 32-wide, 1-layer sizes give way.
+    expect(readJson<{ encoder: { hiddenSize: number; numLayers: number } }>(join(run, 'model.json')).encoder).toMatchObject({ hiddenSize: 64, numLayers: 1 });
+    expect(r.stderr).toMatch(/student_init teacher_layers: copied \d+ tensors/);
+    const student = loadSafetensors(join(run, 'model.safetensors')).tensors;
+    const source = loadSafetensors(join(teacher, 'model.safetensors')).tensors;
+    for (const name of ['encoder.embeddings.word_embeddings.weight', 'encoder.encoder.layer.0.attention.self.query.weight', 'encoder.encoder.layer.0.output.dense.weight']) {
+      const a = student.get(name)!.toTypedArray<'float32'>() as Float32Array;
+      const b = source.get(name)!.toTypedArray<'float32'>() as Float32Array;
+      expect(a.length, name).toBe(b.length);
+      let maxDiff = 0;
+      for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i]! - b[i]!));
+      expect(maxDiff, name).toBeLessThan(1e-6);
+    }
+    // Student layer 0 is teacher layer 0, and the teacher's layer 1 is not copied anywhere.
+    expect(student.has('encoder.encoder.layer.1.output.dense.weight')).toBe(false);
+    for (const t of [...student.values(), ...source.values()]) t.dispose();
   }, TIMEOUT_MS);
 
   it('a run killed with -9 resumes to the same metrics as an uninterrupted one', async () => {
