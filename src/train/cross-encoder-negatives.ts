@@ -15,6 +15,7 @@
  * candidates is topped up with random documents of its type.
  */
 import { tidy } from '../engine/index.js';
+import type { Rng } from '../data/rng.js';
 import { HardNegativeMiner } from '../data/negatives.js';
 import { embedTyped, ModelEmbedder } from '../eval/embedder.js';
 import { LexicalRanker } from '../eval/lexical.js';
@@ -165,4 +166,21 @@ export function resolveRunSource(source: string, key: string): string {
   const path = RunDirectory.resolveReference(reference);
   if (path === null) throw new ConfigError([`${key}: ${source}: no such run; expected run:runs/<id>, or run:runs/<name> for the newest completed run of that name`]);
   return path;
+}
+
+/**
+ * k distinct candidates drawn from `pool` (a partial Fisher–Yates shuffle of a copy); a list
+ * shorter than k (a tiny corpus) repeats its candidates.
+ */
+export function drawCandidates(rng: Rng, pool: Int32Array, k: number): number[] {
+  const order = Array.from(pool);
+  const chosen: number[] = [];
+  for (let j = 0; j < k; j++) {
+    if (j < order.length) {
+      const pick = j + rng.int(order.length - j);
+      [order[j], order[pick]] = [order[pick]!, order[j]!];
+    }
+    chosen.push(order[j % order.length]!);
+  }
+  return chosen;
 }

@@ -19,6 +19,11 @@ export function evaluateLexicalBaselines(splits: readonly EvalSplit[]): LexicalB
   return { bm25: evaluateSplitsWithBm25(splits), tfidf_char: evaluateSplitsWithLexical(tfidfSplits, 'tfidf_char') };
 }
 
+/** The lexical baselines for a run's summary; none after a diverged run (its numbers would stand beside nothing). */
+export function lexicalBaselinesAfter(status: string, splits: readonly EvalSplit[]): LexicalBaselines {
+  return status === 'diverged' ? { bm25: {}, tfidf_char: {} } : evaluateLexicalBaselines(splits);
+}
+
 /**
  * metric | kiln | hybrid | first_stage | bm25 | tfidf_char, as percentages (×100). The hybrid
  * (`<split>/hybrid/<metric>`), first-stage (`<split>/first_stage/<metric>`, a re-ranker's

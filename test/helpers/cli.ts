@@ -1,6 +1,6 @@
 /** Running the built `kiln` CLI (bin/kiln.js) against the real data root, for end-to-end tests. */
-import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 
@@ -25,4 +25,29 @@ export function onlyRun(runsRoot: string): string {
   const runs = runDirs(runsRoot);
   expect(runs).toHaveLength(1);
   return join(runsRoot, runs[0]!);
+}
+
+/**
+ * Starts `kiln train <trainArgs> --runs runsRoot`, kills it with SIGKILL as soon as its
+ * `checkpoints/latest` names step `minStep` or later, and returns the run directory.
+ */
+export async function killAfterCheckpoint(runsRoot: string, trainArgs: string[], minStep: number): Promise<string> {
+  const child = spawn(process.execPath, [BIN, 'train', ...trainArgs, '--runs', runsRoot], { cwd: REPO_ROOT, env: ENV, stdio: 'ignore' });
+  await new Promise<void>((resolvePromise, reject) => {
+    const timer = setInterval(() => {
+      const runs = runDirs(runsRoot);
+      const latest = runs.length === 1 ? join(runsRoot, runs[0]!, 'checkpoints', 'latest') : null;
+      if (latest !== null && existsSync(latest) && Number(/step-(\d+)/.exec(readFileSync(latest, 'utf8'))?.[1]) >= minStep) {
+        child.kill('SIGKILL');
+        clearInterval(timer);
+        resolvePromise();
+      }
+    }, 10);
+    child.on('exit', () => {
+      clearInterval(timer);
+      reject(new Error('the run finished before it could be killed'));
+    });
+  });
+  await new Promise((r) => child.on('exit', r));
+  return onlyRun(runsRoot);
 }

@@ -4,14 +4,13 @@
  * hand against the runs' own summaries), the teacher cache written and reused by a second
  * student, resume after `kill -9`, and bad configs.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { REPO_ROOT, runPython } from '../helpers/python.js';
-import { BIN, ENV, kiln, onlyRun, runDirs } from '../helpers/cli.js';
+import { kiln, killAfterCheckpoint, onlyRun, runDirs } from '../helpers/cli.js';
 import { distillationReport, layerPairs } from '../../src/train/tasks/distill.js';
 import { loadSafetensors } from '../../src/engine/index.js';
 
@@ -214,25 +213,7 @@ describe('task: distill', () => {
     const straight = train(join(root, 'straight'), 'configs/tiny-distill-bert.yaml', long);
     const expected = readJson<Summary>(join(straight, 'summary.json'));
 
-    const killedRoot = join(root, 'killed');
-    const child = spawn(process.execPath, [BIN, 'train', '--config', 'configs/tiny-distill-bert.yaml', '--runs', killedRoot, ...QUICK, ...long], { cwd: REPO_ROOT, env: ENV, stdio: 'ignore' });
-    await new Promise<void>((resolvePromise, reject) => {
-      const timer = setInterval(() => {
-        const dirs = runDirs(killedRoot);
-        const latest = dirs.length === 1 ? join(killedRoot, dirs[0]!, 'checkpoints', 'latest') : null;
-        if (latest !== null && existsSync(latest) && Number(/step-(\d+)/.exec(readFileSync(latest, 'utf8'))?.[1]) >= 20) {
-          child.kill('SIGKILL');
-          clearInterval(timer);
-          resolvePromise();
-        }
-      }, 10);
-      child.on('exit', () => {
-        clearInterval(timer);
-        reject(new Error('the run finished before it could be killed'));
-      });
-    });
-    await new Promise((r) => child.on('exit', r));
-    const run = onlyRun(killedRoot);
+    const run = await killAfterCheckpoint(join(root, 'killed'), ['--config', 'configs/tiny-distill-bert.yaml', ...QUICK, ...long], 20);
     const resumed = kiln(['train', '--resume', run, '--quiet']);
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(resumed.stderr).toMatch(/resuming at step \d+ of 60/);

@@ -4,14 +4,12 @@
  * resume after `kill -9` to the same result, the NaN guard, bf16 with gradient accumulation
  * and an explicit thread count.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import { REPO_ROOT } from '../helpers/python.js';
-import { BIN, ENV, kiln, onlyRun, runDirs } from '../helpers/cli.js';
+import { kiln, killAfterCheckpoint, onlyRun } from '../helpers/cli.js';
 
 const TIMEOUT_MS = 300_000;
 const readJson = <T>(path: string): T => JSON.parse(readFileSync(path, 'utf8')) as T;
@@ -32,27 +30,6 @@ const TASKS = [
 
 // A longer run for the resume test: checkpoints every 20 steps, no evaluation until the end.
 const LONG = ['--set', 'train.steps=120', '--set', 'train.checkpoint_every=20', '--set', 'train.eval_every=0', '--set', 'train.log_every=20', '--quiet'];
-
-async function killAfterCheckpoint(runsRoot: string, config: string, minStep: number): Promise<string> {
-  const child = spawn(process.execPath, [BIN, 'train', '--config', config, '--runs', runsRoot, ...LONG], { cwd: REPO_ROOT, env: ENV, stdio: 'ignore' });
-  await new Promise<void>((resolvePromise, reject) => {
-    const timer = setInterval(() => {
-      const runs = runDirs(runsRoot);
-      const latest = runs.length === 1 ? join(runsRoot, runs[0]!, 'checkpoints', 'latest') : null;
-      if (latest !== null && existsSync(latest) && Number(/step-(\d+)/.exec(readFileSync(latest, 'utf8'))?.[1]) >= minStep) {
-        child.kill('SIGKILL');
-        clearInterval(timer);
-        resolvePromise();
-      }
-    }, 10);
-    child.on('exit', () => {
-      clearInterval(timer);
-      reject(new Error('the run finished before it could be killed'));
-    });
-  });
-  await new Promise((r) => child.on('exit', r));
-  return onlyRun(runsRoot);
-}
 
 describe.each(TASKS)('task $task ($config)', ({ task, config, kind, metrics }) => {
   if (task !== 'twotower') {
@@ -93,7 +70,7 @@ describe.each(TASKS)('task $task ($config)', ({ task, config, kind, metrics }) =
       expect(straight.status, straight.stderr).toBe(0);
       const expected = readJson<Summary>(join(onlyRun(straightRoot), 'summary.json'));
 
-      const run = await killAfterCheckpoint(mkdtempSync(join(tmpdir(), 'kiln-runs-')), config, 40);
+      const run = await killAfterCheckpoint(mkdtempSync(join(tmpdir(), 'kiln-runs-')), ['--config', config, ...LONG], 40);
       expect(existsSync(join(run, 'summary.json'))).toBe(false);
       const resumed = kiln(['train', '--resume', run, '--quiet']);
       expect(resumed.status, resumed.stderr).toBe(0);

@@ -18,6 +18,7 @@ import { padPairsToTensors, type CrossEncoderModel } from '../../models/index.js
 import type { WeightedLoss } from '../../losses/index.js';
 import type { StepContext, StepOutput, TrainStrategy } from '../strategy.js';
 import type { PairBatchSource } from './two-tower.js';
+import { drawCandidates } from '../cross-encoder-negatives.js';
 
 export interface CrossEncoderStrategyOptions {
   model: CrossEncoderModel;
@@ -55,16 +56,7 @@ export class CrossEncoderStrategy implements TrainStrategy {
       encoded.push(tokenizer.encodePair(query, doc, this.o.maxLength));
       const pool = this.o.candidates[i]!;
       if (pool.length === 0) throw new Error(`training pair ${i} (${JSON.stringify(query)}) has no negative candidates`);
-      // k distinct candidates (a partial Fisher–Yates over the candidate list); a list shorter
-      // than k (a tiny corpus) repeats its candidates.
-      const order = Array.from(pool);
-      for (let j = 0; j < k; j++) {
-        if (j < order.length) {
-          const pick = j + rng.int(order.length - j);
-          [order[j], order[pick]] = [order[pick]!, order[j]!];
-        }
-        encoded.push(tokenizer.encodePair(query, this.o.poolTexts[order[j % order.length]!]!, this.o.maxLength));
-      }
+      for (const negative of drawCandidates(rng, pool, k)) encoded.push(tokenizer.encodePair(query, this.o.poolTexts[negative]!, this.o.maxLength));
     }
     const b = items.length;
     const batch = padPairsToTensors(encoded, tokenizer.padId, this.o.device);

@@ -26,8 +26,9 @@ import { padToTensors } from '../../models/inputs.js';
 import type { EncoderStates, TwoTowerModel } from '../../models/index.js';
 import type { LayerDistillBatch, LossInputs, WeightedLoss } from '../../losses/index.js';
 import type { Teacher } from '../teacher.js';
+import { drawCandidates } from '../cross-encoder-negatives.js';
 import type { StepContext, StepOutput, TrainStrategy } from '../strategy.js';
-import type { NegativePool, PairBatchSource, TokenizedPairs } from './two-tower.js';
+import { sameGroupExclusion, type NegativePool, type PairBatchSource, type TokenizedPairs } from './two-tower.js';
 
 /** What the strategy knows of each training pair's texts (the teacher reads raw text; the student its prompted ids). */
 export interface PairTexts {
@@ -88,15 +89,7 @@ export class DistillStrategy implements TrainStrategy {
       for (const i of items) {
         const pool = candidates.perPair[i]!;
         if (pool.length === 0) throw new Error(`training pair ${i} (${JSON.stringify(texts[i]!.query)}) has no candidates`);
-        const order = Array.from(pool);
-        const chosen: number[] = [];
-        for (let j = 0; j < candidates.k; j++) {
-          if (j < order.length) {
-            const pick = j + rng.int(order.length - j);
-            [order[j], order[pick]] = [order[pick]!, order[j]!];
-          }
-          chosen.push(order[j % order.length]!);
-        }
+        const chosen = drawCandidates(rng, pool, candidates.k);
         candidateDocs.push(chosen);
         for (const doc of chosen) {
           docSeqs.push(this.o.pool.docIds[doc]!);
@@ -106,24 +99,12 @@ export class DistillStrategy implements TrainStrategy {
     }
     const docs = padToTensors(docSeqs, this.o.padId, this.o.device);
     const d = student.encode('doc', docs);
-    const c = docSeqs.length;
     const inputs: LossInputs = {};
     const logs: Record<string, number> = {};
 
     let scores: Tensor | null = null;
     const studentScores = (): Tensor => (scores ??= student.head.matrix(q, d));
-    let exclude: Tensor | undefined;
-    if (this.o.maskSameGroup) {
-      const mask = new Uint8Array(b * c);
-      let any = false;
-      for (let i = 0; i < b; i++) {
-        for (let j = 0; j < c; j++) {
-          if (j !== i && candidateGroups[j] === groups[i]) mask[i * c + j] = 1;
-          any ||= mask[i * c + j] === 1;
-        }
-      }
-      if (any) exclude = fromTypedArray(mask, { shape: [b, c], dtype: 'bool', device: this.o.device });
-    }
+    const exclude = this.o.maskSameGroup ? sameGroupExclusion(groups, candidateGroups, this.o.device) : undefined;
     if (this.#inputs.has('scores')) inputs.scores = { scores: studentScores(), exclude, groups: Int32Array.from(groups) };
 
     if (teacher.kind === 'bi-encoder' && (this.#inputs.has('embeddings') || this.#inputs.has('teacher_scores'))) {

@@ -63,6 +63,27 @@ export interface TwoTowerStrategyOptions {
   hardNegatives: { k: number; refreshEvery: number; startStep: number; pool: NegativePool; miner: NegativeMiner; embedder: ModelEmbedder } | null;
 }
 
+/**
+ * [B, C] bool: true where candidate j is of query i's group (concept) but is not its own
+ * positive (column i), so in-batch items of the same concept are not scored as negatives;
+ * undefined when there is none.
+ */
+export function sameGroupExclusion(queryGroups: ArrayLike<number>, candidateGroups: ArrayLike<number>, device: 'cpu' | 'cuda'): Tensor | undefined {
+  const b = queryGroups.length;
+  const c = candidateGroups.length;
+  const mask = new Uint8Array(b * c);
+  let any = false;
+  for (let i = 0; i < b; i++) {
+    for (let j = 0; j < c; j++) {
+      if (j !== i && candidateGroups[j] === queryGroups[i]) {
+        mask[i * c + j] = 1;
+        any = true;
+      }
+    }
+  }
+  return any ? fromTypedArray(mask, { shape: [b, c], dtype: 'bool', device }) : undefined;
+}
+
 export class TwoTowerStrategy implements TrainStrategy {
   readonly modules;
   #lastRefresh = -1;
@@ -120,21 +141,7 @@ export class TwoTowerStrategy implements TrainStrategy {
     const d = model.encode('doc', docs);
     const scores = model.head.matrix(q, d); // [B, C]
 
-    const c = candidateGroups.length;
-    let exclude: Tensor | undefined;
-    if (this.o.maskSameGroup) {
-      const mask = new Uint8Array(b * c);
-      let any = false;
-      for (let i = 0; i < b; i++) {
-        for (let j = 0; j < c; j++) {
-          if (j !== i && candidateGroups[j] === groups[i]) {
-            mask[i * c + j] = 1;
-            any = true;
-          }
-        }
-      }
-      if (any) exclude = fromTypedArray(mask, { shape: [b, c], dtype: 'bool', device: this.o.device });
-    }
+    const exclude = this.o.maskSameGroup ? sameGroupExclusion(groups, candidateGroups, this.o.device) : undefined;
     const { total, parts } = this.o.loss.forward({ scores: { scores, exclude, groups } });
     const logs: Record<string, number> = {};
     for (const [name, value] of Object.entries(parts)) logs[`loss_${name}`] = value.item();

@@ -14,7 +14,7 @@ import { lexicalRanker, CorpusEmbeddings } from '../../eval/splits.js';
 import type { KilnConfig } from '../../config/schema.js';
 import { loadRunData, prepareEncoder } from '../setup.js';
 import { applyInitSource, formatInitReport } from '../init-from.js';
-import { evaluateLexicalBaselines, formatSummaryTable } from '../summary.js';
+import { formatSummaryTable, lexicalBaselinesAfter } from '../summary.js';
 import { createPairBatchSource } from '../data-adapters.js';
 import { mineCrossEncoderCandidates, resolveRunSource } from '../cross-encoder-negatives.js';
 import { CrossEncoderStrategy } from '../strategies/cross-encoder.js';
@@ -109,7 +109,7 @@ export const crossEncoderTask: Task = {
           evaluate:
             first === null ? null : (step) => evaluateSplitsReranked(data.evalSplits, first.stage, scorer, rerankOptions(config, step < config.train.steps)),
           summarize(end, metrics, runId) {
-            const lexical = end.status === 'diverged' ? { bm25: {}, tfidf_char: {} } : evaluateLexicalBaselines(data.evalSplits);
+            const lexical = lexicalBaselinesAfter(end.status, data.evalSplits);
             return {
               fields: { ...lexical, firstStage: first?.name ?? null, rerankTopK: config.cross_encoder.rerank.top_k, trainingPairs: data.pairCounts, badRows: data.badRows.toJSON() },
               table: `${formatSummaryTable({ runId, metrics, ...lexical })}\n(kiln = the cross-encoder re-ranking the top ${config.cross_encoder.rerank.top_k} of ${first?.name ?? '-'})`,

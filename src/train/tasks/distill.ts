@@ -23,14 +23,13 @@ import { createWeightedLoss, LOSSES } from '../../losses/index.js';
 import { readRunModelJson, TwoTowerModel, type EncoderConfig, type KindedModel, type Side } from '../../models/index.js';
 import type { PairExample } from '../../data/types.js';
 import { ModelEmbedder } from '../../eval/embedder.js';
-import { DEFAULT_HYBRID, evaluateSplitsWithModel } from '../../eval/splits.js';
-import { hybridReport } from '../../eval/hybrid.js';
+import { evaluateSplitsWithModel } from '../../eval/splits.js';
 import { ConfigError } from '../../config/errors.js';
 import type { KilnConfig } from '../../config/schema.js';
 import { RunDirectory } from '../../track/run-dir.js';
 import { loadRunData, prepareEncoder, twoTowerConfigFrom } from '../setup.js';
 import { applyInitSource, formatInitReport, resolveInitSource } from '../init-from.js';
-import { evaluateLexicalBaselines, formatSummaryTable } from '../summary.js';
+import { formatSummaryTable, lexicalBaselinesAfter } from '../summary.js';
 import { createPairBatchSource } from '../data-adapters.js';
 import { mineCrossEncoderCandidates } from '../cross-encoder-negatives.js';
 import { loadTeacher, precomputeExportedTeacher, resolveTeacherPath, type Teacher } from '../teacher.js';
@@ -38,7 +37,7 @@ import { parseModelCard } from '../../export/card.js';
 import { TEACHER_CACHE_DIR } from '../teacher-cache.js';
 import { DistillStrategy } from '../strategies/distill.js';
 import type { Task } from '../task.js';
-import { describePairData, pairMaxLength, tokenizePairs } from './two-tower.js';
+import { describePairData, pairMaxLength, tokenizePairs, twoTowerTask } from './two-tower.js';
 
 /** The [student, teacher] layer pairs: the config's, or uniform (0 ↔ 0, i ↔ i·Lt/Ls). */
 export function layerPairs(map: KilnConfig['distill']['layer_map'], studentLayers: number, teacherLayers: number): Array<[number, number]> {
@@ -229,7 +228,7 @@ export const distillTask: Task = {
             strategy,
             evaluate: data.evalSplits.length === 0 ? null : (step) => evaluateSplitsWithModel(data.evalSplits, embedder, { sampled: step < config.train.steps }),
             summarize(end, metrics, runId) {
-              const lexical = end.status === 'diverged' ? { bm25: {}, tfidf_char: {} } : evaluateLexicalBaselines(data.evalSplits);
+              const lexical = lexicalBaselinesAfter(end.status, data.evalSplits);
               // A teacher without a summary (a Hugging Face model) is evaluated here, on the same splits.
               let teacherMetrics = teacher.metrics;
               if (Object.keys(teacherMetrics).length === 0 && teacher.kind === 'bi-encoder' && teacher.model !== null && data.evalSplits.length > 0) {
@@ -268,13 +267,6 @@ export const distillTask: Task = {
       },
     };
   },
-  evaluator(config, loaded) {
-    if (loaded.kind !== 'two-tower') throw new Error(`${loaded.runPath}: a ${loaded.kind} model in a distill run`);
-    const embedder = new ModelEmbedder(loaded.model, loaded.tokenizer, { maxLength: loaded.json.maxLength, batchSize: 256, precision: config.train.precision, device: config.train.device });
-    return {
-      evaluate: (splits) => evaluateSplitsWithModel(splits, embedder, { sampled: false }),
-      hybrid: (splits) => hybridReport(splits, embedder, DEFAULT_HYBRID),
-      dispose: () => {},
-    };
-  },
+  // The student is a two-tower model: `kiln eval` evaluates it as one.
+  evaluator: (config, loaded) => twoTowerTask.evaluator!(config, loaded),
 };

@@ -14,7 +14,7 @@ import type { WordPieceTokenizer } from '../../data/tokenizer.js';
 import type { KilnConfig } from '../../config/schema.js';
 import { loadRunData, prepareEncoder, twoTowerConfigFrom, type RunData } from '../setup.js';
 import { applyInitSource, formatInitReport } from '../init-from.js';
-import { evaluateLexicalBaselines, formatSummaryTable } from '../summary.js';
+import { formatSummaryTable, lexicalBaselinesAfter } from '../summary.js';
 import { createNegativeMiner, createPairBatchSource } from '../data-adapters.js';
 import { TwoTowerStrategy, type NegativePool, type TokenizedPairs } from '../strategies/two-tower.js';
 import type { Task } from '../task.js';
@@ -98,7 +98,7 @@ export const twoTowerTask: Task = {
           evaluate: data.evalSplits.length === 0 ? null : (step) => evaluateSplitsWithModel(data.evalSplits, embedder, { sampled: step < config.train.steps }),
           summarize(end, metrics, runId) {
             // Beside every neural number, BM25's on the same (full) split, and the hybrid's other lexical ranker.
-            const lexical = end.status === 'diverged' ? { bm25: {}, tfidf_char: {} } : evaluateLexicalBaselines(data.evalSplits);
+            const lexical = lexicalBaselinesAfter(end.status, data.evalSplits);
             return {
               fields: { ...lexical, trainingPairs: data.pairCounts, decontaminatedPairs: data.decontaminated, badRows: data.badRows.toJSON() },
               table: formatSummaryTable({ runId, metrics, ...lexical }),
