@@ -107,7 +107,7 @@ interface MetricsReport {
   gapBridged: Record<string, number>;
 }
 
-/** Retention and gap bridged for every metric that the teacher, the student and (for the gap) the baseline all have. */
+/** Retention for every metric that the teacher and the student have; the gap bridged where the baseline has it too and the teacher is ahead of it. */
 export function distillationReport(teacher: Record<string, number>, before: Record<string, number> | null, after: Record<string, number>): MetricsReport {
   const retention: Record<string, number> = {};
   const gapBridged: Record<string, number> = {};
@@ -115,8 +115,9 @@ export function distillationReport(teacher: Record<string, number>, before: Reco
     const t = teacher[key];
     if (t === undefined) continue;
     if (t !== 0) retention[key] = value / t;
+    // A gap exists only where the teacher is ahead (every metric here is higher-is-better).
     const b = before?.[key];
-    if (b !== undefined && t !== b) gapBridged[key] = (value - b) / (t - b);
+    if (b !== undefined && t > b) gapBridged[key] = (value - b) / (t - b);
   }
   return { teacher, before, after, retention, gapBridged };
 }
