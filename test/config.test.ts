@@ -364,7 +364,7 @@ train:
     expect(mlm.mlm).toEqual({ probability: 0.15, whole_word: false, held_out: 512 });
     const ce = parseConfigText(edit('name: unit-test', 'task: cross-encoder\nname: unit-test', edit('loss:\n  - name: infonce\n    temperature: 0.05\n', '')), 't.yaml').config;
     expect(ce.loss).toMatchObject([{ name: 'bce', scale: 1, bias: 0, learnable_scale: false, learnable_bias: false }]);
-    expect(ce.cross_encoder).toEqual({ negatives: { source: 'bm25', k: 3, pool: 30 }, rerank: { first_stage: 'bm25', top_k: 50, max_queries: null } });
+    expect(ce.cross_encoder).toEqual({ negatives: { source: 'bm25', k: 3, pool: 30, random: 0 }, rerank: { first_stage: 'bm25', top_k: 50, max_queries: null } });
   });
 
   it('a two-tower config without loss: is an error', () => {
@@ -387,5 +387,11 @@ train:
 
   it('cross_encoder sources are bm25 or run:<dir>', () => {
     expect(problems(BASE, ['task=cross-encoder', 'cross_encoder.negatives.source=tfidf'])).toEqual(['t.yaml: cross_encoder.negatives.source: expected bm25 or run:<run directory>, got "tfidf" (from --set cross_encoder.negatives.source=tfidf)']);
+  });
+
+  it('cross_encoder.negatives.random counts among the k negatives', () => {
+    expect(problems(BASE, ['task=cross-encoder', 'cross_encoder.negatives.k=3', 'cross_encoder.negatives.random=4'])).toEqual([
+      't.yaml: cross_encoder.negatives.random: random must be at most k (it counts the random ones among the k negatives), got 4 (from --set cross_encoder.negatives.random=4)',
+    ]);
   });
 });

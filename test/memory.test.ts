@@ -71,7 +71,7 @@ describe('memory stays bounded over a long training loop', () => {
       // The loop did train (so the steps were real work, not no-ops).
       const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
       expect(mean(losses.slice(-500))).toBeLessThan(0.5 * mean(losses.slice(0, 50)));
-      expect(seconds).toBeLessThan(60);
+      // No wall-clock bound: a busy machine would fail it. Speed is measured in bench/ (npm run bench).
     } finally {
       opt.dispose();
       l1.dispose();

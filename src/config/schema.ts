@@ -252,9 +252,16 @@ const crossEncoderSchema = z
         source: runReference.default('bm25').describe('Who mines the negatives: bm25, or run:<dir> for a trained two-tower run (its nearest documents; run:runs/<name> = the newest completed run of that name)'),
         k: z.number().int().min(1).max(64).default(3).describe('Negatives per positive'),
         pool: positiveInt.max(1000).default(30).describe('Candidates retrieved per query; the k negatives are drawn from them (the positive and same-concept documents excluded)'),
+        random: z
+          .number()
+          .int()
+          .min(0)
+          .default(0)
+          .describe('How many of the k negatives are drawn each step at random from all documents of the positive\'s type instead of the mined pool: mined negatives alone teach the miner\'s signature (BM25: shared words mean negative)'),
       })
       .strict()
-      .default({ source: 'bm25', k: 3, pool: 30 }),
+      .refine((n) => n.random <= n.k, { message: 'random must be at most k (it counts the random ones among the k negatives)', path: ['random'] })
+      .default({ source: 'bm25', k: 3, pool: 30, random: 0 }),
     rerank: z
       .object({
         first_stage: runReference.default('bm25').describe('The retriever whose candidates the cross-encoder re-ranks in evaluation: bm25 or run:<dir>'),
@@ -323,7 +330,7 @@ export const configSchema = z
     eval: evalSettingsSchema.default({ lexical: { fields: ['text', 'labels'], match: 'best' }, hybrid: null }).describe('Lexical rankers and hybrid (dense + lexical) ranking in evaluation'),
     mlm: mlmSchema.default({ probability: 0.15, whole_word: false, held_out: 512 }).describe('Masking and held-out evaluation of task: mlm (ignored by other tasks)'),
     cross_encoder: crossEncoderSchema
-      .default({ negatives: { source: 'bm25', k: 3, pool: 30 }, rerank: { first_stage: 'bm25', top_k: 50, max_queries: null } })
+      .default({ negatives: { source: 'bm25', k: 3, pool: 30, random: 0 }, rerank: { first_stage: 'bm25', top_k: 50, max_queries: null } })
       .describe('Negatives and re-ranking of task: cross-encoder (ignored by other tasks)'),
     distill: distillSchema
       .default({ teacher: null, student_init: 'config', layer_map: 'uniform', candidates: { source: 'bm25', k: 3, pool: 30 }, baseline: null })

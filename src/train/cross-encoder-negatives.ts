@@ -12,10 +12,24 @@
  * positive, never of the positive's concept (a same-concept document would be a false
  * negative). Each step then draws k of them per pair (strategies/cross-encoder.ts), so the
  * model sees different negatives of the same query over the epochs. A pair with fewer than k
- * candidates is topped up with random documents of its type.
+ * candidates is topped up with random documents of its type (seeded per pair).
+ *
+ * Candidates are mined on first use, a batch at a time, and memoised: a run touches only the
+ * queries its steps draw. Mining all 178k distinct training queries up front with the teacher
+ * (bert-small) took longer than the 600 training steps that use 19k of them. The pool's
+ * embeddings are computed once, at the start. BM25 candidates are exact; a run's candidates
+ * depend on float rounding of the batch they were embedded in, so a resumed run can differ
+ * from an uninterrupted one where two documents tie to the last bit.
+ *
+ * `random` of the k negatives are instead drawn each step uniformly from all documents of the
+ * positive's type (`drawRandom`). Why: mined negatives alone carry the miner's signature, and
+ * a re-ranker learns it as a shortcut. BM25 negatives always share words with the query while
+ * many positives (an alternative label → the preferred label) share none, so a BM25-only
+ * cross-encoder learnt "overlap means negative" and re-ranked worse than random order
+ * (RESULTS.md, "Teachers"). Random negatives keep the easy half of relevance in the data.
  */
 import { tidy } from '../engine/index.js';
-import type { Rng } from '../data/rng.js';
+import { Rng } from '../data/rng.js';
 import { HardNegativeMiner } from '../data/negatives.js';
 import { embedTyped, ModelEmbedder } from '../eval/embedder.js';
 import { LexicalRanker } from '../eval/lexical.js';
@@ -25,13 +39,6 @@ import type { RunData } from './setup.js';
 import { RunDirectory } from '../track/run-dir.js';
 import { ConfigError } from '../config/errors.js';
 import type { NegativePool, TokenizedPairs } from './strategies/two-tower.js';
-
-export interface MinedCandidates {
-  /** Candidate pool indices per training pair, best first. */
-  candidates: Int32Array[];
-  /** What mined them, for the log. */
-  description: string;
-}
 
 /** Distinct queries of the pairs: text, type and one group per text (its first pair's). */
 function distinctQueries(data: RunData, pairs: TokenizedPairs): { index: Int32Array; texts: string[]; types: string[]; groups: Int32Array } {
@@ -61,34 +68,56 @@ function positiveGroups(queryIndex: Int32Array, pairs: TokenizedPairs, queries: 
   return out;
 }
 
-export function mineCrossEncoderCandidates(
-  data: RunData,
-  pairs: TokenizedPairs,
-  pool: NegativePool,
-  options: { source: string; poolSize: number; k: number; seed: number; key?: string },
-): MinedCandidates {
-  const sourceKey = options.key ?? 'cross_encoder.negatives.source';
-  const queries = distinctQueries(data, pairs);
-  const own = positiveGroups(queries.index, pairs, queries.texts.length);
-  const docType = data.pairs.map((p) => p.docType);
-  // Candidates per distinct (query, doc type): documents of the positive's type only.
-  const perQuery = new Map<string, Int32Array>();
-  const typeOfPool = pool.types;
-  const allowed = (doc: number, q: number, type: string): boolean => typeOfPool[doc] === type && !own[q]!.has(pool.group[doc]!);
-  const wanted = new Map<string, { q: number; type: string }>();
-  data.pairs.forEach((_, i) => wanted.set(`${queries.index[i]}\u0000${docType[i]}`, { q: queries.index[i]!, type: docType[i]! }));
+/** Where a strategy gets each training pair's negatives: mined candidates, and random ones. */
+export interface CandidateSource {
+  /** What mines them, for the log. */
+  readonly description: string;
+  /** Candidate pool indices of each of these pairs, best first (mined on first use, then memoised). */
+  candidatesOf(items: Iterable<number>): Int32Array[];
+  /**
+   * `count` distinct random documents of pair i's document type, none of the pair's query's
+   * concepts and none in `taken`, drawn from `rng` (fewer only if the type has too few).
+   */
+  drawRandom(i: number, rng: Rng, count: number, taken: readonly number[]): number[];
+  dispose(): void;
+}
 
-  let description: string;
-  if (options.source === 'bm25') {
-    const ranker = new LexicalRanker('bm25', pool.texts.map((text, i) => ({ id: String(i), text })), { fields: ['text'], match: 'best' });
-    for (const [key, { q, type }] of wanted) {
-      // Documents that share a word with the query, best first; the type and concept filter
-      // runs on these few, not on the whole pool.
-      const { docs } = ranker.candidates(queries.texts[q]!, options.poolSize * 4);
-      perQuery.set(key, docs.filter((d) => allowed(d, q, type)).slice(0, options.poolSize));
+interface RunRetriever {
+  miner: HardNegativeMiner;
+  embedder: ModelEmbedder;
+  dispose(): void;
+}
+
+export class CandidateMiner implements CandidateSource {
+  readonly description: string;
+  readonly #queries: ReturnType<typeof distinctQueries>;
+  readonly #own: Array<Set<number>>;
+  readonly #docType: string[];
+  readonly #byType = new Map<string, number[]>();
+  readonly #memo = new Map<string, Int32Array>();
+  readonly #ranker: LexicalRanker | null = null;
+  #retriever: RunRetriever | null = null;
+
+  constructor(
+    data: RunData,
+    pairs: TokenizedPairs,
+    private readonly pool: NegativePool,
+    private readonly options: { source: string; poolSize: number; k: number; seed: number; key?: string },
+  ) {
+    const sourceKey = options.key ?? 'cross_encoder.negatives.source';
+    this.#queries = distinctQueries(data, pairs);
+    this.#own = positiveGroups(this.#queries.index, pairs, this.#queries.texts.length);
+    this.#docType = data.pairs.map((p) => p.docType);
+    pool.types.forEach((t, d) => {
+      const list = this.#byType.get(t);
+      if (list === undefined) this.#byType.set(t, [d]);
+      else list.push(d);
+    });
+    if (options.source === 'bm25') {
+      this.#ranker = new LexicalRanker('bm25', pool.texts.map((text, i) => ({ id: String(i), text })), { fields: ['text'], match: 'best' });
+      this.description = `BM25 over ${pool.texts.length} training documents`;
+      return;
     }
-    description = `BM25 over ${pool.texts.length} training documents`;
-  } else {
     const runPath = resolveRunSource(options.source, sourceKey);
     const teacher = loadRunModel(runPath);
     if (teacher.kind !== 'two-tower') {
@@ -102,63 +131,102 @@ export function mineCrossEncoderCandidates(
         const indices = [...docIndices];
         return embedTyped(embedder, 'doc', indices.map((i) => pool.types[i]!), indices.map((i) => pool.texts[i]!));
       });
-      const chunk = 512;
-      const keys = [...wanted.entries()];
-      for (let start = 0; start < keys.length; start += chunk) {
-        const slice = keys.slice(start, start + chunk);
-        const byType = new Map<string, Array<[string, { q: number; type: string }]>>();
-        for (const entry of slice) {
-          const type = queries.types[entry[1].q]!;
-          byType.set(type, [...(byType.get(type) ?? []), entry]);
-        }
-        for (const [queryType, entries] of byType) {
-          tidy(() => {
-            const emb = embedder.embed('query', queryType, entries.map(([, { q }]) => queries.texts[q]!));
-            const groups = Int32Array.from(entries, ([, { q }]) => queries.groups[q]!);
-            // Mine extra: candidates of another type or another positive concept are filtered after.
-            const mined = miner.mine(emb, groups, Math.min(pool.texts.length, options.poolSize * 4));
-            const per = mined.length / entries.length;
-            entries.forEach(([key, { q, type }], r) => {
-              const row = mined.subarray(r * per, (r + 1) * per);
-              perQuery.set(key, row.filter((d) => d >= 0 && allowed(d, q, type)).slice(0, options.poolSize));
-            });
-          });
-        }
-      }
-    } finally {
+    } catch (error) {
       miner.dispose();
       teacher.model.dispose();
+      throw error;
     }
-    description = `the two-tower run ${runPath} over ${pool.texts.length} training documents`;
+    this.#retriever = { miner, embedder, dispose: () => (miner.dispose(), teacher.model.dispose()) };
+    this.description = `the two-tower run ${runPath} over ${pool.texts.length} training documents`;
   }
 
-  // Top up short lists with random documents of the right type (seeded), so every pair has k.
-  const byType = new Map<string, number[]>();
-  pool.types.forEach((t, d) => byType.set(t, [...(byType.get(t) ?? []), d]));
-  let state = options.seed >>> 0 || 1;
-  const random = (n: number): number => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state % n;
-  };
-  let toppedUp = 0;
-  const candidates = data.pairs.map((_, i) => {
-    const key = `${queries.index[i]}\u0000${docType[i]}`;
-    const list = [...(perQuery.get(key) ?? [])];
-    const type = docType[i]!;
-    const q = queries.index[i]!;
-    const docs = byType.get(type)!;
-    if (list.length < options.k) {
-      toppedUp++;
-      for (let tries = 0; list.length < options.k && tries < 50 * options.k; tries++) {
-        const d = docs[random(docs.length)]!;
-        if (allowed(d, q, type) && !list.includes(d)) list.push(d);
-      }
+  #allowed(doc: number, q: number, type: string): boolean {
+    return this.pool.types[doc] === type && !this.#own[q]!.has(this.pool.group[doc]!);
+  }
+
+  #key(i: number): string {
+    return `${this.#queries.index[i]}\u0000${this.#docType[i]}`;
+  }
+
+  candidatesOf(pairsOf: Iterable<number>): Int32Array[] {
+    const items = [...pairsOf];
+    const missing = new Map<string, { q: number; type: string; pair: number }>();
+    for (const i of items) {
+      const key = this.#key(i);
+      if (!this.#memo.has(key)) missing.set(key, { q: this.#queries.index[i]!, type: this.#docType[i]!, pair: i });
+    }
+    if (missing.size > 0) {
+      const mined = this.#ranker !== null ? this.#mineBm25(missing) : this.#mineRun(missing);
+      for (const [key, list] of mined) this.#memo.set(key, this.#topUp(missing.get(key)!, list));
+    }
+    return items.map((i) => this.#memo.get(this.#key(i))!);
+  }
+
+  #mineBm25(wanted: Map<string, { q: number; type: string }>): Map<string, number[]> {
+    const out = new Map<string, number[]>();
+    for (const [key, { q, type }] of wanted) {
+      // Documents that share a word with the query, best first; the type and concept filter
+      // runs on these few, not on the whole pool.
+      const { docs } = this.#ranker!.candidates(this.#queries.texts[q]!, this.options.poolSize * 4);
+      out.set(key, [...docs].filter((d) => this.#allowed(d, q, type)).slice(0, this.options.poolSize));
+    }
+    return out;
+  }
+
+  #mineRun(wanted: Map<string, { q: number; type: string }>): Map<string, number[]> {
+    const { miner, embedder } = this.#retriever!;
+    const out = new Map<string, number[]>();
+    const byQueryType = new Map<string, Array<[string, { q: number; type: string }]>>();
+    for (const entry of wanted) {
+      const type = this.#queries.types[entry[1].q]!;
+      const list = byQueryType.get(type);
+      if (list === undefined) byQueryType.set(type, [entry]);
+      else list.push(entry);
+    }
+    for (const [queryType, entries] of byQueryType) {
+      tidy(() => {
+        const emb = embedder.embed('query', queryType, entries.map(([, { q }]) => this.#queries.texts[q]!));
+        const groups = Int32Array.from(entries, ([, { q }]) => this.#queries.groups[q]!);
+        // Mine extra: candidates of another type or another positive concept are filtered after.
+        const mined = miner.mine(emb, groups, Math.min(this.pool.texts.length, this.options.poolSize * 4));
+        const per = mined.length / entries.length;
+        entries.forEach(([key, { q, type }], r) => {
+          const row = mined.subarray(r * per, (r + 1) * per);
+          out.set(key, [...row].filter((d) => d >= 0 && this.#allowed(d, q, type)).slice(0, this.options.poolSize));
+        });
+      });
+    }
+    return out;
+  }
+
+  /** Tops a short list up to k with random documents of the pair's type, seeded by the pair, so the order of mining does not matter. */
+  #topUp(wanted: { q: number; type: string; pair: number }, list: number[]): Int32Array {
+    if (list.length < this.options.k) {
+      const rng = Rng.derive(this.options.seed, `cross-encoder-top-up:${this.#key(wanted.pair)}`);
+      list.push(...this.#random(wanted.q, wanted.type, rng, this.options.k - list.length, list));
     }
     return Int32Array.from(list);
-  });
-  return { candidates, description: `${description}; ${toppedUp} pair(s) topped up with random documents` };
-}
+  }
 
+  #random(q: number, type: string, rng: Rng, count: number, taken: readonly number[]): number[] {
+    const docs = this.#byType.get(type)!;
+    const out: number[] = [];
+    for (let tries = 0; out.length < count && tries < 50 * count; tries++) {
+      const d = docs[rng.int(docs.length)]!;
+      if (this.#allowed(d, q, type) && !taken.includes(d) && !out.includes(d)) out.push(d);
+    }
+    return out;
+  }
+
+  drawRandom(i: number, rng: Rng, count: number, taken: readonly number[]): number[] {
+    return this.#random(this.#queries.index[i]!, this.#docType[i]!, rng, count, taken);
+  }
+
+  dispose(): void {
+    this.#retriever?.dispose();
+    this.#retriever = null;
+  }
+}
 
 /** `run:<dir>` → the run directory (`run:runs/<name>` = the newest completed run of that name); a missing run is a config error. */
 export function resolveRunSource(source: string, key: string): string {

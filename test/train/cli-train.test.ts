@@ -44,9 +44,15 @@ describe('kiln train (configs/tiny.yaml)', () => {
     expect(Object.keys(summary.metrics).sort()).toEqual([...dense, 'tech/hybrid/mrr', 'tech/hybrid/rp@5'].sort());
     expect(Object.keys(summary.bm25).sort()).toEqual(dense);
     expect(Object.keys(summary.tfidf_char).sort()).toEqual(['tech/mrr', 'tech/rp@5']);
-    for (const [k, v] of [...Object.entries(summary.metrics), ...Object.entries(summary.bm25)]) {
-      expect(k === 'stsb/spearman' ? v >= -1 && v <= 1 : v >= 0 && v <= 1, `${k} = ${v}`).toBe(true);
-    }
+    // Trained beats untrained: the same config stopped after one step (measured: JobBERT MRR
+    // 10.43 against 7.38, ROC-AUC 69.70 against 62.47, TECH RP@5 9.56 against 7.78).
+    const untrainedRuns = mkdtempSync(join(tmpdir(), 'kiln-runs-'));
+    const u = kiln(['train', '--config', 'configs/tiny.yaml', '--runs', untrainedRuns, '--quiet', '--set', 'train.steps=1', '--set', 'train.warmup_steps=0', '--set', 'train.eval_every=0']);
+    expect(u.status, u.stderr).toBe(0);
+    const untrained = readSummary(onlyRun(untrainedRuns)).metrics;
+    expect(summary.metrics['jobbert/mrr']! - untrained['jobbert/mrr']!).toBeGreaterThan(0.02);
+    expect(summary.metrics['jobbert/roc_auc']! - untrained['jobbert/roc_auc']!).toBeGreaterThan(0.04);
+    expect(summary.metrics['tech/rp@5']!).toBeGreaterThan(untrained['tech/rp@5']!);
     // The summary table prints Kiln's numbers beside the hybrid's, BM25's and TF-IDF's.
     expect(r.stderr).toMatch(/metric\s+kiln\s+hybrid\s+bm25\s+tfidf_char/);
     expect(r.stderr).toMatch(/tech\/rp@5\s+\d+\.\d\d\s+\d+\.\d\d\s+\d+\.\d\d\s+\d+\.\d\d/);

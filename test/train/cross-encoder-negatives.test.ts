@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 
-import { mineCrossEncoderCandidates } from '../../src/train/cross-encoder-negatives.js';
+import { Rng } from '../../src/data/rng.js';
+import { CandidateMiner } from '../../src/train/cross-encoder-negatives.js';
 import { tokenizePairs } from '../../src/train/tasks/two-tower.js';
 import type { RunData } from '../../src/train/setup.js';
 import { BadRowReport, type PairExample } from '../../src/data/types.js';
@@ -14,7 +15,7 @@ import { DATA_ROOT } from '../data/root.js';
 
 const pair = (query: string, doc: string, group: string, docType = 'occupation'): PairExample => ({ query, doc, group, queryType: 'title', docType, source: 't:1' });
 
-describe('mineCrossEncoderCandidates (bm25)', () => {
+describe('CandidateMiner (bm25)', () => {
   it('keeps the type, excludes every concept the query is paired with, ranks by BM25 and tops up to k', () => {
     const pairs = [
       pair('senior java developer', 'software developer', 'dev'),
@@ -27,7 +28,13 @@ describe('mineCrossEncoderCandidates (bm25)', () => {
     const data: RunData = { pairs, evalSplits: [], badRows: new BadRowReport(), pairCounts: {}, decontaminated: 0, pairRanges: [{ recipe: 'x', start: 0, end: pairs.length, weight: 1 }] };
     const tokenizer = WordPieceTokenizer.fromVocabFile(join(DATA_ROOT, 'bert-vocab', 'vocab.txt'));
     const { pairs: tokenized, pool } = tokenizePairs(data, tokenizer, (_t, text) => text, { query: 16, doc: 16 });
-    const { candidates } = mineCrossEncoderCandidates(data, tokenized, pool, { source: 'bm25', poolSize: 10, k: 2, seed: 1 });
+    const miner = new CandidateMiner(data, tokenized, pool, { source: 'bm25', poolSize: 10, k: 2, seed: 1 });
+    const all = pairs.map((_, i) => i);
+    // Mined on first use: any order of asking gives the same lists (top-ups are seeded per pair).
+    const reversed = new CandidateMiner(data, tokenized, pool, { source: 'bm25', poolSize: 10, k: 2, seed: 1 }).candidatesOf([...all].reverse()).reverse();
+    const candidates = miner.candidatesOf(all);
+    expect(candidates.map((c) => [...c])).toEqual(reversed.map((c) => [...c]));
+    expect(miner.candidatesOf([2])[0]).toBe(candidates[2]); // memoised
     const texts = candidates.map((list) => [...list].map((d) => pool.texts[d]));
     // "registered nurse" shares no word with another concept's document: it is topped up with random occupations.
     for (const [i, list] of texts.slice(0, 5).entries()) {
@@ -46,5 +53,13 @@ describe('mineCrossEncoderCandidates (bm25)', () => {
     expect(texts[1]).not.toContain('software developer');
     // The only skill document is the skill pair's own positive: nothing to mine, nothing to top up with.
     expect(texts[5]).toEqual([]);
+    // Random negatives: the positive's type, never the query's own concepts, never one already taken.
+    const taken = [pool.texts.indexOf('nurse')];
+    for (let seed = 1; seed <= 20; seed++) {
+      const drawn = miner.drawRandom(0, new Rng(seed), 2, taken).map((d) => pool.texts[d]);
+      expect(drawn).toHaveLength(2);
+      for (const doc of drawn) expect(['nursing assistant', 'data scientist']).toContain(doc);
+    }
+    expect(miner.drawRandom(5, new Rng(1), 1, [])).toEqual([]); // no other skill exists
   });
 });

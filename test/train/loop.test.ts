@@ -2,7 +2,7 @@
  * The training loop with a small regression strategy: NaN guard, checkpoints, exact resume,
  * early stopping, gradient accumulation.
  */
-import { mkdtempSync, readFileSync, existsSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -55,6 +55,10 @@ class RegressionStrategy implements TrainStrategy {
   weights(): number[] {
     return this.model.parameters().flatMap((p) => p.toArray());
   }
+  /** Mean squared error over all 8 rows, without gradients. */
+  fullLoss(): number {
+    return tidy(() => this.model.layer.forward(this.x).sub(this.y).square().mean().item());
+  }
 }
 
 const OPTIONS: TrainOptions = {
@@ -92,11 +96,14 @@ describe('runTraining', () => {
   it('reduces the loss and writes a final checkpoint', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kiln-loop-'));
     const s = new RegressionStrategy();
-    const before = s.weights();
+    const before = s.fullLoss();
     const { end, saved } = train(s, dir);
     expect(end.status).toBe('completed');
     expect(saved).toEqual([12]);
-    expect(s.weights()).not.toEqual(before);
+    const after = s.fullLoss();
+    // Measured 5.20 → 3.95 over all 8 rows in 12 clipped steps (−24%); weights that merely change
+    // (or move the wrong way) fail this bound.
+    expect(after).toBeLessThan(0.85 * before);
     expect(readFileSync(join(dir, 'checkpoints', 'latest'), 'utf8').trim()).toBe('step-0000012');
     // Only the newest checkpoint is kept, and no temporaries are left behind.
     expect(readdirSync(join(dir, 'checkpoints')).sort()).toEqual(['latest', 'step-0000012']);
@@ -206,15 +213,17 @@ describe('runTraining', () => {
   });
 
   it('keeps native memory flat: no tensors leak across steps', () => {
+    // Every tensor the loop makes (optimizer state, gradients, step scalars) is released by the
+    // end of the run: 5 steps and 50 steps leave exactly the count they found. A leak of one
+    // tensor per step shows as 50 here.
+    const base = liveTensorCount();
     const s = new RegressionStrategy();
-    const dir = mkdtempSync(join(tmpdir(), 'kiln-loop-'));
-    train(s, dir, { steps: 5, checkpointEvery: 100 });
-    const after5 = liveTensorCount();
-    const s2 = new RegressionStrategy();
+    train(s, mkdtempSync(join(tmpdir(), 'kiln-loop-')), { steps: 5, checkpointEvery: 100 });
     s.dispose();
+    expect(liveTensorCount()).toBe(base);
+    const s2 = new RegressionStrategy();
     train(s2, mkdtempSync(join(tmpdir(), 'kiln-loop-')), { steps: 50, checkpointEvery: 100 });
     s2.dispose();
-    expect(liveTensorCount()).toBeLessThanOrEqual(after5);
-    expect(existsSync(dir)).toBe(true);
+    expect(liveTensorCount()).toBe(base);
   });
 });

@@ -8,6 +8,9 @@
  *   loss = Σ w_l · loss_l(S)                            (bce on logits by default; infonce is the
  *                                                        listwise alternative)
  *
+ * `randomNegatives` of the k are drawn uniformly from the positive's document type instead of
+ * the mined pool (the mix of ../cross-encoder-negatives.ts).
+ *
  * The k negatives of step s are drawn from Rng.derive(seed, `cross-encoder:s:m`): a pure
  * function of the step, so a resumed run draws the same ones.
  */
@@ -18,17 +21,19 @@ import { padPairsToTensors, type CrossEncoderModel } from '../../models/index.js
 import type { WeightedLoss } from '../../losses/index.js';
 import type { StepContext, StepOutput, TrainStrategy } from '../strategy.js';
 import type { PairBatchSource } from './two-tower.js';
-import { drawCandidates } from '../cross-encoder-negatives.js';
+import { drawCandidates, type CandidateSource } from '../cross-encoder-negatives.js';
 
 export interface CrossEncoderStrategyOptions {
   model: CrossEncoderModel;
   loss: WeightedLoss;
   /** Query and positive document text of each training pair. */
   pairs: ReadonlyArray<{ query: string; doc: string }>;
-  /** Negative candidates per pair (indices into `poolTexts`), at least k each. */
-  candidates: readonly Int32Array[];
+  /** Mined negative candidates per pair (indices into `poolTexts`), and random ones. */
+  candidates: CandidateSource;
   poolTexts: readonly string[];
   k: number;
+  /** How many of the k negatives are random rather than mined. */
+  randomNegatives: number;
   batches: PairBatchSource;
   tokenizer: WordPieceTokenizer;
   maxLength: number;
@@ -51,12 +56,17 @@ export class CrossEncoderStrategy implements TrainStrategy {
     const items = this.o.batches.next();
     const rng = Rng.derive(this.o.seed, `cross-encoder:${context.step}:${context.microStep}`);
     const encoded: Array<{ ids: Int32Array; typeIds: Int32Array }> = [];
-    for (const i of items) {
+    const pools = this.o.candidates.candidatesOf(items);
+    for (const [row, i] of items.entries()) {
       const { query, doc } = this.o.pairs[i]!;
       encoded.push(tokenizer.encodePair(query, doc, this.o.maxLength));
-      const pool = this.o.candidates[i]!;
+      const pool = pools[row]!;
       if (pool.length === 0) throw new Error(`training pair ${i} (${JSON.stringify(query)}) has no negative candidates`);
-      for (const negative of drawCandidates(rng, pool, k)) encoded.push(tokenizer.encodePair(query, this.o.poolTexts[negative]!, this.o.maxLength));
+      const mined = drawCandidates(rng, pool, k - this.o.randomNegatives);
+      const random = this.o.candidates.drawRandom(i, rng, this.o.randomNegatives, mined);
+      // A type too small for distinct random documents falls back to more mined ones.
+      const negatives = random.length === this.o.randomNegatives ? [...mined, ...random] : drawCandidates(rng, pool, k);
+      for (const negative of negatives) encoded.push(tokenizer.encodePair(query, this.o.poolTexts[negative]!, this.o.maxLength));
     }
     const b = items.length;
     const batch = padPairsToTensors(encoded, tokenizer.padId, this.o.device);
@@ -78,5 +88,7 @@ export class CrossEncoderStrategy implements TrainStrategy {
     this.o.batches.restore((state as { batches: unknown }).batches);
   }
 
-  dispose(): void {}
+  dispose(): void {
+    this.o.candidates.dispose();
+  }
 }

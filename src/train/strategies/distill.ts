@@ -6,7 +6,7 @@
  *   q = student.encode(prompt(query))                        [B, Hs]
  *   d = student.encode(prompt(docs))                         [C, Hs]; docs = the B positives, then,
  *                                                            for a cross-encoder teacher, k candidates
- *                                                            per query (mined before training)
+ *                                                            per query (mined on first use)
  *   scores          S = student.head.matrix(q, d)            the labelled losses (infonce, bce, …)
  *   embeddings      [q; d₊] ↔ teacher.embed(…)               bi-encoder teacher (embedding_mse)
  *   teacher_scores  bi-encoder: S[:, :B] ↔ teacher.matrix    in-batch similarities, same concept excluded
@@ -26,7 +26,7 @@ import { padToTensors } from '../../models/inputs.js';
 import type { EncoderStates, TwoTowerModel } from '../../models/index.js';
 import type { LayerDistillBatch, LossInputs, WeightedLoss } from '../../losses/index.js';
 import type { Teacher } from '../teacher.js';
-import { drawCandidates } from '../cross-encoder-negatives.js';
+import { drawCandidates, type CandidateSource } from '../cross-encoder-negatives.js';
 import type { StepContext, StepOutput, TrainStrategy } from '../strategy.js';
 import { sameGroupExclusion, type NegativePool, type PairBatchSource, type TokenizedPairs } from './two-tower.js';
 
@@ -50,7 +50,7 @@ export interface DistillStrategyOptions {
   device: 'cpu' | 'cuda';
   maskSameGroup: boolean;
   /** A cross-encoder teacher's candidates per pair (pool indices) and how many it scores per step. */
-  candidates: { perPair: readonly Int32Array[]; k: number } | null;
+  candidates: { source: CandidateSource; k: number } | null;
   /** Mapped [student, teacher] layer pairs (0 = embeddings). */
   layerPairs: ReadonlyArray<readonly [number, number]>;
   seed: number;
@@ -86,8 +86,9 @@ export class DistillStrategy implements TrainStrategy {
     const candidates = this.o.candidates;
     if (candidates !== null) {
       const rng = Rng.derive(this.o.seed, `distill:${context.step}:${context.microStep}`);
-      for (const i of items) {
-        const pool = candidates.perPair[i]!;
+      const pools = candidates.source.candidatesOf(items);
+      for (const [row, i] of items.entries()) {
+        const pool = pools[row]!;
         if (pool.length === 0) throw new Error(`training pair ${i} (${JSON.stringify(texts[i]!.query)}) has no candidates`);
         const chosen = drawCandidates(rng, pool, candidates.k);
         candidateDocs.push(chosen);
@@ -203,7 +204,9 @@ export class DistillStrategy implements TrainStrategy {
     this.o.batches.restore((state as { batches: unknown }).batches);
   }
 
-  dispose(): void {}
+  dispose(): void {
+    this.o.candidates?.source.dispose();
+  }
 }
 
 function concat(a: Float32Array, b: Float32Array): Float32Array {

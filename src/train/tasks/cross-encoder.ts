@@ -16,7 +16,7 @@ import { loadRunData, prepareEncoder } from '../setup.js';
 import { applyInitSource, formatInitReport } from '../init-from.js';
 import { formatSummaryTable, lexicalBaselinesAfter } from '../summary.js';
 import { createPairBatchSource } from '../data-adapters.js';
-import { mineCrossEncoderCandidates, resolveRunSource } from '../cross-encoder-negatives.js';
+import { CandidateMiner, resolveRunSource } from '../cross-encoder-negatives.js';
 import { CrossEncoderStrategy } from '../strategies/cross-encoder.js';
 import type { Task } from '../task.js';
 import { describePairData, tokenizePairs } from './two-tower.js';
@@ -76,13 +76,13 @@ export const crossEncoderTask: Task = {
     // A first stage that names a missing run is a config error before the run directory exists.
     if (config.cross_encoder.rerank.first_stage !== 'bm25') resolveRunSource(config.cross_encoder.rerank.first_stage, 'cross_encoder.rerank.first_stage');
     const negatives = config.cross_encoder.negatives;
-    const mined = mineCrossEncoderCandidates(data, pairs, pool, { source: negatives.source, poolSize: negatives.pool, k: negatives.k, seed: config.seed });
+    const mined = new CandidateMiner(data, pairs, pool, { source: negatives.source, poolSize: negatives.pool, k: negatives.k, seed: config.seed });
     const modelConfig: CrossEncoderConfig = { encoder: base.encoder, pooling: config.model.pooling };
     const json = { kind: 'cross-encoder' as const, ...modelConfig, maxLength: { pair: maxLength } };
     return {
       modelJson: json,
       tokenizer,
-      describeData: () => [...describePairData(data), `${negatives.k} negatives per positive from ${mined.description}`],
+      describeData: () => [...describePairData(data), `${negatives.k} negatives per positive${negatives.random > 0 ? ` (${negatives.random} random)` : ''} from ${mined.description}`],
       start({ resuming }) {
         const model = new CrossEncoderModel(modelConfig);
         const kinded: KindedModel = { kind: 'cross-encoder', model, json };
@@ -92,7 +92,8 @@ export const crossEncoderTask: Task = {
           model,
           loss,
           pairs: data.pairs,
-          candidates: mined.candidates,
+          candidates: mined,
+          randomNegatives: negatives.random,
           poolTexts: pool.texts,
           k: negatives.k,
           batches: createPairBatchSource(pairs, data.pairRanges, config),

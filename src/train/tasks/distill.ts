@@ -31,7 +31,7 @@ import { loadRunData, prepareEncoder, twoTowerConfigFrom } from '../setup.js';
 import { applyInitSource, formatInitReport, resolveInitSource } from '../init-from.js';
 import { formatSummaryTable, lexicalBaselinesAfter } from '../summary.js';
 import { createPairBatchSource } from '../data-adapters.js';
-import { mineCrossEncoderCandidates } from '../cross-encoder-negatives.js';
+import { CandidateMiner } from '../cross-encoder-negatives.js';
 import { loadTeacher, precomputeExportedTeacher, resolveTeacherPath, type Teacher } from '../teacher.js';
 import { parseModelCard } from '../../export/card.js';
 import { TEACHER_CACHE_DIR } from '../teacher-cache.js';
@@ -205,7 +205,7 @@ export const distillTask: Task = {
           const { pairs, pool } = tokenizePairs(data, tokenizer, (type, text) => model.prompt(type, text), maxLength);
           const candidates =
             teacher.kind === 'cross-encoder'
-              ? mineCrossEncoderCandidates(data, pairs, pool, { source: settings.candidates.source, poolSize: settings.candidates.pool, k: settings.candidates.k, seed: config.seed, key: 'distill.candidates.source' })
+              ? new CandidateMiner(data, pairs, pool, { source: settings.candidates.source, poolSize: settings.candidates.pool, k: settings.candidates.k, seed: config.seed, key: 'distill.candidates.source' })
               : null;
           if (candidates !== null) write(`${settings.candidates.k} candidates per positive for the teacher to score, from ${candidates.description}`);
           const embedder = new ModelEmbedder(model, tokenizer, { maxLength, batchSize: 256, precision: config.train.precision, device: config.train.device });
@@ -220,7 +220,7 @@ export const distillTask: Task = {
             padId: tokenizer.padId,
             device: config.train.device,
             maskSameGroup: config.train.mask_same_group,
-            candidates: candidates === null ? null : { perPair: candidates.candidates, k: settings.candidates.k },
+            candidates: candidates === null ? null : { source: candidates, k: settings.candidates.k },
             layerPairs: pairsOfLayers,
             seed: config.seed,
           });

@@ -1,0 +1,537 @@
+/**
+ * The pure half of `npm run bench` (bench/run.ts): the JSON each benchmark writes with
+ * `--json FILE`, turned into the markdown tables of BENCHMARKS.md's generated section.
+ *
+ * Every benchmark's numbers become rows of one shape: a metric, its unit (with ↑ when higher
+ * is better, ↓ when lower is), Kiln's median and min–max, the reference's (PyTorch, or a
+ * target for the HTTP benchmarks) median and min–max, the ratio Kiln / reference of the two
+ * medians, and a paired ratio where the benchmark measured one (the median over rounds of
+ * back-to-back ratios, which cancels machine drift slower than a round). Only numbers from one
+ * run are ever set side by side.
+ *
+ * The generated section sits between `<!-- bench:begin -->` and `<!-- bench:end -->` in
+ * BENCHMARKS.md; `replaceGenerated` swaps only what is between them and keeps every other byte.
+ *
+ * Nothing here touches the file system, a process or a clock: the tests in
+ * test/bench-report.test.ts call it with hand-written JSON.
+ *
+ * @example
+ * summarize([3, 1, 2]);          // { median: 2, min: 1, max: 3, n: 3 }
+ * formatRange(summarize([3.5, 1.25, 2])); // '1.25–3.50'
+ * replaceGenerated('# Benchmarks\n\nold prose\n', 'tables'); // title, marked block, 'old prose' unchanged
+ */
+
+export const BEGIN_MARKER = '<!-- bench:begin -->';
+export const END_MARKER = '<!-- bench:end -->';
+
+/** The benchmarks `npm run bench` knows, in the order it runs them. */
+export const BENCH_NAMES = ['engine', 'train', 'infer', 'serve', 'memory', 'search'] as const;
+export type BenchName = (typeof BENCH_NAMES)[number];
+
+// =============================================================================================
+// Statistics and number formatting
+// =============================================================================================
+
+/** Median of `values` (mean of the two middle ones for an even count); NaN when empty. */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** Median, min, max and count of some samples. */
+export interface Stat {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
+
+export function summarize(values: readonly number[]): Stat {
+  const finite = values.filter(Number.isFinite);
+  if (finite.length === 0) return { median: Number.NaN, min: Number.NaN, max: Number.NaN, n: 0 };
+  return { median: median(finite), min: Math.min(...finite), max: Math.max(...finite), n: finite.length };
+}
+
+/** One value, no spread (a peak RSS, a p95 over all responses). */
+export function single(value: number): Stat {
+  return { median: value, min: value, max: value, n: Number.isFinite(value) ? 1 : 0 };
+}
+
+/**
+ * A measured value to about three significant figures: 1234.5 → '1235', 56.78 → '56.8',
+ * 1.2345 → '1.23', 0.012345 → '0.0123'; integers as they are (0 → '0'). Non-finite values
+ * are 'n/a'.
+ */
+export function formatNumber(v: number): string {
+  if (!Number.isFinite(v)) return 'n/a';
+  if (Number.isInteger(v)) return String(v); // counts: 0 handles, not 0.00
+  const a = Math.abs(v);
+  if (a >= 100) return v.toFixed(0);
+  if (a >= 10) return v.toFixed(1);
+  if (a >= 1 || a === 0) return v.toFixed(2);
+  return v.toPrecision(3);
+}
+
+/** A ratio to three decimals ('0.981'); '—' when there is none. */
+export function formatRatio(v: number | null | undefined): string {
+  return v === null || v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(3);
+}
+
+/** 'min–max' (en dash) of a statistic over two or more samples; '—' for one sample or none. */
+export function formatRange(s: Stat | null): string {
+  if (s === null || s.n < 2) return '—';
+  return `${formatNumber(s.min)}–${formatNumber(s.max)}`;
+}
+
+// =============================================================================================
+// Rows and tables
+// =============================================================================================
+
+export interface Row {
+  metric: string;
+  /** With ↑ (higher is better) or ↓ (lower is better). */
+  unit: string;
+  kiln: Stat | null;
+  reference: Stat | null;
+  /** Kiln / reference of the medians; null when there is no reference. */
+  ratio: number | null;
+  /** Median over rounds of back-to-back Kiln/reference ratios, where the benchmark paired them. */
+  paired?: number | null;
+  note?: string;
+}
+
+/** Kiln's median / the reference's median, or null without a reference. */
+export function ratioOf(kiln: Stat | null, reference: Stat | null): number | null {
+  if (kiln === null || reference === null) return null;
+  const r = kiln.median / reference.median;
+  return Number.isFinite(r) ? r : null;
+}
+
+const cell = (text: string): string => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+/** A markdown table: header row, separator, rows; `|` inside cells is escaped. */
+export function markdownTable(header: readonly string[], rows: readonly (readonly string[])[], align?: readonly ('l' | 'r')[]): string {
+  const sep = header.map((_, i) => (align?.[i] === 'r' ? '---:' : '---'));
+  return [header, sep, ...rows].map((r, i) => `| ${(i === 1 ? r : r.map(cell)).join(' | ')} |`).join('\n');
+}
+
+/** The table of one benchmark's rows; `reference` names the reference columns ('PyTorch'). */
+export function renderRows(rows: readonly Row[], reference: string): string {
+  const withNotes = rows.some((r) => r.note !== undefined && r.note !== '');
+  // A target is one number, not a measurement: no 'median' in its header.
+  const refMedian = reference === 'target' ? 'target' : `${reference} median`;
+  const header = ['metric', 'unit', 'Kiln median', 'Kiln min–max', refMedian, `${reference} min–max`, `Kiln / ${reference}`, 'paired'];
+  if (withNotes) header.push('notes');
+  const body = rows.map((r) => {
+    const line = [
+      r.metric,
+      r.unit,
+      r.kiln === null ? '—' : formatNumber(r.kiln.median),
+      formatRange(r.kiln),
+      r.reference === null ? '—' : formatNumber(r.reference.median),
+      formatRange(r.reference),
+      formatRatio(r.ratio),
+      formatRatio(r.paired),
+    ];
+    if (withNotes) line.push(r.note ?? '');
+    return line;
+  });
+  return markdownTable(header, body, ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'l']);
+}
+
+// =============================================================================================
+// The JSON each benchmark writes (only the fields read here)
+// =============================================================================================
+
+/** bench/engine.ts: `{ machine, config, rows, samples }`. */
+export interface EngineJson {
+  machine?: { libtorch?: string; pythonTorch?: string };
+  config: { rounds: number };
+  rows: {
+    metric: string;
+    unit: string;
+    kiln: number;
+    pytorch: number;
+    ratio: number;
+    pairedRatio: number;
+    target: string;
+    pass: boolean | null;
+    /** Per-round medians. */
+    kilnRounds: number[];
+    pytorchRounds: number[];
+  }[];
+}
+
+/** bench/train.ts: `{ config, model, samples, phases, losses, rss, evalLoss, infos, best }`. */
+export interface TrainJson {
+  config: { rounds: number; threads: number[]; precisions: string[] };
+  /** 'precision:side:threads' → rounds → step times in ns. */
+  samples: Record<string, number[][]>;
+  /** 'precision:side' → peak RSS in MiB. */
+  rss: Record<string, number>;
+}
+
+/** bench/infer.ts: one row per engine ×threads; no per-pass samples. */
+export interface InferJson {
+  run: string;
+  parameters: number;
+  texts: number;
+  rounds: number;
+  pytorchReference: string;
+  results: { engine: string; threads: number; medianMs: number; textsPerSecond: number; speedupVsPytorch: number }[];
+  target?: { results: { family: string; engine: string; speedup: number; passed: boolean }[] };
+}
+
+interface Latency {
+  p50: number;
+  p95: number;
+  p99: number;
+  mean: number;
+  max: number;
+}
+
+/** bench/serve.ts. */
+export interface ServeJson {
+  model: string;
+  settings: { rate: number; duration: number; connections: number };
+  latencyMs: Latency;
+  requests: { sent: number; completed: number; achievedPerSecond: number };
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+  server?: { meanBatchSize: number; meanModelCallMs: number };
+  exitCode: number | null;
+  target: { p95Ms: number; rate: number; minAchievedFraction: number };
+  passed: boolean;
+}
+
+/** bench/search.ts. */
+export interface SearchJson {
+  model: string;
+  documents: number;
+  settings: { rate: number; duration: number };
+  modes: { mode: string; arrivals: string; latencyMs: Latency; achievedPerSecond: number; errors: number; timeouts: number; non2xx: number }[];
+  exitCode: number | null;
+  target: { mode: string; arrivals: string; p95Ms: number; rate: number };
+  passed: boolean;
+}
+
+/** One side of bench/memory.ts's loop. */
+export interface MemorySide {
+  /** Steps per second of each timed round. */
+  stepsPerSecond: number[];
+  rssAfterWarmupMiB: number;
+  /** RSS after the last round − RSS after warm-up. */
+  rssGrowthMiB: number;
+  firstLoss: number;
+  lastLoss: number;
+}
+
+/** bench/memory.ts. */
+export interface MemoryJson {
+  config: { steps: number; warmup: number; rounds: number; threads: number; python: string | null };
+  kiln: MemorySide & { liveAfterWarmup: number; liveDrift: number };
+  /** Null with --no-torch. */
+  pytorch: (MemorySide & { torchVersion: string }) | null;
+  /** Kiln steps/s ÷ PyTorch steps/s of each round (back-to-back rounds). */
+  pairedRatios: number[];
+  /** Live tensor count unchanged and RSS growth under `rssBoundMiB`. */
+  bounded: boolean;
+  rssBoundMiB: number;
+}
+
+// =============================================================================================
+// JSON → rows, per benchmark
+// =============================================================================================
+
+/** Unit with a direction arrow: GFLOP/s and rates are better higher, times and sizes lower. */
+function arrow(unit: string): string {
+  return /\/s$/.test(unit) ? `${unit} ↑` : `${unit} ↓`;
+}
+
+export function engineRows(j: EngineJson): Row[] {
+  return j.rows.map((r) => {
+    const kiln = summarize(r.kilnRounds);
+    const reference = summarize(r.pytorchRounds);
+    return { metric: r.metric, unit: arrow(r.unit), kiln, reference, ratio: ratioOf(kiln, reference), paired: r.pairedRatio, note: r.pass === null ? '' : `${r.target} (paired): ${r.pass ? 'met' : 'missed'}` };
+  });
+}
+
+export function trainRows(j: TrainJson): Row[] {
+  const rows: Row[] = [];
+  const ms = (id: string): number[] => (j.samples[id] ?? []).flat().map((ns) => ns / 1e6);
+  const roundSum = (round: readonly number[] | undefined): number => (round ?? []).reduce((a, b) => a + b, 0);
+  for (const p of j.config.precisions) {
+    for (const t of j.config.threads) {
+      const k = `${p}:kiln:${t}`;
+      const q = `${p}:pytorch:${t}`;
+      const kiln = summarize(ms(k));
+      const reference = summarize(ms(q));
+      // Median over rounds of (Σ Kiln step time in the round) / (Σ PyTorch step time in the round), as bench/train.ts pairs them.
+      const perRound = (j.samples[k] ?? []).map((round, r) => roundSum(round) / roundSum(j.samples[q]?.[r])).filter(Number.isFinite);
+      rows.push({ metric: `${p} step, ${t} thread${t === 1 ? '' : 's'}`, unit: 'ms/step ↓', kiln, reference, ratio: ratioOf(kiln, reference), paired: perRound.length > 0 ? median(perRound) : null });
+    }
+    const kRss = j.rss[`${p}:kiln`];
+    const pRss = j.rss[`${p}:pytorch`];
+    if (kRss !== undefined && pRss !== undefined) {
+      const kiln = single(kRss);
+      const reference = single(pRss);
+      rows.push({ metric: `${p} worker peak RSS`, unit: 'MiB ↓', kiln, reference, ratio: ratioOf(kiln, reference) });
+    }
+  }
+  return rows;
+}
+
+export function inferRows(j: InferJson): Row[] {
+  const ref = j.results.find((r) => r.engine === j.pytorchReference);
+  const reference = ref === undefined ? null : single(ref.textsPerSecond);
+  return j.results
+    .filter((r) => r.engine !== j.pytorchReference)
+    .map((r) => {
+      const kiln = single(r.textsPerSecond);
+      return {
+        metric: r.engine,
+        unit: 'texts/s ↑',
+        kiln,
+        reference,
+        ratio: ratioOf(kiln, reference),
+        paired: r.speedupVsPytorch,
+        note: `median pass ${formatNumber(r.medianMs)} ms`,
+      };
+    });
+}
+
+/** Serving has no PyTorch counterpart: its reference columns hold the target. */
+export function serveRows(j: ServeJson): Row[] {
+  const l = j.latencyMs;
+  const achieved = single(j.requests.achievedPerSecond);
+  const minRate = single(j.target.minAchievedFraction * j.target.rate);
+  const p95 = single(l.p95);
+  const target = single(j.target.p95Ms);
+  return [
+    { metric: 'latency p50', unit: 'ms ↓', kiln: single(l.p50), reference: null, ratio: null, note: `mean ${formatNumber(l.mean)}, max ${formatNumber(l.max)}` },
+    { metric: 'latency p95', unit: 'ms ↓', kiln: p95, reference: target, ratio: ratioOf(p95, target), note: `target < ${j.target.p95Ms} ms` },
+    { metric: 'latency p99', unit: 'ms ↓', kiln: single(l.p99), reference: null, ratio: null },
+    {
+      metric: 'achieved rate',
+      unit: 'req/s ↑',
+      kiln: achieved,
+      reference: minRate,
+      ratio: ratioOf(achieved, minRate),
+      note: `${j.requests.completed}/${j.requests.sent} answered; errors ${j.errors}, non-2xx ${j.non2xx}, timeouts ${j.timeouts}; exit ${j.exitCode ?? 'hung'}${j.server === undefined ? '' : `; ${formatNumber(j.server.meanBatchSize)} texts per model call`}`,
+    },
+  ];
+}
+
+export function searchRows(j: SearchJson): Row[] {
+  return j.modes.map((m) => {
+    const p95 = single(m.latencyMs.p95);
+    const isTarget = m.mode === j.target.mode && m.arrivals === j.target.arrivals;
+    const target = isTarget ? single(j.target.p95Ms) : null;
+    return {
+      metric: `${m.mode}, ${m.arrivals}: latency p95`,
+      unit: 'ms ↓',
+      kiln: p95,
+      reference: target,
+      ratio: ratioOf(p95, target),
+      note: `p50 ${formatNumber(m.latencyMs.p50)}, p99 ${formatNumber(m.latencyMs.p99)}; ${formatNumber(m.achievedPerSecond)} req/s; errors ${m.errors}, non-2xx ${m.non2xx}, timeouts ${m.timeouts}`,
+    };
+  });
+}
+
+export function memoryRows(j: MemoryJson): Row[] {
+  const kiln = summarize(j.kiln.stepsPerSecond);
+  const reference = j.pytorch === null ? null : summarize(j.pytorch.stepsPerSecond);
+  const kGrowth = single(j.kiln.rssGrowthMiB);
+  const pGrowth = j.pytorch === null ? null : single(j.pytorch.rssGrowthMiB);
+  return [
+    { metric: `${j.config.steps} tidy AdamW steps per round`, unit: 'steps/s ↑', kiln, reference, ratio: ratioOf(kiln, reference), paired: j.pairedRatios.length > 0 ? median(j.pairedRatios) : null },
+    { metric: 'RSS growth after warm-up', unit: 'MiB ↓', kiln: kGrowth, reference: pGrowth, ratio: null, note: `bound < ${j.rssBoundMiB} MiB (Kiln)` },
+    { metric: 'live tensor drift', unit: 'handles ↓', kiln: single(j.kiln.liveDrift), reference: null, ratio: null, note: `${j.kiln.liveAfterWarmup} live after warm-up; must stay 0` },
+  ];
+}
+
+/** The rows for `name`'s JSON, and the name of its reference columns. */
+export function rowsFor(name: BenchName, json: unknown): { rows: Row[]; reference: string; verdict: string | null } {
+  switch (name) {
+    case 'engine': {
+      const j = json as EngineJson;
+      const missed = j.rows.filter((r) => r.pass === false).length;
+      return { rows: engineRows(j), reference: 'PyTorch', verdict: missed === 0 ? 'all targets met' : `${missed} target${missed === 1 ? '' : 's'} missed` };
+    }
+    case 'train':
+      return { rows: trainRows(json as TrainJson), reference: 'PyTorch', verdict: null };
+    case 'infer': {
+      const j = json as InferJson;
+      const t = j.target?.results ?? [];
+      return { rows: inferRows(j), reference: 'PyTorch', verdict: t.length === 0 ? null : t.map((r) => `${r.family} ≥ 2× PyTorch: ${r.passed ? 'met' : 'missed'} (${formatNumber(r.speedup)}×)`).join('; ') };
+    }
+    case 'serve': {
+      const j = json as ServeJson;
+      return { rows: serveRows(j), reference: 'target', verdict: `p95 < ${j.target.p95Ms} ms at ${j.target.rate} req/s, no errors: ${j.passed ? 'met' : 'missed'}` };
+    }
+    case 'memory': {
+      const j = json as MemoryJson;
+      return { rows: memoryRows(j), reference: 'PyTorch', verdict: `memory bounded: ${j.bounded ? 'yes' : 'NO'}` };
+    }
+    case 'search': {
+      const j = json as SearchJson;
+      return { rows: searchRows(j), reference: 'target', verdict: `${j.target.mode} p95 < ${j.target.p95Ms} ms at ${j.target.rate} req/s (${j.target.arrivals}): ${j.passed ? 'met' : 'missed'}` };
+    }
+  }
+}
+
+// =============================================================================================
+// The generated section
+// =============================================================================================
+
+/** One benchmark of the run, as bench/run.ts saw it. */
+export interface BenchOutcome {
+  name: BenchName;
+  /** The exact command line, relative to the repository root. */
+  command: string;
+  /** The child's exit code; null when it could not start or was killed by a signal. */
+  exitCode: number | null;
+  seconds: number;
+  /** The parsed `--json` file; null when the benchmark failed or wrote none. */
+  json: unknown;
+  /** Why it failed, when the exit code alone does not say. */
+  error?: string;
+  /** Which model it measured (infer, serve, search). */
+  model?: string;
+  /** Extra lines printed under the table. */
+  notes?: string[];
+}
+
+export interface Machine {
+  cpu: string;
+  cores: number;
+  memoryGiB: number;
+  node: string;
+  libtorch: string;
+  pytorch: string;
+  onnxruntime: string;
+  commit: string;
+  date: string;
+}
+
+export function renderMachine(m: Machine): string {
+  return markdownTable(
+    ['', ''],
+    [
+      ['CPU', m.cpu],
+      ['cores', String(m.cores)],
+      ['memory', `${m.memoryGiB.toFixed(1)} GiB`],
+      ['Node', m.node],
+      ['libtorch (Kiln)', m.libtorch],
+      ['PyTorch', m.pytorch],
+      ['onnxruntime-node', m.onnxruntime],
+      ['commit', m.commit],
+      ['date', m.date],
+    ],
+  );
+}
+
+/** Whether a benchmark produced readable numbers. */
+export function succeeded(o: BenchOutcome): boolean {
+  return o.exitCode === 0 && o.json !== null && o.error === undefined;
+}
+
+/** 'ok', or 'failed (exit N)' with the reason. */
+export function statusText(o: BenchOutcome): string {
+  if (succeeded(o)) return 'ok';
+  const exit = o.exitCode === null ? 'did not exit normally' : `exit ${o.exitCode}`;
+  return `**failed** (${exit})${o.error === undefined ? '' : `: ${o.error}`}`;
+}
+
+/** The summary table: one row per benchmark with its result, wall time and verdict. */
+export function renderSummary(outcomes: readonly BenchOutcome[]): string {
+  return markdownTable(
+    ['benchmark', 'result', 'wall s', 'targets'],
+    outcomes.map((o) => {
+      let verdict = '';
+      if (succeeded(o)) {
+        try {
+          verdict = rowsFor(o.name, o.json).verdict ?? '';
+        } catch {
+          verdict = '';
+        }
+      }
+      return [o.name, statusText(o), o.seconds.toFixed(0), verdict];
+    }),
+    ['l', 'l', 'r', 'l'],
+  );
+}
+
+/** One benchmark's subsection: command, model, table (or why there is none), notes. */
+export function renderBench(o: BenchOutcome): string {
+  const parts = [`### ${o.name}`, '', '```sh', o.command, '```', ''];
+  if (o.model !== undefined) parts.push(`Model: ${o.model}`, '');
+  if (!succeeded(o)) {
+    parts.push(`Result: ${statusText(o)}. No numbers from this run.`);
+  } else {
+    try {
+      const { rows, reference, verdict } = rowsFor(o.name, o.json);
+      parts.push(renderRows(rows, reference));
+      if (verdict !== null) parts.push('', `Targets: ${verdict}.`);
+    } catch (error) {
+      parts.push(`Result: **failed**: the JSON could not be read (${(error as Error).message}).`);
+    }
+  }
+  for (const note of o.notes ?? []) parts.push('', note);
+  return parts.join('\n');
+}
+
+/** The whole generated section (without the markers). */
+export function renderReport(run: { machine: Machine; command: string; outcomes: readonly BenchOutcome[]; quick?: boolean }): string {
+  return [
+    '## Latest `npm run bench`',
+    '',
+    ...(run.quick === true ? ['**Smoke run (`--quick`)**: every benchmark at its smallest settings, on a smoke-sized model where one was trained here. These numbers check that the suite runs; they are not measurements to compare.', ''] : []),
+    'Generated by `bench/run.ts` from the JSON of one run; everything outside the `bench:begin`/`bench:end` markers is written by hand.',
+    'Medians and min–max are over the rounds (engine, memory: per-round medians) or over every timed step (train);',
+    'a single value has no min–max. The ratio is Kiln / reference of the medians (↑: higher is better, ↓: lower);',
+    '"paired" is the median of back-to-back ratios where the benchmark measured them (infer: the per-round speed-up over PyTorch at its best thread count).',
+    'Serving and search have no PyTorch counterpart: their reference columns hold the target.',
+    '',
+    '```sh',
+    run.command,
+    '```',
+    '',
+    renderMachine(run.machine),
+    '',
+    renderSummary(run.outcomes),
+    '',
+    ...run.outcomes.flatMap((o) => [renderBench(o), '']),
+  ]
+    .join('\n')
+    .trimEnd();
+}
+
+/**
+ * `file` with `generated` between the markers, every byte outside them unchanged. Without
+ * markers, the block is inserted after the first `# ` title line (or at the top when there is
+ * none). One marker alone, or the end marker first, is an error rather than a guess.
+ */
+export function replaceGenerated(file: string, generated: string): string {
+  const body = generated.replace(/\n+$/, '');
+  const begin = file.indexOf(BEGIN_MARKER);
+  const end = file.indexOf(END_MARKER);
+  if (begin === -1 && end === -1) {
+    const block = `${BEGIN_MARKER}\n${body}\n${END_MARKER}\n`;
+    const title = /^# .*(\r?\n|$)/m.exec(file);
+    if (title === null) return `${block}\n${file}`;
+    const at = title.index + title[0].length;
+    const eol = title[1] === '' ? '\n' : '';
+    return `${file.slice(0, at)}${eol}\n${block}${file.slice(at)}`;
+  }
+  if (begin === -1 || end === -1 || end < begin) {
+    throw new Error(`the file has ${begin === -1 ? `no ${BEGIN_MARKER}` : end === -1 ? `no ${END_MARKER}` : `${END_MARKER} before ${BEGIN_MARKER}`}: fix the markers by hand (both, begin first) or remove both`);
+  }
+  if (file.indexOf(BEGIN_MARKER, begin + 1) !== -1 || file.indexOf(END_MARKER, end + 1) !== -1) {
+    throw new Error(`the file has more than one ${BEGIN_MARKER} or ${END_MARKER}: keep one pair`);
+  }
+  return `${file.slice(0, begin + BEGIN_MARKER.length)}\n${body}\n${file.slice(end)}`;
+}

@@ -1,0 +1,251 @@
+/**
+ * bench/report.ts: the pure rendering behind `npm run bench`, on hand-written JSON with
+ * hand-computed expectations. No benchmark runs here.
+ */
+import { describe, expect, it } from 'vitest';
+
+import {
+  BEGIN_MARKER,
+  END_MARKER,
+  engineRows,
+  formatNumber,
+  formatRange,
+  formatRatio,
+  median,
+  memoryRows,
+  renderBench,
+  renderReport,
+  renderRows,
+  renderSummary,
+  replaceGenerated,
+  serveRows,
+  summarize,
+  trainRows,
+  type BenchOutcome,
+  type EngineJson,
+  type Machine,
+  type MemoryJson,
+  type ServeJson,
+  type TrainJson,
+} from '../bench/report.js';
+
+describe('statistics', () => {
+  it('median of odd and even counts, unsorted input', () => {
+    expect(median([5, 1, 3])).toBe(3);
+    expect(median([4, 1, 3, 2])).toBe(2.5); // (2 + 3) / 2
+    expect(median([7])).toBe(7);
+    expect(median([])).toBeNaN();
+  });
+
+  it('summarize gives median, min, max and count, ignoring non-finite values', () => {
+    expect(summarize([3, 1, 2])).toEqual({ median: 2, min: 1, max: 3, n: 3 });
+    expect(summarize([10, Number.NaN, 30])).toEqual({ median: 20, min: 10, max: 30, n: 2 });
+    expect(summarize([]).n).toBe(0);
+  });
+
+  it('formats numbers to about three significant figures, ranges with an en dash, ratios to three decimals', () => {
+    expect(formatNumber(1234.5)).toBe('1235');
+    expect(formatNumber(56.78)).toBe('56.8');
+    expect(formatNumber(1.2345)).toBe('1.23');
+    expect(formatNumber(0.012345)).toBe('0.0123');
+    expect(formatNumber(0)).toBe('0');
+    expect(formatNumber(1500)).toBe('1500');
+    expect(formatNumber(Number.NaN)).toBe('n/a');
+    expect(formatRange(summarize([3.5, 1.25, 2]))).toBe('1.25–3.50');
+    expect(formatRange(summarize([3, 1, 2]))).toBe('1–3');
+    expect(formatRange(summarize([185.2, 182.4]))).toBe('182–185');
+    expect(formatRange(summarize([42]))).toBe('—'); // one sample has no spread
+    expect(formatRange(null)).toBe('—');
+    expect(formatRatio(0.98123)).toBe('0.981');
+    expect(formatRatio(1.0456)).toBe('1.046');
+    expect(formatRatio(null)).toBe('—');
+    expect(formatRatio(Number.POSITIVE_INFINITY)).toBe('—');
+  });
+});
+
+describe('rows from each benchmark’s JSON', () => {
+  it('engine: per-round medians → median and min–max, ratio of medians, the paired ratio as written', () => {
+    const j: EngineJson = {
+      config: { rounds: 3 },
+      rows: [
+        { metric: 'matmul 1024x1024 fp32, 1 thread', unit: 'GFLOP/s', kiln: 185, pytorch: 200, ratio: 0.925, pairedRatio: 0.97, target: 'Kiln/PyTorch >= 0.95', pass: true, kilnRounds: [190, 180, 185], pytorchRounds: [200, 210, 190] },
+      ],
+    };
+    const [row] = engineRows(j);
+    expect(row!.kiln).toEqual({ median: 185, min: 180, max: 190, n: 3 });
+    expect(row!.reference).toEqual({ median: 200, min: 190, max: 210, n: 3 });
+    expect(row!.ratio).toBeCloseTo(0.925, 12); // 185 / 200
+    expect(row!.paired).toBe(0.97);
+    expect(row!.unit).toBe('GFLOP/s ↑');
+    expect(renderRows([row!], 'PyTorch').split('\n')[2]).toBe(
+      '| matmul 1024x1024 fp32, 1 thread | GFLOP/s ↑ | 185 | 180–190 | 200 | 190–210 | 0.925 | 0.970 | Kiln/PyTorch >= 0.95 (paired): met |',
+    );
+  });
+
+  it('train: ms per step over every timed step, paired = median over rounds of the round sums’ ratio, peak RSS', () => {
+    const ms = 1e6;
+    const j: TrainJson = {
+      config: { rounds: 2, threads: [1], precisions: ['fp32'] },
+      samples: {
+        'fp32:kiln:1': [[900 * ms, 1000 * ms], [1100 * ms, 950 * ms]],
+        'fp32:pytorch:1': [[1000 * ms, 1000 * ms], [1000 * ms, 1050 * ms]],
+      },
+      rss: { 'fp32:kiln': 897, 'fp32:pytorch': 898 },
+    };
+    const [step, rss] = trainRows(j);
+    // Kiln steps 900, 1000, 1100, 950 → median (950 + 1000) / 2 = 975; PyTorch 1000, 1000, 1000, 1050 → 1000.
+    expect(step!.kiln).toEqual({ median: 975, min: 900, max: 1100, n: 4 });
+    expect(step!.reference).toEqual({ median: 1000, min: 1000, max: 1050, n: 4 });
+    expect(step!.ratio).toBeCloseTo(0.975, 12);
+    // Rounds: 1900 / 2000 = 0.95 and 2050 / 2050 = 1.0 → median 0.975.
+    expect(step!.paired).toBeCloseTo(0.975, 12);
+    expect(rss!.metric).toBe('fp32 worker peak RSS');
+    expect(rss!.ratio).toBeCloseTo(897 / 898, 12);
+  });
+
+  it('serve: the reference columns hold the target', () => {
+    const j: ServeJson = {
+      model: 'tiny-1@abc',
+      settings: { rate: 200, duration: 20, connections: 50 },
+      latencyMs: { p50: 43.3, p95: 77.2, p99: 87.3, mean: 45, max: 120 },
+      requests: { sent: 4000, completed: 3988, achievedPerSecond: 199.4 },
+      errors: 0,
+      timeouts: 0,
+      non2xx: 0,
+      server: { meanBatchSize: 18.4, meanModelCallMs: 15 },
+      exitCode: 0,
+      target: { p95Ms: 100, rate: 200, minAchievedFraction: 0.95 },
+      passed: true,
+    };
+    const rows = serveRows(j);
+    const p95 = rows.find((r) => r.metric === 'latency p95')!;
+    expect(p95.reference!.median).toBe(100);
+    expect(p95.ratio).toBeCloseTo(0.772, 12);
+    const rate = rows.find((r) => r.metric === 'achieved rate')!;
+    expect(rate.reference!.median).toBe(190); // 0.95 × 200
+    expect(rate.ratio).toBeCloseTo(199.4 / 190, 12);
+  });
+
+  it('memory: steps/s over rounds against PyTorch, RSS growth and live drift as single values', () => {
+    const j: MemoryJson = {
+      config: { steps: 2000, warmup: 1000, rounds: 4, threads: 1, python: '/usr/bin/python3' },
+      kiln: { stepsPerSecond: [1600, 1400, 1500, 1700], rssAfterWarmupMiB: 240, rssGrowthMiB: 0.5, firstLoss: 0.28, lastLoss: 0.01, liveAfterWarmup: 4, liveDrift: 0 },
+      pytorch: { stepsPerSecond: [900, 1000, 800, 1100], rssAfterWarmupMiB: 240, rssGrowthMiB: 0, firstLoss: 0.28, lastLoss: 0.01, torchVersion: '1.13.0a0' },
+      pairedRatios: [1.6, 1.5, 1.8, 1.7],
+      bounded: true,
+      rssBoundMiB: 20,
+    };
+    const [speed, growth, drift] = memoryRows(j);
+    expect(speed!.kiln).toEqual({ median: 1550, min: 1400, max: 1700, n: 4 });
+    expect(speed!.reference).toEqual({ median: 950, min: 800, max: 1100, n: 4 });
+    expect(speed!.ratio).toBeCloseTo(1550 / 950, 12);
+    expect(speed!.paired).toBeCloseTo(1.65, 12); // (1.6 + 1.7) / 2
+    expect(growth!.kiln!.median).toBe(0.5);
+    expect(formatRange(growth!.kiln)).toBe('—');
+    expect(drift!.kiln!.median).toBe(0);
+    expect(drift!.reference).toBeNull();
+    expect(memoryRows({ ...j, pytorch: null, pairedRatios: [] })[0]!.ratio).toBeNull();
+  });
+});
+
+const MACHINE: Machine = {
+  cpu: 'AMD EPYC',
+  cores: 2,
+  memoryGiB: 7.75,
+  node: 'v20.20.2',
+  libtorch: '1.13.0',
+  pytorch: '1.13.0a0 on Python 3.11.2 (/usr/bin/python3)',
+  onnxruntime: '1.30.0',
+  commit: 'abc1234',
+  date: '2026-12-03T10:00:00Z',
+};
+
+const MEMORY_OK: BenchOutcome = {
+  name: 'memory',
+  command: 'node --import tsx bench/memory.ts --json bench/results/memory.json',
+  exitCode: 0,
+  seconds: 17.4,
+  json: {
+    config: { steps: 300, warmup: 100, rounds: 2, threads: 1, python: null },
+    kiln: { stepsPerSecond: [1000, 2000], rssAfterWarmupMiB: 240, rssGrowthMiB: 1.25, firstLoss: 0.28, lastLoss: 0.01, liveAfterWarmup: 4, liveDrift: 0 },
+    pytorch: null,
+    pairedRatios: [],
+    bounded: true,
+    rssBoundMiB: 20,
+  } satisfies MemoryJson,
+};
+
+const TRAIN_FAILED: BenchOutcome = { name: 'train', command: 'node --import tsx bench/train.ts --json bench/results/train.json', exitCode: 3, seconds: 2.2, json: null };
+
+describe('the generated section', () => {
+  it('a failed benchmark is a failed row with its exit code, and its section has no numbers', () => {
+    const summary = renderSummary([MEMORY_OK, TRAIN_FAILED]).split('\n');
+    expect(summary[0]).toBe('| benchmark | result | wall s | targets |');
+    expect(summary[2]).toBe('| memory | ok | 17 | memory bounded: yes |');
+    expect(summary[3]).toBe('| train | **failed** (exit 3) | 2 |  |');
+    expect(renderBench(TRAIN_FAILED)).toContain('Result: **failed** (exit 3). No numbers from this run.');
+    // Exit 0 without its JSON is a failure too, and says why.
+    const noJson: BenchOutcome = { ...TRAIN_FAILED, exitCode: 0, error: 'it wrote no bench/results/train.json' };
+    expect(renderSummary([noJson])).toContain('| train | **failed** (exit 0): it wrote no bench/results/train.json |');
+    const noStart: BenchOutcome = { ...TRAIN_FAILED, exitCode: null };
+    expect(renderSummary([noStart])).toContain('**failed** (did not exit normally)');
+  });
+
+  it('renders the machine, the command of each benchmark and its table', () => {
+    const text = renderReport({ machine: MACHINE, command: 'npm run bench -- --quick', outcomes: [MEMORY_OK, TRAIN_FAILED] });
+    expect(text.startsWith('## Latest `npm run bench`\n')).toBe(true);
+    expect(text).toContain('| CPU | AMD EPYC |');
+    expect(text).toContain('| memory | 7.8 GiB |');
+    expect(text).toContain('| date | 2026-12-03T10:00:00Z |');
+    expect(text).toContain('```sh\nnode --import tsx bench/memory.ts --json bench/results/memory.json\n```');
+    // steps/s: median (1000 + 2000) / 2 = 1500, range 1000–2000, no PyTorch side.
+    expect(text).toContain('| 300 tidy AdamW steps per round | steps/s ↑ | 1500 | 1000–2000 | — | — | — | — |  |');
+    expect(text).toContain('| RSS growth after warm-up | MiB ↓ | 1.25 | — | — | — | — | — | bound < 20 MiB (Kiln) |');
+    expect(text).toContain('| live tensor drift | handles ↓ | 0 | — |');
+    expect(text).not.toContain('Smoke run');
+    expect(text.endsWith('\n')).toBe(false);
+    expect(renderReport({ machine: MACHINE, command: 'npm run bench -- --quick', outcomes: [], quick: true })).toContain('**Smoke run (`--quick`)**');
+  });
+
+  it('unreadable JSON from a benchmark that exited 0 is reported, not thrown', () => {
+    const broken: BenchOutcome = { ...MEMORY_OK, json: { unexpected: true } };
+    expect(renderBench(broken)).toMatch(/Result: \*\*failed\*\*: the JSON could not be read/);
+    expect(renderSummary([broken])).toContain('| memory | ok | 17 |  |');
+  });
+});
+
+describe('replaceGenerated', () => {
+  const before = '# Benchmarks\n\nIntro.\n\n';
+  const after = '\n\n## Engine (issue #2)\n\nHand-written | with pipes |\n\n```sh\nnpm run bench:engine\n```\n';
+  const file = `${before}${BEGIN_MARKER}\nold table\nmore old\n${END_MARKER}${after}`;
+
+  it('replaces only what is between the markers, keeping every other byte', () => {
+    const out = replaceGenerated(file, 'new table\n\n');
+    expect(out).toBe(`${before}${BEGIN_MARKER}\nnew table\n${END_MARKER}${after}`);
+    expect(out.slice(0, before.length)).toBe(before);
+    expect(out.slice(out.indexOf(END_MARKER))).toBe(`${END_MARKER}${after}`);
+    // Idempotent: the same tables again give the same file.
+    expect(replaceGenerated(out, 'new table')).toBe(out);
+  });
+
+  it('adds the markers after the title when absent, leaving the rest as it was', () => {
+    const hand = '# Benchmarks\n\n## Engine\n\ntext\n';
+    const out = replaceGenerated(hand, 'tables');
+    expect(out).toBe(`# Benchmarks\n\n${BEGIN_MARKER}\ntables\n${END_MARKER}\n\n## Engine\n\ntext\n`);
+    // Taking the inserted block out gives the original back, byte for byte.
+    expect(out.replace(`\n${BEGIN_MARKER}\ntables\n${END_MARKER}\n`, '')).toBe(hand);
+    // The next run replaces between the markers it added.
+    expect(replaceGenerated(out, 'tables 2')).toBe(`# Benchmarks\n\n${BEGIN_MARKER}\ntables 2\n${END_MARKER}\n\n## Engine\n\ntext\n`);
+  });
+
+  it('without a title, puts the block at the top; CRLF text outside is untouched', () => {
+    expect(replaceGenerated('plain\r\n', 'x')).toBe(`${BEGIN_MARKER}\nx\n${END_MARKER}\n\nplain\r\n`);
+    expect(replaceGenerated('# T\r\n\r\nrest\r\n', 'x')).toBe(`# T\r\n\n${BEGIN_MARKER}\nx\n${END_MARKER}\n\r\nrest\r\n`);
+  });
+
+  it('refuses broken markers instead of guessing', () => {
+    expect(() => replaceGenerated(`# B\n${BEGIN_MARKER}\nno end\n`, 'x')).toThrow(/no <!-- bench:end -->/);
+    expect(() => replaceGenerated(`# B\n${END_MARKER}\n${BEGIN_MARKER}\n`, 'x')).toThrow(/before/);
+    expect(() => replaceGenerated(`${BEGIN_MARKER}\n${END_MARKER}\n${BEGIN_MARKER}\n${END_MARKER}\n`, 'x')).toThrow(/more than one/);
+  });
+});
