@@ -39,6 +39,7 @@ import { availableParallelism, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { cpuModel } from './machine.js';
 import { buildInfo, getNumThreads, randn, setNumThreads, tidy, type Tensor } from '../src/engine/index.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -219,15 +220,6 @@ class PythonServer extends WorkerProcess {
 // ---------------------------------------------------------------------------------------------
 // Machine information
 // ---------------------------------------------------------------------------------------------
-function cpuModel(): string {
-  try {
-    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('model name'));
-    if (line !== undefined) return line.slice(line.indexOf(':') + 1).trim();
-  } catch {
-    // not Linux
-  }
-  return cpus()[0]?.model ?? 'unknown';
-}
 
 /** The BLAS/OpenMP libraries this process mapped (Kiln's libtorch pulls them in). */
 function mappedLibraries(pattern: RegExp): string[] {
@@ -363,7 +355,8 @@ for (const [a, b] of [...matmulInputs.values(), ...smallInputs.values()]) {
 // ---------------------------------------------------------------------------------------------
 // Report
 // ---------------------------------------------------------------------------------------------
-interface Row {
+/** One metric of the report (also read by bench/report.ts from the --json file). */
+export interface Row {
   metric: string;
   unit: string;
   kiln: number;

@@ -21,6 +21,8 @@
  * replaceGenerated('# Benchmarks\n\nold prose\n', 'tables'); // title, marked block, 'old prose' unchanged
  */
 
+import type { Row as EngineRow } from './engine.js';
+
 export const BEGIN_MARKER = '<!-- bench:begin -->';
 export const END_MARKER = '<!-- bench:end -->';
 
@@ -149,19 +151,7 @@ export function renderRows(rows: readonly Row[], reference: string): string {
 export interface EngineJson {
   machine?: { libtorch?: string; pythonTorch?: string };
   config: { rounds: number };
-  rows: {
-    metric: string;
-    unit: string;
-    kiln: number;
-    pytorch: number;
-    ratio: number;
-    pairedRatio: number;
-    target: string;
-    pass: boolean | null;
-    /** Per-round medians. */
-    kilnRounds: number[];
-    pytorchRounds: number[];
-  }[];
+  rows: EngineRow[];
 }
 
 /** bench/train.ts: `{ config, model, samples, phases, losses, rss, evalLoss, infos, best }`. */

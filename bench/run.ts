@@ -39,6 +39,7 @@ import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { cpuModel } from './machine.js';
 
 import { writeFileAtomic } from '../src/util/atomic-write.js';
 import { BENCH_NAMES, renderReport, replaceGenerated, succeeded, type BenchName, type BenchOutcome, type Machine } from './report.js';
@@ -201,15 +202,6 @@ async function runBench(name: BenchName): Promise<BenchOutcome> {
 }
 
 // ---- machine ----
-function cpuModel(): string {
-  try {
-    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('model name'));
-    if (line !== undefined) return line.slice(line.indexOf(':') + 1).trim();
-  } catch {
-    // not Linux
-  }
-  return cpus()[0]?.model ?? 'unknown';
-}
 
 function quiet(command: string, args: string[]): string | null {
   try {
