@@ -62,7 +62,7 @@ for config in "${configs[@]}"; do
     degraded=0
     kiln gate --run "$work/$name/degraded/onnx" --baseline "$baseline" > "$work/$name/degraded/gate.txt" || degraded=$?
     if ((degraded == 1)); then
-      echo "quality: $name trained for 1 step fails its gate, as it must ($(grep -c REGRESSED "$work/$name/degraded/gate.txt") metric rows regressed)"
+      echo "quality: $name trained for 1 step fails its gate, as it must: $(grep -o 'gate FAILED: [0-9]* metric(s) regressed' "$work/$name/degraded/gate.txt")"
     else
       echo "quality: $name trained for 1 step did NOT fail its gate (exit $degraded): the gate cannot catch a broken model"
       cat "$work/$name/degraded/gate.txt"
