@@ -27,7 +27,7 @@ export const BEGIN_MARKER = '<!-- bench:begin -->';
 export const END_MARKER = '<!-- bench:end -->';
 
 /** The benchmarks `npm run bench` knows, in the order it runs them. */
-export const BENCH_NAMES = ['engine', 'train', 'infer', 'serve', 'memory', 'search'] as const;
+export const BENCH_NAMES = ['engine', 'train', 'infer', 'serve', 'memory', 'skills-trie', 'search'] as const;
 export type BenchName = (typeof BENCH_NAMES)[number];
 
 // =============================================================================================
@@ -232,6 +232,22 @@ export interface MemoryJson {
   rssBoundMiB: number;
 }
 
+/** bench/skills-trie.ts. */
+export interface SkillsTrieJson {
+  config: { reps: number; minSeconds: number; passes: number; dataRoot: string };
+  sentences: { count: number; train: number; dev: number; meanChars: number };
+  trie: { labels: number; buildSeconds: number; loadSeconds: number; jsonBytes: number };
+  matchesPerPass: number;
+  /** Wall-clock sentences/s of each repetition. */
+  sentencesPerSecond: number[];
+  sentencesPerCpuSecond: number[];
+  /** CPU time / wall time of each repetition. */
+  cpuShare: number[];
+  target: { sentencesPerSecond: number };
+  /** Median sentences/s ≥ the target. */
+  passed: boolean;
+}
+
 // =============================================================================================
 // JSON → rows, per benchmark
 // =============================================================================================
@@ -343,6 +359,25 @@ export function memoryRows(j: MemoryJson): Row[] {
   ];
 }
 
+/** The tagger has no PyTorch counterpart: its reference columns hold the target. */
+export function skillsTrieRows(j: SkillsTrieJson): Row[] {
+  const rate = summarize(j.sentencesPerSecond);
+  const target = single(j.target.sentencesPerSecond);
+  return [
+    {
+      metric: `tag SkillSpan train + dev (${j.sentences.count} sentences), 1 thread`,
+      unit: 'sentences/s ↑',
+      kiln: rate,
+      reference: target,
+      ratio: ratioOf(rate, target),
+      note: `${j.config.passes} pass${j.config.passes === 1 ? '' : 'es'} per repetition; CPU/wall ${formatNumber(median(j.cpuShare))}; ${formatNumber(median(j.sentencesPerCpuSecond))} sentences per CPU-second`,
+    },
+    { metric: 'trie build (ESCO + Stack Overflow)', unit: 's ↓', kiln: single(j.trie.buildSeconds), reference: null, ratio: null, note: `${j.trie.labels} labels` },
+    { metric: 'trie load (saved JSON)', unit: 's ↓', kiln: single(j.trie.loadSeconds), reference: null, ratio: null },
+    { metric: 'saved trie JSON', unit: 'MiB ↓', kiln: single(j.trie.jsonBytes / 2 ** 20), reference: null, ratio: null, note: `${j.trie.jsonBytes} bytes` },
+  ];
+}
+
 /** The rows for `name`'s JSON, and the name of its reference columns. */
 export function rowsFor(name: BenchName, json: unknown): { rows: Row[]; reference: string; verdict: string | null } {
   switch (name) {
@@ -365,6 +400,10 @@ export function rowsFor(name: BenchName, json: unknown): { rows: Row[]; referenc
     case 'memory': {
       const j = json as MemoryJson;
       return { rows: memoryRows(j), reference: 'PyTorch', verdict: `memory bounded: ${j.bounded ? 'yes' : 'NO'}` };
+    }
+    case 'skills-trie': {
+      const j = json as SkillsTrieJson;
+      return { rows: skillsTrieRows(j), reference: 'target', verdict: `≥ ${j.target.sentencesPerSecond} sentences/s on one core: ${j.passed ? 'met' : 'missed'} (${formatNumber(median(j.sentencesPerSecond))})` };
     }
     case 'search': {
       const j = json as SearchJson;
@@ -484,7 +523,7 @@ export function renderReport(run: { machine: Machine; command: string; outcomes:
     'Medians and min–max are over the rounds (engine, memory: per-round medians) or over every timed step (train);',
     'a single value has no min–max. The ratio is Kiln / reference of the medians (↑: higher is better, ↓: lower);',
     '"paired" is the median of back-to-back ratios where the benchmark measured them (infer: the per-round speed-up over PyTorch at its best thread count).',
-    'Serving and search have no PyTorch counterpart: their reference columns hold the target.',
+    'Serving, search and the skills trie tagger have no PyTorch counterpart: their reference columns hold the target.',
     '',
     '```sh',
     run.command,

@@ -19,6 +19,7 @@ import {
   renderSummary,
   replaceGenerated,
   serveRows,
+  skillsTrieRows,
   summarize,
   trainRows,
   type BenchOutcome,
@@ -26,6 +27,7 @@ import {
   type Machine,
   type MemoryJson,
   type ServeJson,
+  type SkillsTrieJson,
   type TrainJson,
 } from '../bench/report.js';
 
@@ -146,6 +148,32 @@ describe('rows from each benchmark’s JSON', () => {
     expect(drift!.reference).toBeNull();
     expect(memoryRows({ ...j, pytorch: null, pairedRatios: [] })[0]!.ratio).toBeNull();
   });
+
+  it('skills-trie: sentences/s over repetitions against the target, build, load and size as single values', () => {
+    const j: SkillsTrieJson = {
+      config: { reps: 5, minSeconds: 2, passes: 3, dataRoot: '/data' },
+      sentences: { count: 7974, train: 4800, dev: 3174, meanChars: 100.5 },
+      trie: { labels: 83296, buildSeconds: 4.75, loadSeconds: 1.25, jsonBytes: 12_582_912 },
+      matchesPerPass: 3000,
+      sentencesPerSecond: [12_000, 9_000, 11_000, 14_000, 10_000],
+      sentencesPerCpuSecond: [12_500, 12_000, 11_500, 14_000, 13_000],
+      cpuShare: [0.96, 0.75, 0.95, 1, 0.77],
+      target: { sentencesPerSecond: 10_000 },
+      passed: true,
+    };
+    const [rate, build, load, size] = skillsTrieRows(j);
+    expect(rate!.kiln).toEqual({ median: 11_000, min: 9_000, max: 14_000, n: 5 });
+    expect(rate!.reference!.median).toBe(10_000);
+    expect(rate!.ratio).toBeCloseTo(1.1, 12); // 11,000 / 10,000
+    expect(renderRows([rate!], 'target').split('\n')[2]).toBe(
+      '| tag SkillSpan train + dev (7974 sentences), 1 thread | sentences/s ↑ | 11000 | 9000–14000 | 10000 | — | 1.100 | — | 3 passes per repetition; CPU/wall 0.950; 12500 sentences per CPU-second |',
+    );
+    expect(build).toMatchObject({ metric: 'trie build (ESCO + Stack Overflow)', unit: 's ↓', reference: null, note: '83296 labels' });
+    expect(build!.kiln!.median).toBe(4.75);
+    expect(load!.kiln!.median).toBe(1.25);
+    expect(size!.kiln!.median).toBe(12); // 12,582,912 bytes = 12 MiB
+    expect(formatRange(size!.kiln)).toBe('—');
+  });
 });
 
 const MACHINE: Machine = {
@@ -189,6 +217,28 @@ describe('the generated section', () => {
     expect(renderSummary([noJson])).toContain('| train | **failed** (exit 0): it wrote no bench/results/train.json |');
     const noStart: BenchOutcome = { ...TRAIN_FAILED, exitCode: null };
     expect(renderSummary([noStart])).toContain('**failed** (did not exit normally)');
+  });
+
+  it('skills-trie: the verdict is the median sentences/s against the target', () => {
+    const json: SkillsTrieJson = {
+      config: { reps: 2, minSeconds: 0.25, passes: 1, dataRoot: '/data' },
+      sentences: { count: 7974, train: 4800, dev: 3174, meanChars: 100.5 },
+      trie: { labels: 83296, buildSeconds: 9.5, loadSeconds: 2.5, jsonBytes: 12_600_849 },
+      matchesPerPass: 3000,
+      sentencesPerSecond: [4_000, 5_000],
+      sentencesPerCpuSecond: [8_000, 9_000],
+      cpuShare: [0.5, 0.55],
+      target: { sentencesPerSecond: 10_000 },
+      passed: false,
+    };
+    const missed: BenchOutcome = { name: 'skills-trie', command: 'node --import tsx bench/skills-trie.ts --json bench/results/skills-trie.json', exitCode: 0, seconds: 21.2, json };
+    // Median (4,000 + 5,000) / 2 = 4,500.
+    expect(renderSummary([missed]).split('\n')[2]).toBe('| skills-trie | ok | 21 | ≥ 10000 sentences/s on one core: missed (4500) |');
+    const section = renderBench(missed);
+    expect(section).toContain('| metric | unit | Kiln median | Kiln min–max | target | target min–max | Kiln / target | paired | notes |');
+    expect(section).toContain('| tag SkillSpan train + dev (7974 sentences), 1 thread | sentences/s ↑ | 4500 | 4000–5000 | 10000 | — | 0.450 | — |');
+    expect(section).toContain('| saved trie JSON | MiB ↓ | 12.0 | — | — | — | — | — | 12600849 bytes |');
+    expect(section).toContain('Targets: ≥ 10000 sentences/s on one core: missed (4500).');
   });
 
   it('renders the machine, the command of each benchmark and its table', () => {

@@ -56,6 +56,11 @@ export const DATASETS = {
     title: 'STS Benchmark',
     download: 'https://ixa2.si.ehu.eus/stswiki/index.php/STSbenchmark',
   },
+  'stackoverflow-tags': {
+    folder: 'stackoverflow-tags',
+    title: 'Stack Overflow tags and tag synonyms (Stack Exchange data dump)',
+    download: 'https://github.com/CatherineLE/Stackoverflow (commit 60d7e5d; Stack Exchange Data Explorer export, Aug 2021)',
+  },
   'bert-vocab': {
     folder: 'bert-vocab',
     title: 'BERT uncased WordPiece vocabulary (vocab.txt)',

@@ -80,42 +80,72 @@ function normalised(scores: Float32Array): Float64Array {
   return Float64Array.from(scores, (s) => (range > 0 ? (s - min) / range : 1));
 }
 
-/** Per-document contribution of one part, keyed by corpus index. */
-function contributions(part: Candidates, options: FusionOptions, weight: number): Map<number, number> {
-  const out = new Map<number, number>();
-  if (options.method === 'rrf') {
-    part.docs.forEach((doc, i) => out.set(doc, weight / (options.k + i + 1)));
-  } else {
-    const norm = normalised(part.scores);
-    part.docs.forEach((doc, i) => out.set(doc, weight * norm[i]!));
-  }
-  return out;
+/** The contribution of each entry of one part's list, in list order. */
+function contributions(part: Candidates, options: Pick<FusionOptions, 'method' | 'k'>, weight: number): Float64Array {
+  if (options.method === 'rrf') return Float64Array.from(part.docs, (_, i) => weight / (options.k + i + 1));
+  const norm = normalised(part.scores);
+  return norm.map((v) => weight * v);
+}
+
+/** One ranked list of a multi-part fusion and its weight (the weights need not sum to 1). */
+export interface FusionPart {
+  readonly candidates: Candidates;
+  readonly weight: number;
+}
+
+/** One document of a multi-part fusion: its fused score, and its 1-based rank in each part (0 = not retrieved). */
+export interface MultiFusedHit {
+  readonly doc: number;
+  readonly score: number;
+  readonly ranks: readonly number[];
+}
+
+/**
+ * Any number of ranked lists fused alike: Σ_p w_p · contribution_p(d), the contribution being
+ * RRF's 1 / (k + r_p(d)) or the min–max normalised score (see the header). The two-part `fuse`
+ * is this with weights w and 1 − w. Used where more than one lexical signal joins the dense
+ * model (the skills pipeline: BM25, character TF-IDF and the taxonomy trie).
+ */
+export function fuseParts(parts: readonly FusionPart[], options: Pick<FusionOptions, 'method' | 'k'>): MultiFusedHit[] {
+  checkFusionOptions({ ...options, weight: 0.5 });
+  for (const part of parts) if (!(part.weight >= 0) || !Number.isFinite(part.weight)) throw new RangeError(`fusion part weight must be a finite number ≥ 0, got ${part.weight}`);
+  const scores = new Map<number, number>();
+  const ranks = new Map<number, number[]>();
+  parts.forEach((part, p) => {
+    const values = contributions(part.candidates, options, part.weight);
+    part.candidates.docs.forEach((doc, i) => {
+      let r = ranks.get(doc);
+      if (r === undefined) {
+        r = new Array<number>(parts.length).fill(0);
+        ranks.set(doc, r);
+      }
+      if (r[p] !== 0) return; // a list names a document once; a repeat adds nothing
+      r[p] = i + 1;
+      scores.set(doc, (scores.get(doc) ?? 0) + values[i]!);
+    });
+  });
+  const hits = [...scores].map(([doc, score]) => ({ doc, score, ranks: ranks.get(doc)! }));
+  return hits.sort((a, b) => (ranksBefore(a.score, a.doc, b.score, b.doc) ? -1 : 1));
 }
 
 /** Fuses the two candidate lists (each best first) into one list, best first. */
 export function fuse(dense: Candidates, lexical: Candidates, options: FusionOptions): FusedHit[] {
   checkFusionOptions(options);
-  const fromDense = contributions(dense, options, options.weight);
-  const fromLexical = contributions(lexical, options, 1 - options.weight);
-  const denseRank = new Map<number, number>();
-  dense.docs.forEach((doc, i) => denseRank.set(doc, i));
-  const lexicalRank = new Map<number, number>();
-  lexical.docs.forEach((doc, i) => lexicalRank.set(doc, i));
-
-  const hits: FusedHit[] = [];
-  for (const doc of new Set([...dense.docs, ...lexical.docs])) {
-    const d = denseRank.get(doc);
-    const l = lexicalRank.get(doc);
-    hits.push({
-      doc,
-      score: (fromDense.get(doc) ?? 0) + (fromLexical.get(doc) ?? 0),
-      denseRank: d === undefined ? 0 : d + 1,
-      denseScore: d === undefined ? null : dense.scores[d]!,
-      lexicalRank: l === undefined ? 0 : l + 1,
-      lexicalScore: l === undefined ? null : lexical.scores[l]!,
-    });
-  }
-  return hits.sort((a, b) => (ranksBefore(a.score, a.doc, b.score, b.doc) ? -1 : 1));
+  const fused = fuseParts(
+    [
+      { candidates: dense, weight: options.weight },
+      { candidates: lexical, weight: 1 - options.weight },
+    ],
+    options,
+  );
+  return fused.map(({ doc, score, ranks: [d, l] }) => ({
+    doc,
+    score,
+    denseRank: d!,
+    denseScore: d === 0 ? null : dense.scores[d! - 1]!,
+    lexicalRank: l!,
+    lexicalScore: l === 0 ? null : lexical.scores[l! - 1]!,
+  }));
 }
 
 /**

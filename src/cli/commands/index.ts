@@ -10,6 +10,7 @@ import { indexCommand } from './index-build.js';
 import { runsCommand } from './runs.js';
 import { dashboardCommand } from './dashboard.js';
 import { gateCommand } from './gate.js';
+import { skillsCommand } from './skills.js';
 
 // yargs' CommandModule is invariant in its argument type; the registry only needs the shape.
-export const COMMANDS: ReadonlyArray<CommandModule<object, never>> = [infoCommand, trainCommand, evalCommand, exportCommand, embedCommand, indexCommand, serveCommand, runsCommand, dashboardCommand, gateCommand].map((c) => c as unknown as CommandModule<object, never>);
+export const COMMANDS: ReadonlyArray<CommandModule<object, never>> = [infoCommand, trainCommand, evalCommand, exportCommand, embedCommand, indexCommand, serveCommand, runsCommand, dashboardCommand, gateCommand, skillsCommand].map((c) => c as unknown as CommandModule<object, never>);

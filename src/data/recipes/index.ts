@@ -15,6 +15,7 @@ import type { RecipeKind, RecipeOutputs } from './recipe.js';
 import { skillExtraction } from './skill-extraction.js';
 import { skillspan } from './skillspan.js';
 import { skillspanPairs } from './skillspan-pairs.js';
+import { skillspanWeak } from './skillspan-weak.js';
 import { stsb } from './stsb.js';
 
 export { defineRecipe, makeLabelledPairs, type Recipe, type RecipeKind, type RecipeOutputs } from './recipe.js';
@@ -27,6 +28,7 @@ export const RECIPES = {
   'skill-extraction': skillExtraction,
   skillspan,
   'skillspan-pairs': skillspanPairs,
+  'skillspan-weak': skillspanWeak,
   stsb,
   'domain-corpus': domainCorpus,
 } as const;

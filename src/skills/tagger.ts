@@ -1,0 +1,241 @@
+/**
+ * The Skills Graph pipeline at run time: a posting in, its skills out, each with a score and the
+ * evidence for it. The shape follows LinkedIn's skill extraction ("Extracting skills from content
+ * to fuel the LinkedIn Skills Graph", LinkedIn Engineering, 2023):
+ *
+ *   1. sections   the posting is split into sections and sentences (./sections.ts); a skill's
+ *                 score is weighted by its section (qualifications count most, the company blurb
+ *                 least);
+ *   2. taggers    per sentence, four rankings of the taxonomy: the taxonomy trie's matches
+ *                 (src/data/skill-trie.ts), BM25 and character TF-IDF over the skills' labels,
+ *                 and the two-tower model's cosine similarity against the skill embeddings of
+ *                 the search index (the semantic tagger, which finds skills a sentence implies
+ *                 without naming them);
+ *   3. fusion     the four rankings fused by weighted reciprocal rank (src/eval/fusion.ts
+ *                 `fuseParts`); a sentence emits every skill the trie matched, and up to `topK`
+ *                 more from the fused ranking that the model scores at cosine ≥ `threshold`;
+ *                 a skill's sentence score is its fused score over the largest possible one
+ *                 (Σ_p w_p / (k + 1)), so 1 means first in every ranking;
+ *   4. document   a skill's score is the best, over its mentions, of sentence score × section
+ *                 weight; every mention is kept as provenance (tagger, section, character span);
+ *   5. expansion  the skills graph (./graph.ts) adds broader, narrower and related skills of the
+ *                 found ones at a decayed score, marked `expanded`.
+ *
+ * `signals` exposes step 2 alone: `kiln skills eval` ranks the whole taxonomy per sentence with
+ * each tagger alone and with the fusion, through the same code.
+ */
+import { join } from 'node:path';
+
+import type { TrieMatch } from '../data/skill-trie.js';
+import { fuseParts, type FusionPart, type MultiFusedHit } from '../eval/fusion.js';
+import { DEFAULT_LEXICAL_SETTINGS, type Candidates } from '../eval/lexical.js';
+import { ExportedModel } from '../serve/exported-model.js';
+import { LexicalWorkerPool } from '../serve/lexical-worker.js';
+import { SearchIndex } from '../serve/search-index.js';
+import { expandSkills, type SkillRelation } from './graph.js';
+import { readSkillsFiles, SKILL_SIGNALS, type SkillSignal, type SkillsFiles, type SkillsSettings } from './model.js';
+import { segmentPosting, type PostingSection, type SectionKind } from './sections.js';
+
+/** Every tagger's ranking of the taxonomy for one sentence. */
+export interface SentenceSignals {
+  readonly rankings: Readonly<Record<SkillSignal, Candidates>>;
+  readonly trieMatches: readonly TrieMatch[];
+  /** Words in the sentence (the semantic tagger's minimum applies to it). */
+  readonly words: number;
+}
+
+export type Mention =
+  | { tagger: 'trie'; section: SectionKind; start: number; end: number; text: string; label: string; via: TrieMatch['source']; score: number }
+  | { tagger: 'semantic'; section: SectionKind; start: number; end: number; similarity: number; score: number };
+
+export interface ExtractedSkill {
+  id: string;
+  label: string;
+  score: number;
+  /** Found in the text (trie or semantic), or added from the graph. */
+  kind: 'found' | 'expanded';
+  mentions: Mention[];
+  /** For an expanded skill: the found skill it came from, and the relation. */
+  expandedFrom?: { id: string; label: string; relation: SkillRelation };
+}
+
+export interface ExtractedDocument {
+  id: string;
+  skills: ExtractedSkill[];
+  sections: Array<Pick<PostingSection, 'kind' | 'heading' | 'start' | 'end'>>;
+  sentences: number;
+}
+
+export interface ExtractOptions {
+  /** Graph expansion on (default) or off. */
+  expand: boolean;
+  /** Overrides of the directory's settings. */
+  threshold?: number;
+  topK?: number;
+}
+
+/** Embeds sentences on the query side (default: the tagger's model directly; a server passes its micro-batcher). */
+export type SentenceEmbedder = (sentences: readonly string[]) => Promise<Float32Array[]>;
+
+export interface LoadTaggerOptions {
+  /** onnxruntime intra-op threads. */
+  threads?: number;
+}
+
+export class SkillTagger {
+  private constructor(
+    readonly files: SkillsFiles,
+    readonly model: ExportedModel,
+    readonly index: SearchIndex,
+    private readonly bm25: LexicalWorkerPool,
+  ) {}
+
+  static async load(dir: string, options: LoadTaggerOptions = {}): Promise<SkillTagger> {
+    const files = readSkillsFiles(dir);
+    const model = await ExportedModel.load(join(files.dir, 'model'), { threads: options.threads });
+    let index: SearchIndex | undefined;
+    try {
+      index = await SearchIndex.load(join(files.dir, 'index'), { threads: options.threads });
+      if (index.manifest.hybrid.lexical !== 'tfidf_char') throw new Error(`${join(files.dir, 'index')}: its lexical ranker is ${index.manifest.hybrid.lexical}; expected tfidf_char (rebuild with \`kiln skills build\`)`);
+      if (index.documents.length !== files.skills.length || index.documents.some((d, i) => d.id !== files.skills[i]!.id)) {
+        throw new Error(`${join(files.dir, 'index')}: its documents are not skills.jsonl's skills in order; rebuild with \`kiln skills build\``);
+      }
+      const bm25 = await LexicalWorkerPool.start('bm25', files.skills, index.manifest.lexical ?? DEFAULT_LEXICAL_SETTINGS, 1);
+      return new SkillTagger(files, model, index, bm25);
+    } catch (error) {
+      await index?.release();
+      await model.release();
+      throw error;
+    }
+  }
+
+  get settings(): SkillsSettings {
+    return this.files.manifest.settings;
+  }
+
+  /** Each tagger's top `window` skills for each sentence (window = the taxonomy's size gives full rankings). */
+  async signals(sentences: readonly string[], window = this.settings.fusion.window, embed: SentenceEmbedder = (texts) => this.embedSentences(texts)): Promise<SentenceSignals[]> {
+    if (sentences.length === 0) return [];
+    const vectors = await embed(sentences);
+    const dense = await this.index.denseCandidates(vectors, window);
+    const lexical = await Promise.all(sentences.map((s) => Promise.all([this.bm25.candidates(s, window), this.index.lexicalCandidates(s, window)])));
+    return sentences.map((sentence, i) => {
+      const trieMatches = this.files.trie.match(sentence);
+      const words = sentence.split(/\s+/).filter((w) => /[\p{L}\p{N}]/u.test(w)).length;
+      return { rankings: { dense: dense[i]!, bm25: lexical[i]![0], tfidf_char: lexical[i]![1], trie: trieRanking(trieMatches) }, trieMatches, words };
+    });
+  }
+
+  /** The prompt type sentences are embedded with ('' when the model has none). */
+  get sentenceType(): string | undefined {
+    return this.index.manifest.queryType === '' ? undefined : this.index.manifest.queryType;
+  }
+
+  embedSentences(sentences: readonly string[]): Promise<Float32Array[]> {
+    return this.model.embed(sentences, { side: 'query', inputType: this.sentenceType });
+  }
+
+  /** The fused ranking of one sentence's signals under the directory's fusion settings (or `weights`). */
+  fuse(signals: SentenceSignals, weights: Readonly<Record<SkillSignal, number>> = this.settings.fusion.weights): MultiFusedHit[] {
+    const { method, k, window } = this.settings.fusion;
+    const parts: FusionPart[] = SKILL_SIGNALS.map((signal) => ({ candidates: topOf(signals.rankings[signal], window), weight: weights[signal] }));
+    return fuseParts(parts, { method, k });
+  }
+
+  /** The skills each sentence emits, with its sentence score in (0, 1] (see the header, step 3). */
+  sentenceSkills(signals: SentenceSignals, options: Pick<ExtractOptions, 'threshold' | 'topK'> = {}): Array<{ skill: number; score: number; trie: TrieMatch | null; similarity: number | null }> {
+    const threshold = options.threshold ?? this.settings.semantic.threshold;
+    const topK = signals.words < this.settings.semantic.minWords ? 0 : (options.topK ?? this.settings.semantic.topK);
+    const { method, k, weights } = this.settings.fusion;
+    const best = SKILL_SIGNALS.reduce((sum, s) => sum + (method === 'rrf' ? weights[s] / (k + 1) : weights[s]), 0);
+    const fused = this.fuse(signals);
+    const trieBySkill = new Map<number, TrieMatch>();
+    for (const m of signals.trieMatches) for (const s of m.skills) if (!trieBySkill.has(s)) trieBySkill.set(s, m);
+    const similarity = new Map<number, number>();
+    const dense = signals.rankings.dense;
+    dense.docs.forEach((doc, i) => similarity.set(doc, dense.scores[i]!));
+    const out: Array<{ skill: number; score: number; trie: TrieMatch | null; similarity: number | null }> = [];
+    let semantic = 0;
+    for (const hit of fused) {
+      const trie = trieBySkill.get(hit.doc) ?? null;
+      const sim = similarity.get(hit.doc) ?? null;
+      const bySemantic = sim !== null && sim >= threshold && semantic < topK;
+      if (trie === null && !bySemantic) continue;
+      if (trie === null) semantic++;
+      out.push({ skill: hit.doc, score: best > 0 ? hit.score / best : 0, trie, similarity: sim });
+    }
+    return out;
+  }
+
+  /** Skills with provenance for each document (see the header). */
+  async extract(documents: ReadonlyArray<{ id: string; text: string }>, options: ExtractOptions = { expand: true }, embed?: SentenceEmbedder): Promise<ExtractedDocument[]> {
+    const segmented = documents.map((d) => segmentPosting(d.text));
+    const flat = segmented.flatMap((seg, doc) => seg.sentences.map((sentence) => ({ doc, sentence, section: seg.sections[sentence.section]! })));
+    const signals = await this.signals(
+      flat.map((f) => f.sentence.text),
+      undefined,
+      embed,
+    );
+    const perDoc = documents.map(() => new Map<number, { score: number; mentions: Mention[] }>());
+    flat.forEach(({ doc, sentence, section }, i) => {
+      const weight = this.settings.sections[section.kind];
+      for (const found of this.sentenceSkills(signals[i]!, options)) {
+        const score = found.score * weight;
+        const mention: Mention =
+          found.trie !== null
+            ? { tagger: 'trie', section: section.kind, start: sentence.start + found.trie.start, end: sentence.start + found.trie.end, text: found.trie.surface, label: found.trie.label, via: found.trie.source, score }
+            : { tagger: 'semantic', section: section.kind, start: sentence.start, end: sentence.end, similarity: found.similarity!, score };
+        const entry = perDoc[doc]!.get(found.skill);
+        if (entry === undefined) perDoc[doc]!.set(found.skill, { score, mentions: [mention] });
+        else {
+          entry.score = Math.max(entry.score, score);
+          entry.mentions.push(mention);
+        }
+      }
+    });
+    const skills = this.files.skills;
+    return documents.map((d, doc) => {
+      const found = perDoc[doc]!;
+      const out: ExtractedSkill[] = [...found].map(([skill, { score, mentions }]) => ({ id: skills[skill]!.id, label: skills[skill]!.text, score, kind: 'found', mentions }));
+      if (options.expand) {
+        const { fromScore, ...expansion } = this.settings.expansion;
+        const sources = new Map([...found].filter(([, { score }]) => score >= fromScore).map(([skill, { score }]) => [skill, score]));
+        const alreadyFound = new Set(found.keys());
+        for (const e of expandSkills(sources, this.files.graph, expansion)) {
+          if (alreadyFound.has(e.skill)) continue;
+          out.push({ id: skills[e.skill]!.id, label: skills[e.skill]!.text, score: e.score, kind: 'expanded', mentions: [], expandedFrom: { id: skills[e.from]!.id, label: skills[e.from]!.text, relation: e.relation } });
+        }
+      }
+      out.sort((a, b) => b.score - a.score || (a.kind === b.kind ? a.label.localeCompare(b.label) : a.kind === 'found' ? -1 : 1));
+      const seg = segmented[doc]!;
+      return { id: d.id, skills: out, sections: seg.sections.map(({ kind, heading, start, end }) => ({ kind, heading, start, end })), sentences: seg.sentences.length };
+    });
+  }
+
+  async release(): Promise<void> {
+    await this.bm25.close();
+    await this.index.release();
+    await this.model.release();
+  }
+}
+
+/** The trie's matches as a ranking: longer matches first, then earlier ones; a skill once. */
+export function trieRanking(matches: readonly TrieMatch[]): Candidates {
+  const order = matches.map((m, i) => ({ m, i })).sort((a, b) => b.m.tokens - a.m.tokens || a.i - b.i);
+  const docs: number[] = [];
+  const scores: number[] = [];
+  const seen = new Set<number>();
+  for (const { m } of order) {
+    for (const skill of m.skills) {
+      if (seen.has(skill)) continue;
+      seen.add(skill);
+      docs.push(skill);
+      scores.push(m.tokens);
+    }
+  }
+  return { docs: Int32Array.from(docs), scores: Float32Array.from(scores) };
+}
+
+function topOf(c: Candidates, n: number): Candidates {
+  return c.docs.length <= n ? c : { docs: c.docs.subarray(0, n), scores: c.scores.subarray(0, n) };
+}
