@@ -61,17 +61,43 @@ function setScores(pairs: ReadonlyArray<{ emitted: ReadonlySet<number>; gold: Re
   return { precision, recall, f1: precision + recall === 0 ? 0 : (2 * precision * recall) / (precision + recall), emitted, gold };
 }
 
-/** Evaluates one split (its corpus must be the tagger's taxonomy, in order). */
-export async function evaluateSkillsSplit(tagger: SkillTagger, split: RetrievalSplit, metrics: readonly string[] = DEFAULT_SKILLS_METRICS): Promise<SkillsSplitReport> {
+/** Every tagger's full ranking of the taxonomy for each of the split's sentences. */
+export async function splitSignals(tagger: SkillTagger, split: RetrievalSplit): Promise<SentenceSignals[]> {
   const skills = tagger.files.skills;
   if (split.corpus.length !== skills.length || split.corpus.some((d, i) => d.id !== skills[i]!.id)) {
     throw new Error(`${split.name}: its corpus is not the skills model's taxonomy (${split.corpus.length} vs ${skills.length} skills, in ESCO file order)`);
   }
-  const numDocs = skills.length;
-  const signals = await tagger.signals(
+  return tagger.signals(
     split.queries.map((q) => q.text),
-    numDocs,
+    skills.length,
   );
+}
+
+/** The extraction scores of each variant at the given semantic settings (default: the tagger's). */
+export function extractionScores(tagger: SkillTagger, split: RetrievalSplit, signals: readonly SentenceSignals[], options: { threshold?: number; topK?: number } = {}): SkillsSplitReport['extraction'] {
+  const threshold = options.threshold ?? tagger.settings.semantic.threshold;
+  const topK = options.topK ?? tagger.settings.semantic.topK;
+  const { minWords } = tagger.settings.semantic;
+  const gold = split.queries.map((q) => new Set(q.relevant));
+  return {
+    trie: setScores(signals.map((s, q) => ({ emitted: new Set(s.rankings.trie.docs), gold: gold[q]! }))),
+    semantic: setScores(
+      signals.map((s, q) => {
+        const dense = s.rankings.dense;
+        const emitted = new Set<number>();
+        const k = s.words < minWords ? 0 : topK;
+        for (let i = 0; i < dense.docs.length && emitted.size < k && dense.scores[i]! >= threshold; i++) emitted.add(dense.docs[i]!);
+        return { emitted, gold: gold[q]! };
+      }),
+    ),
+    combined: setScores(signals.map((s, q) => ({ emitted: new Set(tagger.sentenceSkills(s, { threshold, topK }).map((e) => e.skill)), gold: gold[q]! }))),
+  };
+}
+
+/** Evaluates one split (its corpus must be the tagger's taxonomy, in order). */
+export async function evaluateSkillsSplit(tagger: SkillTagger, split: RetrievalSplit, metrics: readonly string[] = DEFAULT_SKILLS_METRICS, signals?: readonly SentenceSignals[]): Promise<SkillsSplitReport> {
+  const numDocs = tagger.files.skills.length;
+  const all = signals ?? (await splitSignals(tagger, split));
   const rankingOf = (variant: SkillsVariant, s: SentenceSignals): Candidates => {
     if (variant === 'combined') {
       const fused = tagger.fuse(s);
@@ -85,28 +111,41 @@ export async function evaluateSkillsSplit(tagger: SkillTagger, split: RetrievalS
     const scorer: RetrievalScorer = {
       scoreRows(start, end) {
         const rows = new Float32Array((end - start) * numDocs);
-        for (let q = start; q < end; q++) listRow(rankingOf(variant, signals[q]!), numDocs, rows.subarray((q - start) * numDocs, (q - start + 1) * numDocs));
+        for (let q = start; q < end; q++) listRow(rankingOf(variant, all[q]!), numDocs, rows.subarray((q - start) * numDocs, (q - start + 1) * numDocs));
         return rows;
       },
     };
     ranking[variant] = evaluateRetrieval(split, scorer, metrics);
   }
-  const { threshold, topK, minWords } = tagger.settings.semantic;
-  const gold = split.queries.map((q) => new Set(q.relevant));
-  const extraction = {
-    trie: setScores(signals.map((s, q) => ({ emitted: new Set(s.rankings.trie.docs), gold: gold[q]! }))),
-    semantic: setScores(
-      signals.map((s, q) => {
-        const dense = s.rankings.dense;
-        const emitted = new Set<number>();
-        const k = s.words < minWords ? 0 : topK;
-        for (let i = 0; i < dense.docs.length && emitted.size < k && dense.scores[i]! >= threshold; i++) emitted.add(dense.docs[i]!);
-        return { emitted, gold: gold[q]! };
-      }),
-    ),
-    combined: setScores(signals.map((s, q) => ({ emitted: new Set(tagger.sentenceSkills(s).map((e) => e.skill)), gold: gold[q]! }))),
-  };
-  return { split: split.name, queries: split.queries.length, ranking, extraction };
+  return { split: split.name, queries: split.queries.length, ranking, extraction: extractionScores(tagger, split, all) };
+}
+
+export const THRESHOLD_GRID: readonly number[] = Array.from({ length: 9 }, (_, i) => 0.4 + 0.05 * i);
+export const TOP_K_GRID: readonly number[] = [1, 2, 3, 5];
+
+export interface TuneResult {
+  threshold: number;
+  topK: number;
+  /** Mean over the splits of the combined extraction's F1. */
+  f1: number;
+  grid: Array<{ threshold: number; topK: number; f1: number }>;
+}
+
+/**
+ * The semantic tagger's threshold and top k that maximise the combined extraction's F1, averaged
+ * over the splits (validation splits only: the caller's job). Ties go to the higher threshold
+ * (fewer emissions), then the smaller k.
+ */
+export function tuneExtraction(tagger: SkillTagger, splits: ReadonlyArray<{ split: RetrievalSplit; signals: readonly SentenceSignals[] }>): TuneResult {
+  const grid: TuneResult['grid'] = [];
+  for (const threshold of THRESHOLD_GRID) {
+    for (const topK of TOP_K_GRID) {
+      const f1 = splits.reduce((sum, { split, signals }) => sum + extractionScores(tagger, split, signals, { threshold, topK }).combined.f1, 0) / splits.length;
+      grid.push({ threshold: Number(threshold.toFixed(2)), topK, f1 });
+    }
+  }
+  const best = grid.reduce((a, b) => (b.f1 > a.f1 + 1e-12 || (Math.abs(b.f1 - a.f1) <= 1e-12 && (b.threshold > a.threshold || (b.threshold === a.threshold && b.topK < a.topK))) ? b : a));
+  return { ...best, grid };
 }
 
 const pct = (v: number | undefined): string => (v === undefined ? '-' : (100 * v).toFixed(2));

@@ -198,3 +198,10 @@ export function readSkillsFiles(dir: string): SkillsFiles {
   }
   return { dir: root, manifest, skills, trie, graph };
 }
+
+/** Rewrites the directory's settings (atomically; the rest of the manifest is kept). */
+export function writeSkillsSettings(dir: string, settings: SkillsSettings): void {
+  const files = readSkillsFiles(dir);
+  const manifest: SkillsManifest = { ...files.manifest, settings };
+  writeFileAtomic(join(files.dir, 'skills.json'), [Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, 'utf8')]);
+}

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 
-import { fuse, fusedRow, checkFusionOptions } from '../../src/eval/fusion.js';
+import { fuse, fuseParts, fusedRow, checkFusionOptions } from '../../src/eval/fusion.js';
 import { ranksOfRelevant } from '../../src/eval/rank.js';
 import type { Candidates } from '../../src/eval/lexical.js';
 
@@ -73,5 +73,48 @@ describe('the fused row', () => {
   it('rejects a weight outside [0, 1] and a non-positive k', () => {
     expect(() => checkFusionOptions({ method: 'rrf', weight: 1.5, k: 60 })).toThrow(/weight must be in \[0, 1\], got 1.5/);
     expect(() => checkFusionOptions({ method: 'rrf', weight: 0.5, k: 0 })).toThrow(/k must be a finite number > 0, got 0/);
+  });
+});
+
+describe('fusion of more than two lists', () => {
+  const a = list([3, 1, 4], [0.9, 0.8, 0.7]);
+  const b = list([1, 5, 2], [12, 7, 1]);
+  const c = list([2], [3]);
+
+  it('sums w_p / (k + r_p) over every list, with each list\'s ranks', () => {
+    const hits = fuseParts(
+      [
+        { candidates: a, weight: 1 },
+        { candidates: b, weight: 0.5 },
+        { candidates: c, weight: 2 },
+      ],
+      { method: 'rrf', k: 60 },
+    );
+    const byDoc = new Map(hits.map((h) => [h.doc, h]));
+    expect(byDoc.get(2)!.score).toBeCloseTo(0.5 / 63 + 2 / 61, 15);
+    expect(byDoc.get(1)!.score).toBeCloseTo(1 / 62 + 0.5 / 61, 15);
+    expect(byDoc.get(3)!.score).toBeCloseTo(1 / 61, 15);
+    expect(byDoc.get(2)!.ranks).toEqual([0, 3, 1]);
+    expect(byDoc.get(1)!.ranks).toEqual([2, 1, 0]);
+    // 2: 0.0407; 1: 0.0243; 3: 0.0164; 4: 1/63 = 0.0159; 5: 0.5/62 = 0.0081
+    expect(hits.map((h) => h.doc)).toEqual([2, 1, 3, 4, 5]);
+  });
+
+  it('is the two-part fusion when given weights w and 1 − w', () => {
+    for (const method of ['rrf', 'weighted'] as const) {
+      const two = fuse(a, b, { method, weight: 0.3, k: 60 });
+      const many = fuseParts(
+        [
+          { candidates: a, weight: 0.3 },
+          { candidates: b, weight: 0.7 },
+        ],
+        { method, k: 60 },
+      );
+      expect(many.map((h) => [h.doc, h.score])).toEqual(two.map((h) => [h.doc, h.score]));
+    }
+  });
+
+  it('rejects a negative weight', () => {
+    expect(() => fuseParts([{ candidates: a, weight: -1 }], { method: 'rrf', k: 60 })).toThrow(/weight must be a finite number ≥ 0, got -1/);
   });
 });

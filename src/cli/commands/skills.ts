@@ -4,7 +4,7 @@
  *   kiln skills build    --model EXPORT_DIR --out SKILLS_DIR [--data-root DIR] [--threads N]
  *   kiln skills extract  --model SKILLS_DIR [--input FILE|-] [--out FILE] [--text-field NAME]
  *                        [--id-field NAME] [--no-expand] [--threshold T] [--top-k K] [--pretty]
- *   kiln skills eval     --model SKILLS_DIR [--data-root DIR] [--json]
+ *   kiln skills eval     --model SKILLS_DIR [--data-root DIR] [--json] [--tune [--write]]
  *   kiln skills postings --split dev|train [--out FILE] [--data-root DIR]
  *
  * build: the taxonomy trie, the skills graph and the skill embeddings of an exported two-tower
@@ -17,7 +17,7 @@
  * Exit codes: 0 done; 2 a usage, input, data or model problem (nothing written).
  */
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 
 import { createContext, resolveDataRoot } from '../../data/files.js';
@@ -25,8 +25,8 @@ import { loadRecipe } from '../../data/recipes/index.js';
 import { DataError, type RetrievalSplit } from '../../data/types.js';
 import { trieSpanScores } from '../../eval/span-match.js';
 import { EmbedError, openInput } from '../../serve/embed.js';
-import { evaluateSkillsSplit, formatSkillsReport } from '../../skills/evaluate.js';
-import { buildSkillsModel, SkillsModelError } from '../../skills/model.js';
+import { evaluateSkillsSplit, formatSkillsReport, splitSignals, tuneExtraction } from '../../skills/evaluate.js';
+import { buildSkillsModel, SkillsModelError, writeSkillsSettings } from '../../skills/model.js';
 import { readSkillspanPostings } from '../../skills/postings.js';
 import { SkillTagger, type ExtractedDocument } from '../../skills/tagger.js';
 import { writeFileAtomic } from '../../util/atomic-write.js';
@@ -184,6 +184,8 @@ interface EvalArgs {
   model: string;
   'data-root'?: string;
   json: boolean;
+  tune: boolean;
+  write: boolean;
   threads?: number;
 }
 
@@ -195,9 +197,12 @@ const evalCommand: CommandModule<object, EvalArgs> = {
       .option('model', { type: 'string', demandOption: true, describe: 'Skills model directory (kiln skills build --out)' })
       .option('data-root', { type: 'string', describe: 'Data root (default: $KILN_DATA)' })
       .option('json', { type: 'boolean', default: false, describe: 'Print the results as JSON' })
+      .option('tune', { type: 'boolean', default: false, describe: "Also search the semantic tagger's threshold and top k for the best extraction F1 (mean of TECH and HOUSE validation)" })
+      .option('write', { type: 'boolean', default: false, describe: 'With --tune: save the tuned threshold and top k into the skills model (skills.json)' })
       .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: all cores)' })
       .check((args) => {
         positiveInteger('--threads', args.threads);
+        if (args.write && !args.tune) throw new UsageError('--write saves what --tune finds: add --tune');
         return true;
       }),
   handler: (args) =>
@@ -206,22 +211,39 @@ const evalCommand: CommandModule<object, EvalArgs> = {
       const tagger = await SkillTagger.load(args.model, { threads: args.threads });
       try {
         const reports = [];
+        const evaluated = [];
+        // Validation splits only: the settings tuned here must never see a test sentence.
         for (const subset of ['tech', 'house'] as const) {
-          const loaded = await loadRecipe('skill-extraction', ctx, { subset, split: 'validation' });
-          reports.push(await evaluateSkillsSplit(tagger, loaded.data as RetrievalSplit));
+          const split = (await loadRecipe('skill-extraction', ctx, { subset, split: 'validation' })).data as RetrievalSplit;
+          const signals = await splitSignals(tagger, split);
+          evaluated.push({ split, signals });
+          reports.push(await evaluateSkillsSplit(tagger, split, undefined, signals));
         }
         const spans = await trieSpanScores(ctx, tagger.files.trie, 'dev');
+        const tuned = args.tune ? tuneExtraction(tagger, evaluated) : null;
+        if (tuned !== null && args.write) {
+          writeSkillsSettings(tagger.files.dir, { ...tagger.settings, semantic: { ...tagger.settings.semantic, threshold: tuned.threshold, topK: tuned.topK } });
+        }
         if (args.json) {
-          process.stdout.write(`${JSON.stringify({ model: tagger.files.manifest.modelId, settings: tagger.settings, splits: reports, trieSpans: { split: 'skillspan/dev', ...spans } }, null, 2)}\n`);
+          process.stdout.write(`${JSON.stringify({ model: tagger.files.manifest.modelId, settings: tagger.settings, splits: reports, trieSpans: { split: 'skillspan/dev', ...spans }, tuned }, null, 2)}\n`);
           return;
         }
         const pct = (v: number): string => (100 * v).toFixed(2);
+        const { threshold, topK } = tagger.settings.semantic;
+        const tuneLine =
+          tuned === null
+            ? []
+            : [
+                '',
+                `tuned on validation: threshold ${tuned.threshold}, top k ${tuned.topK} → combined extraction F1 ${pct(tuned.f1)} (mean of TECH and HOUSE; now threshold ${threshold}, top k ${topK})${args.write ? `; written to ${join(tagger.files.dir, 'skills.json')}` : '; --write saves it'}`,
+              ];
         process.stdout.write(
           [
             `skills model ${tagger.files.dir} (model ${tagger.files.manifest.modelId}); ×100, validation splits (${reports.map((r) => `${r.split} ${r.queries} sentences`).join(', ')})`,
             formatSkillsReport(reports),
             '',
             `trie spans on SkillSpan dev (${spans.sentences} sentences, ${spans.gold} gold skill/knowledge spans, ${spans.predicted} matches): exact P ${pct(spans.exact.precision)} R ${pct(spans.exact.recall)} F1 ${pct(spans.exact.f1)}; overlap P ${pct(spans.partial.precision)} R ${pct(spans.partial.recall)} F1 ${pct(spans.partial.f1)}`,
+            ...tuneLine,
           ].join('\n') + '\n',
         );
       } finally {
