@@ -20,7 +20,7 @@ describe('kiln CLI', () => {
     const r = kiln(['--help']);
     expect(r.status).toBe(0);
     const listed = [...r.stdout.matchAll(/^\s+kiln (\w+)/gm)].map((m) => m[1]);
-    expect(listed).toEqual(['info', 'train', 'eval', 'export', 'embed', 'index', 'serve', 'runs', 'dashboard', 'gate']);
+    expect(listed).toEqual(['info', 'train', 'eval', 'export', 'embed', 'index', 'serve', 'runs', 'dashboard', 'gate', 'skills']);
   });
 
   it('info --json reports the libtorch that Python torch also reports', () => {

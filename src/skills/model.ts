@@ -61,7 +61,7 @@ export interface SkillsSettings {
  */
 export const DEFAULT_SKILLS_SETTINGS: SkillsSettings = {
   fusion: { method: 'rrf', k: 60, window: 100, weights: { dense: 1, bm25: 0.5, tfidf_char: 0.5, trie: 1 } },
-  semantic: { threshold: 0.6, topK: 5, minWords: 4 },
+  semantic: { threshold: 0.5, topK: 1, minWords: 4 },
   sections: { ...DEFAULT_SECTION_WEIGHTS },
   // Expanding every weak find multiplies the noise (a generic skill such as "troubleshoot" has
   // dozens of narrower skills): only confident finds are expanded, at most 3 neighbours each.

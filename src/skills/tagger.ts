@@ -114,11 +114,29 @@ export class SkillTagger {
   }
 
   /** Each tagger's top `window` skills for each sentence (window = the taxonomy's size gives full rankings). */
-  async signals(sentences: readonly string[], window = this.settings.fusion.window, embed: SentenceEmbedder = (texts) => this.embedSentences(texts)): Promise<SentenceSignals[]> {
+  async signals(
+    sentences: readonly string[],
+    window = this.settings.fusion.window,
+    embed: SentenceEmbedder = (texts) => this.embedSentences(texts),
+    options: { skipUnweighted?: boolean } = {},
+  ): Promise<SentenceSignals[]> {
     if (sentences.length === 0) return [];
-    const vectors = await embed(sentences);
-    const dense = await this.index.denseCandidates(vectors, window);
-    const lexical = await Promise.all(sentences.map((s) => Promise.all([this.bm25.candidates(s, window), this.index.lexicalCandidates(s, window)])));
+    // A lexical ranker of weight 0 changes no fused ranking; extraction skips it (it is most of
+    // the cost per sentence), evaluation ranks with it alone and so computes it.
+    const weights = this.settings.fusion.weights;
+    const none: Candidates = { docs: new Int32Array(0), scores: new Float32Array(0) };
+    const lexicalOf = (ranker: 'bm25' | 'tfidf_char', s: string): Promise<Candidates> =>
+      options.skipUnweighted === true && weights[ranker] === 0 ? Promise.resolve(none) : ranker === 'bm25' ? this.bm25.candidates(s, window) : this.index.lexicalCandidates(s, window);
+    // The lexical rankers run in worker threads while the model embeds: both cores busy.
+    const lexicalPending = Promise.all(sentences.map((s) => Promise.all([lexicalOf('bm25', s), lexicalOf('tfidf_char', s)])));
+    let dense: Candidates[];
+    try {
+      dense = await this.index.denseCandidates(await embed(sentences), window);
+    } catch (error) {
+      await lexicalPending.catch(() => undefined);
+      throw error;
+    }
+    const lexical = await lexicalPending;
     return sentences.map((sentence, i) => {
       const trieMatches = this.files.trie.match(sentence);
       const words = sentence.split(/\s+/).filter((w) => /[\p{L}\p{N}]/u.test(w)).length;
@@ -175,6 +193,7 @@ export class SkillTagger {
       flat.map((f) => f.sentence.text),
       undefined,
       embed,
+      { skipUnweighted: true },
     );
     const perDoc = documents.map(() => new Map<number, { score: number; mentions: Mention[] }>());
     flat.forEach(({ doc, sentence, section }, i) => {
