@@ -27,7 +27,7 @@ export const BEGIN_MARKER = '<!-- bench:begin -->';
 export const END_MARKER = '<!-- bench:end -->';
 
 /** The benchmarks `npm run bench` knows, in the order it runs them. */
-export const BENCH_NAMES = ['engine', 'train', 'infer', 'serve', 'memory', 'skills-trie', 'search'] as const;
+export const BENCH_NAMES = ['engine', 'train', 'infer', 'serve', 'memory', 'skills-trie', 'search', 'skills-serve'] as const;
 export type BenchName = (typeof BENCH_NAMES)[number];
 
 // =============================================================================================
@@ -248,6 +248,43 @@ export interface SkillsTrieJson {
   passed: boolean;
 }
 
+/** One fixed-rate run of bench/skills-serve.ts. */
+export interface SkillsServeRun {
+  /** step: the rate ladder; refine: between the last passing and first failing step; confirm: the longer run at the best rate. */
+  phase: 'step' | 'refine' | 'confirm';
+  offered: number;
+  duration: number;
+  achievedPerSecond: number;
+  latencyMs: Latency;
+  sent: number;
+  completed: number;
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+  /** p95 under the target, nothing dropped, achieved ≥ the fraction of offered. */
+  passed: boolean;
+  /** The server's view of this run (/metrics differences): sentences per model call, model-call and request time. */
+  server: { modelCalls: number; meanSentencesPerCall: number; meanModelCallMs: number; meanRequestMs: number } | null;
+}
+
+/** bench/skills-serve.ts. */
+export interface SkillsServeJson {
+  model: string;
+  skills: { dir: string; builtHere: boolean; skills: number };
+  cores: number;
+  postings: { count: number; meanChars: number; meanSentences: number };
+  settings: { connections: number; stepDuration: number; confirmDuration: number };
+  runs: SkillsServeRun[];
+  /** The highest offered rate whose confirming run passed; 0 when none did. */
+  bestRate: number;
+  /** ceil(caseStudyRate / bestRate) machines like this one; null when bestRate is 0. */
+  machinesNeeded: number | null;
+  exitCode: number | null;
+  target: { p95Ms: number; minAchievedFraction: number; rate: number; caseStudyRate: number };
+  /** bestRate ≥ target.rate and exit 0 on SIGTERM. */
+  passed: boolean;
+}
+
 // =============================================================================================
 // JSON → rows, per benchmark
 // =============================================================================================
@@ -378,6 +415,38 @@ export function skillsTrieRows(j: SkillsTrieJson): Row[] {
   ];
 }
 
+/** POST /skills has no PyTorch counterpart: the reference columns hold the target (p95 per run, the rate overall). */
+export function skillsServeRows(j: SkillsServeJson): Row[] {
+  const p95Target = single(j.target.p95Ms);
+  const rows: Row[] = j.runs.map((r) => {
+    const p95 = single(r.latencyMs.p95);
+    return {
+      metric: `${r.phase} at ${r.offered} req/s (${r.duration} s): latency p95`,
+      unit: 'ms ↓',
+      kiln: p95,
+      reference: p95Target,
+      ratio: ratioOf(p95, p95Target),
+      note: `${r.passed ? 'pass' : 'fail'}; ${formatNumber(r.achievedPerSecond)} req/s achieved; p50 ${formatNumber(r.latencyMs.p50)}, p99 ${formatNumber(r.latencyMs.p99)}; errors ${r.errors}, non-2xx ${r.non2xx}, timeouts ${r.timeouts}${r.server === null ? '' : `; ${formatNumber(r.server.meanSentencesPerCall)} sentences per model call`}`,
+    };
+  });
+  const best = single(j.bestRate);
+  const target = single(j.target.rate);
+  rows.push({
+    metric: 'highest rate: p95 < target, nothing dropped',
+    unit: 'req/s ↑',
+    kiln: best,
+    reference: target,
+    ratio: ratioOf(best, target),
+    note: `${j.postings.count} SkillSpan dev postings, ${formatNumber(j.postings.meanSentences)} sentences each on average; ${machinesText(j)}; exit ${j.exitCode ?? 'hung'}`,
+  });
+  return rows;
+}
+
+/** "2 × 2-core machines for 200 edits/s" (the LinkedIn case study's rate), or why there is no count. */
+function machinesText(j: SkillsServeJson): string {
+  return j.machinesNeeded === null ? `no rate passed: no count of machines for ${j.target.caseStudyRate} edits/s` : `${j.machinesNeeded} × ${j.cores}-core machines for ${j.target.caseStudyRate} edits/s`;
+}
+
 /** The rows for `name`'s JSON, and the name of its reference columns. */
 export function rowsFor(name: BenchName, json: unknown): { rows: Row[]; reference: string; verdict: string | null } {
   switch (name) {
@@ -409,6 +478,14 @@ export function rowsFor(name: BenchName, json: unknown): { rows: Row[]; referenc
       const j = json as SearchJson;
       return { rows: searchRows(j), reference: 'target', verdict: `${j.target.mode} p95 < ${j.target.p95Ms} ms at ${j.target.rate} req/s (${j.target.arrivals}): ${j.passed ? 'met' : 'missed'}` };
     }
+    case 'skills-serve': {
+      const j = json as SkillsServeJson;
+      return {
+        rows: skillsServeRows(j),
+        reference: 'target',
+        verdict: `POST /skills at ≥ ${j.target.rate} req/s with p95 < ${j.target.p95Ms} ms, nothing dropped: ${j.passed ? 'met' : 'missed'} (best ${formatNumber(j.bestRate)} req/s; ${machinesText(j)})`,
+      };
+    }
   }
 }
 
@@ -428,7 +505,7 @@ export interface BenchOutcome {
   json: unknown;
   /** Why it failed, when the exit code alone does not say. */
   error?: string;
-  /** Which model it measured (infer, serve, search). */
+  /** Which model it measured (infer, serve, search, skills-serve). */
   model?: string;
   /** Extra lines printed under the table. */
   notes?: string[];
@@ -523,7 +600,7 @@ export function renderReport(run: { machine: Machine; command: string; outcomes:
     'Medians and min–max are over the rounds (engine, memory: per-round medians) or over every timed step (train);',
     'a single value has no min–max. The ratio is Kiln / reference of the medians (↑: higher is better, ↓: lower);',
     '"paired" is the median of back-to-back ratios where the benchmark measured them (infer: the per-round speed-up over PyTorch at its best thread count).',
-    'Serving, search and the skills trie tagger have no PyTorch counterpart: their reference columns hold the target.',
+    'Serving, search, the skills trie tagger and skills serving have no PyTorch counterpart: their reference columns hold the target.',
     '',
     '```sh',
     run.command,

@@ -5,8 +5,8 @@
  *
  * Each benchmark runs as its own child process, output streamed as it comes:
  *   node --import tsx bench/<name>.ts --json bench/results/<name>.json [settings]
- * in the order engine, train, infer, serve, memory, skills-trie, then search (only with --index). A
- * benchmark's old JSON is deleted first, so the tables only ever hold numbers of this run. One
+ * in the order engine, train, infer, serve, memory, skills-trie, search (only with --index),
+ * skills-serve. A benchmark's old JSON is deleted first, so the tables only ever hold numbers of this run. One
  * that fails (non-zero exit, no JSON) is reported as failed with its exit code, the others
  * still run, and this script exits 1 at the end.
  *
@@ -15,18 +15,20 @@
  * file, history and analysis written by hand, is kept byte for byte. The file is replaced
  * atomically.
  *
- * Models: infer measures a training run, serve (and search) an exported model. `--run runs/<id>`
- * and `--model DIR` name them; without them, `configs/tiny.yaml` is trained into a temporary
- * runs directory and exported there (`bin/kiln.js` runs from dist/: build it first), and the
- * tables say so. $KILN_DATA must name the data root for infer, serve, skills-trie and search.
+ * Models: infer measures a training run, serve (and search) an exported model, skills-serve a
+ * skills model (`--skills DIR`, else built by it from the export). `--run runs/<id>` and `--model
+ * DIR` name them; without them, `configs/tiny.yaml` is trained into a temporary runs directory
+ * and exported there (`bin/kiln.js` runs from dist/: build it first), and the tables say so.
+ * $KILN_DATA must name the data root for infer, serve, skills-trie, search and skills-serve.
  *
  * Options:
- *   --only engine,train,...   a subset (engine, train, infer, serve, memory, skills-trie, search)
+ *   --only engine,train,...   a subset (engine, train, infer, serve, memory, skills-trie, search, skills-serve)
  *   --quick                   each benchmark's smallest sensible settings: a smoke run, not numbers to keep
  *   --out FILE                the markdown file to update (default BENCHMARKS.md)
  *   --run DIR                 the run for infer (default: tiny.yaml, trained here)
- *   --model DIR               the export for serve and search (default: the run above, exported here)
+ *   --model DIR               the export for serve, search and skills-serve (default: the run above, exported here)
  *   --index DIR               a search index (`kiln index build`); adds search, which then needs --model
+ *   --skills DIR              the skills model for skills-serve (`kiln skills build`; default: built from --model's export)
  *
  * @example
  * npm run bench                                            # everything (KILN_DATA set), BENCHMARKS.md updated
@@ -57,6 +59,7 @@ const QUICK: Record<BenchName, string[]> = {
   memory: ['--steps', '300', '--rounds', '2', '--warmup', '100'],
   'skills-trie': ['--reps', '2', '--min-seconds', '0.25'],
   search: ['--rate', '20', '--duration', '3', '--warmup', '5', '--modes', 'hybrid', '--arrivals', 'paced'],
+  'skills-serve': ['--quick'],
 };
 
 /** Exit 2 with a message, before anything has run. */
@@ -73,6 +76,7 @@ const { values: opts } = parseArgs({
     run: { type: 'string' },
     model: { type: 'string' },
     index: { type: 'string' },
+    skills: { type: 'string' },
   },
   strict: true,
 });
@@ -87,12 +91,12 @@ const selected: BenchName[] = (() => {
 if (selected.length === 0) usage('--only names no benchmark');
 if (selected.includes('search') && opts.index === undefined) usage('search needs an index: pass --index DIR (build one with `npx kiln index build`; see bench/search.ts)');
 if (selected.includes('search') && opts.model === undefined) usage('search needs the model its index was built with: pass --model DIR with --index');
-const needsData = selected.filter((n) => n === 'infer' || n === 'serve' || n === 'skills-trie' || n === 'search');
+const needsData = selected.filter((n) => n === 'infer' || n === 'serve' || n === 'skills-trie' || n === 'search' || n === 'skills-serve');
 const dataRoot = process.env['KILN_DATA'];
 if (needsData.length > 0 && (dataRoot === undefined || dataRoot === '')) {
   usage(`${needsData.join(', ')} ${needsData.length === 1 ? 'reads' : 'read'} the data root from $KILN_DATA, which is not set: export KILN_DATA=<data root>, or leave them out (--only engine,train,memory)`);
 }
-for (const [flag, path] of [['--run', opts.run], ['--model', opts.model], ['--index', opts.index]] as const) {
+for (const [flag, path] of [['--run', opts.run], ['--model', opts.model], ['--index', opts.index], ['--skills', opts.skills]] as const) {
   if (path !== undefined && !existsSync(path)) usage(`${flag} ${path}: no such directory`);
 }
 
@@ -126,7 +130,7 @@ let models: Models | null = null;
 async function prepareModels(): Promise<Models> {
   if (models !== null) return models;
   const wantRun = selected.includes('infer') && opts.run === undefined;
-  const wantModel = (selected.includes('serve') || selected.includes('search')) && opts.model === undefined;
+  const wantModel = (selected.includes('serve') || selected.includes('search') || (selected.includes('skills-serve') && opts.skills === undefined)) && opts.model === undefined;
   models = { runNote: `run \`${opts.run ?? ''}\` (--run)`, modelNote: `export \`${opts.model ?? ''}\` (--model)` };
   if (opts.run !== undefined) models.run = resolve(opts.run);
   if (opts.model !== undefined) models.model = resolve(opts.model);
@@ -184,6 +188,19 @@ async function runBench(name: BenchName): Promise<BenchOutcome> {
     args.push(name === 'infer' ? '--run' : '--model', rel(path));
     if (name === 'search') args.push('--index', rel(resolve(opts.index!)));
   }
+  if (name === 'skills-serve') {
+    if (opts.skills !== undefined) {
+      args.push('--skills', rel(resolve(opts.skills)));
+      model = `skills model \`${opts.skills}\` (--skills)`;
+    } else {
+      const m = await prepareModels();
+      model = `a skills model built by the benchmark from ${m.modelNote}`;
+      if (m.error !== undefined || m.model === undefined) {
+        return { name, command: `node ${args.join(' ')}`, exitCode: null, seconds: 0, json: null, error: m.error ?? 'no model', model };
+      }
+      args.push('--model', rel(m.model));
+    }
+  }
   if (opts.quick) args.push(...QUICK[name]);
   const command = `node ${args.map(shellWord).join(' ')}`;
   process.stdout.write(`\n== ${name}\n$ ${command}\n`);
@@ -198,7 +215,7 @@ async function runBench(name: BenchName): Promise<BenchOutcome> {
     outcome.error = existsSync(json) ? `${rel(json)} is not JSON: ${(error as Error).message}` : `it wrote no ${rel(json)}`;
   }
   if (name === 'infer' && outcome.json !== null) outcome.model = `${model ?? ''}; ${(outcome.json as { parameters?: number }).parameters?.toLocaleString('en-US') ?? '?'} parameters`;
-  if (name === 'serve' && outcome.json !== null) outcome.model = `${model ?? ''}; served as \`${(outcome.json as { model?: string }).model ?? '?'}\``;
+  if ((name === 'serve' || name === 'skills-serve') && outcome.json !== null) outcome.model = `${model ?? ''}; served as \`${(outcome.json as { model?: string }).model ?? '?'}\``;
   return outcome;
 }
 

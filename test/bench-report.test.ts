@@ -19,6 +19,7 @@ import {
   renderSummary,
   replaceGenerated,
   serveRows,
+  skillsServeRows,
   skillsTrieRows,
   summarize,
   trainRows,
@@ -27,6 +28,7 @@ import {
   type Machine,
   type MemoryJson,
   type ServeJson,
+  type SkillsServeJson,
   type SkillsTrieJson,
   type TrainJson,
 } from '../bench/report.js';
@@ -174,7 +176,61 @@ describe('rows from each benchmark’s JSON', () => {
     expect(size!.kiln!.median).toBe(12); // 12,582,912 bytes = 12 MiB
     expect(formatRange(size!.kiln)).toBe('—');
   });
+
+  it('skills-serve: one p95 row per fixed-rate run against the target, then the best rate against 200 req/s', () => {
+    const rows = skillsServeRows(SKILLS_SERVE);
+    expect(rows.map((r) => r.metric)).toEqual([
+      'step at 1 req/s (10 s): latency p95',
+      'step at 2 req/s (10 s): latency p95',
+      'step at 4 req/s (10 s): latency p95',
+      'refine at 3 req/s (10 s): latency p95',
+      'confirm at 3 req/s (30 s): latency p95',
+      'highest rate: p95 < target, nothing dropped',
+    ]);
+    const failed = rows[2]!;
+    expect(failed.kiln!.median).toBe(180);
+    expect(failed.reference!.median).toBe(100);
+    expect(failed.ratio).toBeCloseTo(1.8, 12); // 180 / 100
+    expect(renderRows([failed], 'target').split('\n')[2]).toBe(
+      '| step at 4 req/s (10 s): latency p95 | ms ↓ | 180 | — | 100 | — | 1.800 | — | fail; 3.50 req/s achieved; p50 120, p99 250; errors 0, non-2xx 0, timeouts 0; 12.5 sentences per model call |',
+    );
+    expect(rows[4]!.note).toBe('pass; 3 req/s achieved; p50 61.5, p99 99; errors 0, non-2xx 0, timeouts 0');
+    const best = rows[5]!;
+    expect(best.unit).toBe('req/s ↑');
+    expect(best.kiln!.median).toBe(3);
+    expect(best.reference!.median).toBe(200);
+    expect(best.ratio).toBeCloseTo(0.015, 12); // 3 / 200
+    // ceil(200 / 3) = 67 machines like this one.
+    expect(best.note).toBe('58 SkillSpan dev postings, 48.3 sentences each on average; 67 × 2-core machines for 200 edits/s; exit 0');
+    // No rate passed: no machine count, and a ratio of 0.
+    const none = skillsServeRows({ ...SKILLS_SERVE, runs: [SKILLS_SERVE.runs[2]!], bestRate: 0, machinesNeeded: null }).at(-1)!;
+    expect(none.ratio).toBe(0);
+    expect(none.note).toContain('no rate passed: no count of machines for 200 edits/s');
+  });
 });
+
+const SKILLS_SERVE: SkillsServeJson = {
+  model: 'twotower@abc',
+  skills: { dir: '/tmp/skills', builtHere: false, skills: 13896 },
+  cores: 2,
+  postings: { count: 58, meanChars: 4576.45, meanSentences: 48.3 },
+  settings: { connections: 50, stepDuration: 10, confirmDuration: 30 },
+  runs: [
+    { phase: 'step', offered: 1, duration: 10, achievedPerSecond: 1, latencyMs: { p50: 30, p95: 40, p99: 45, mean: 31, max: 45 }, sent: 10, completed: 10, errors: 0, timeouts: 0, non2xx: 0, passed: true, server: null },
+    { phase: 'step', offered: 2, duration: 10, achievedPerSecond: 2, latencyMs: { p50: 45, p95: 60, p99: 70, mean: 47, max: 70 }, sent: 20, completed: 20, errors: 0, timeouts: 0, non2xx: 0, passed: true, server: null },
+    {
+      phase: 'step', offered: 4, duration: 10, achievedPerSecond: 3.5, latencyMs: { p50: 120, p95: 180, p99: 250, mean: 130, max: 260 }, sent: 40, completed: 35, errors: 0, timeouts: 0, non2xx: 0, passed: false,
+      server: { modelCalls: 28, meanSentencesPerCall: 12.5, meanModelCallMs: 40, meanRequestMs: 125 },
+    },
+    { phase: 'refine', offered: 3, duration: 10, achievedPerSecond: 3, latencyMs: { p50: 60, p95: 90, p99: 98, mean: 62, max: 98 }, sent: 30, completed: 30, errors: 0, timeouts: 0, non2xx: 0, passed: true, server: null },
+    { phase: 'confirm', offered: 3, duration: 30, achievedPerSecond: 3, latencyMs: { p50: 61.5, p95: 95, p99: 99, mean: 63, max: 99 }, sent: 90, completed: 90, errors: 0, timeouts: 0, non2xx: 0, passed: true, server: null },
+  ],
+  bestRate: 3,
+  machinesNeeded: 67,
+  exitCode: 0,
+  target: { p95Ms: 100, minAchievedFraction: 0.95, rate: 200, caseStudyRate: 200 },
+  passed: false,
+};
 
 const MACHINE: Machine = {
   cpu: 'AMD EPYC',
@@ -239,6 +295,19 @@ describe('the generated section', () => {
     expect(section).toContain('| tag SkillSpan train + dev (7974 sentences), 1 thread | sentences/s ↑ | 4500 | 4000–5000 | 10000 | — | 0.450 | — |');
     expect(section).toContain('| saved trie JSON | MiB ↓ | 12.0 | — | — | — | — | — | 12600849 bytes |');
     expect(section).toContain('Targets: ≥ 10000 sentences/s on one core: missed (4500).');
+  });
+
+  it('skills-serve: the verdict is the best rate against 200 req/s, with the machines the case study needs', () => {
+    const outcome: BenchOutcome = { name: 'skills-serve', command: 'node --import tsx bench/skills-serve.ts --json bench/results/skills-serve.json --skills /tmp/skills', exitCode: 0, seconds: 160.4, json: SKILLS_SERVE, model: 'skills model `/tmp/skills` (--skills)' };
+    expect(renderSummary([outcome]).split('\n')[2]).toBe(
+      '| skills-serve | ok | 160 | POST /skills at ≥ 200 req/s with p95 < 100 ms, nothing dropped: missed (best 3 req/s; 67 × 2-core machines for 200 edits/s) |',
+    );
+    const section = renderBench(outcome);
+    expect(section).toContain('Model: skills model `/tmp/skills` (--skills)');
+    expect(section).toContain('| metric | unit | Kiln median | Kiln min–max | target | target min–max | Kiln / target | paired | notes |');
+    expect(section).toContain('| confirm at 3 req/s (30 s): latency p95 | ms ↓ | 95 | — | 100 | — | 0.950 | — | pass; 3 req/s achieved;');
+    expect(section).toContain('| highest rate: p95 < target, nothing dropped | req/s ↑ | 3 | — | 200 | — | 0.015 | — | 58 SkillSpan dev postings');
+    expect(section).toContain('Targets: POST /skills at ≥ 200 req/s with p95 < 100 ms, nothing dropped: missed (best 3 req/s; 67 × 2-core machines for 200 edits/s).');
   });
 
   it('renders the machine, the command of each benchmark and its table', () => {

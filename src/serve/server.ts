@@ -14,6 +14,13 @@
  *                 index's documents ranked by the model, by its lexical ranker, or both fused
  *                 (src/serve/search-index.ts); the query embedding shares the micro-batcher, and
  *                 each batch's dense search is one matrix product
+ *   POST /skills  {"text": "...", "id"?: string, "expand"?: true, "threshold"?: number, "top_k"?: integer}
+ *                 or {"documents": [{"id"?: string, "text": "..."}, ...], "expand"?, "threshold"?,
+ *                 "top_k"?} (with --skills) → {"model", "results": [ExtractedDocument, ...]}: each
+ *                 document's skills with scores and provenance (src/skills/tagger.ts), one result per
+ *                 document in order (one for "text"); an id left out is the document's 1-based
+ *                 position. The sentences' embeddings share the micro-batcher (batch group
+ *                 "skills", the query tower with the skills model's sentence prompt)
  *   GET /healthz  200 {"status": "ok", "model": id}; 503 once shutdown has begun
  *   GET /metrics  Prometheus text: requests by route and status, latency, batch sizes, texts
  *                 processed, model-call time and failures, queue depth, model info
@@ -32,6 +39,11 @@
  * reply.json(); // { model: 'twotower-…@3f2a…', dimension: 256, vectors: [[0.013, …]] }
  * await app.close();
  */
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { join, resolve } from 'node:path';
+
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { z } from 'zod';
 
@@ -42,6 +54,8 @@ import { MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from './metrics.js';
 import { SEARCH_MODES, SearchIndex, type SearchMode } from './search-index.js';
 import type { Candidates } from '../eval/lexical.js';
 import type { FusedHit } from '../eval/fusion.js';
+import { segmentPosting } from '../skills/sections.js';
+import { SkillTagger } from '../skills/tagger.js';
 
 /** What the server needs of a model: ExportedModel, or a stand-in with the same surface. */
 export type ServableModel = Pick<ExportedModel, 'modelId' | 'dimension' | 'card' | 'embed' | 'score'>;
@@ -65,9 +79,11 @@ export interface ServerOptions {
   log?: (line: string) => void;
   /** A search index built with this model (`kiln index build`): adds POST /search. */
   index?: SearchIndex;
+  /** A skills model built with this model (`kiln skills build`): adds POST /skills. */
+  skills?: SkillTagger;
 }
 
-export const SERVER_DEFAULTS: Required<Omit<ServerOptions, 'log' | 'index'>> = {
+export const SERVER_DEFAULTS: Required<Omit<ServerOptions, 'log' | 'index' | 'skills'>> = {
   maxBatch: 64,
   maxWaitMs: 5,
   maxBodyBytes: 1 << 20,
@@ -83,13 +99,29 @@ const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 type EmbedGroup = { side: Side; inputType: string | undefined };
 /** Search queries: embedded on the query side, then searched in the index as one batch. */
 type SearchGroup = { search: string | undefined };
+/** POST /skills: the sentences of the postings, on the query side with the skills model's sentence prompt. */
+type Group = EmbedGroup | SearchGroup | 'score' | 'skills';
 type Pair = readonly [string, string];
 
 const embedGroupKey = (g: EmbedGroup): string => `embed:${g.side}${g.inputType === undefined ? '' : `:${g.inputType}`}`;
-const groupKey = (g: EmbedGroup | SearchGroup | 'score'): string =>
-  g === 'score' ? 'score' : 'search' in g ? `search${g.search === undefined ? '' : `:${g.search}`}` : embedGroupKey(g);
+const groupKey = (g: Group): string =>
+  g === 'score' || g === 'skills' ? g : 'search' in g ? `search${g.search === undefined ? '' : `:${g.search}`}` : embedGroupKey(g);
 
-/** Builds the service around a loaded model; call `listen` (or `inject` in tests) on the result. Closing it drains the queue but leaves the model to the caller. */
+/** Thrown by the skills route's sentence embedder when the queue has no room for a request's sentences (503), or never will (400). */
+class QueueFullError extends Error {
+  constructor(
+    message: string,
+    readonly status: 400 | 503,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Builds the service around a loaded model; call `listen` (or `inject` in tests) on the result.
+ * Closing it answers what is in flight, drains the queue, and leaves the model, the index and the
+ * skills model to the caller to release.
+ */
 export function buildServer(model: ServableModel, options: ServerOptions = {}): FastifyInstance {
   const settings = { ...SERVER_DEFAULTS, ...definedOnly(options) };
   for (const key of ['maxBatch', 'maxBodyBytes', 'maxTexts', 'maxQueue'] as const) {
@@ -99,6 +131,9 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
   const card = model.card;
   if (options.index !== undefined && options.index.manifest.modelId !== model.modelId) {
     throw new Error(`the index ${options.index.dir} was built with model ${options.index.manifest.modelId}, but the served model is ${model.modelId}; rebuild it with \`kiln index build\` and this model`);
+  }
+  if (options.skills !== undefined && options.skills.files.manifest.modelId !== model.modelId) {
+    throw new Error(skillsModelMismatch(options.skills.files.dir, options.skills.files.manifest.modelId, model.modelId));
   }
 
   // --- metrics -------------------------------------------------------------------------------
@@ -130,10 +165,12 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
   // A model is either two-tower (embed groups, string items) or a cross-encoder (the 'score'
   // group, pair items): the group fixes the item and result types.
   const index = options.index;
+  const skills = options.skills;
   const window = index?.manifest.hybrid.window ?? 0;
-  const batcher = new MicroBatcher<string | Pair, Float32Array | number | Candidates, EmbedGroup | SearchGroup | 'score'>(
+  const batcher = new MicroBatcher<string | Pair, Float32Array | number | Candidates, Group>(
     async (items, group) => {
       if (group === 'score') return Array.from(await model.score(items as Pair[]));
+      if (group === 'skills') return model.embed(items as string[], { side: 'query', inputType: skills!.sentenceType });
       if ('search' in group) {
         const vectors = await model.embed(items as string[], { side: 'query', inputType: group.search });
         return index!.denseCandidates(vectors, window);
@@ -162,6 +199,10 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
   // --- the app -------------------------------------------------------------------------------
   const app = Fastify({ bodyLimit: settings.maxBodyBytes, logger: false, return503OnClosing: true });
   let closing = false;
+  // POST /skills extractions still running. A client that hangs up does not stop its handler, and
+  // the HTTP server's close does not wait for a handler whose connection is gone: close waits for
+  // these itself, so that the caller releases the tagger only once nothing uses it.
+  const extracting = new Set<Promise<unknown>>();
 
   app.addHook('onResponse', async (request, reply) => {
     // Unmatched URLs share one label so scanners cannot blow up the label set.
@@ -169,11 +210,31 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
     requests.inc({ route, status: String(reply.statusCode) });
     latency.observe({ route }, reply.elapsedTime / 1000);
   });
+  // The HTTP server's close waits for every connection to end, and reaps idle keep-alive ones only
+  // once, when it starts. Two kinds would hold it open (for the 72 s keep-alive timeout, or until
+  // the client hangs up): a connection whose request was still in flight, idle only once answered;
+  // and one that never carried a request (a load generator's or proxy's spare connection), which
+  // Node does not count as idle at all. Closing reaps both as they come.
+  const unused = new Set<Socket>();
+  app.server.on('connection', (socket: Socket) => {
+    unused.add(socket);
+    socket.once('close', () => unused.delete(socket));
+  });
+  app.server.on('request', (request: IncomingMessage) => unused.delete(request.socket));
+  const reap = (): void => {
+    app.server.closeIdleConnections();
+    for (const socket of unused) socket.destroy();
+  };
+  let reaper: NodeJS.Timeout | undefined;
   app.addHook('preClose', async () => {
     closing = true;
+    if (app.server.listening) reaper = setInterval(reap, 50).unref();
   });
   // Runs after the HTTP server has closed, i.e. after every in-flight request has been answered.
   app.addHook('onClose', async () => {
+    clearInterval(reaper);
+    // The batcher stays open meanwhile: a running extraction may still have sentences to embed.
+    await Promise.allSettled([...extracting]);
     await batcher.close();
   });
 
@@ -338,12 +399,113 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
     });
   }
 
+  if (skills !== undefined) {
+    const documentSchema = z.strictObject(
+      {
+        id: z.string({ error: (iss) => `expected a string, got ${describe(iss.input)}` }).optional(),
+        text: nonEmpty,
+      },
+      {
+        error: (iss) =>
+          iss.code === 'unrecognized_keys'
+            ? `unknown field${iss.keys.length > 1 ? 's' : ''} ${iss.keys.map((k) => JSON.stringify(k)).join(', ')}; expected id, text`
+            : `expected an object {"id": "...", "text": "..."}, got ${describe(iss.input)}`,
+      },
+    );
+    const skillsSchema = z.strictObject({
+      text: nonEmpty.optional(),
+      id: z.string({ error: (iss) => `expected a string, got ${describe(iss.input)}` }).optional(),
+      documents: z
+        .array(documentSchema, { error: (iss) => `expected an array of {"id", "text"} objects, got ${describe(iss.input)}` })
+        .min(1, { error: 'expected at least one document' })
+        .max(settings.maxTexts, { error: (iss) => `${countOf(iss.input)} documents exceed the limit of ${settings.maxTexts} per request (--max-texts); split the request` })
+        .optional(),
+      expand: z.boolean({ error: (iss) => `expected true or false, got ${describe(iss.input)}` }).optional(),
+      threshold: z
+        .number({ error: (iss) => `expected a cosine similarity in [-1, 1], got ${describe(iss.input)}` })
+        .min(-1, { error: (iss) => `expected a cosine similarity in [-1, 1], got ${describe(iss.input)}` })
+        .max(1, { error: (iss) => `expected a cosine similarity in [-1, 1], got ${describe(iss.input)}` })
+        .optional(),
+      top_k: z
+        .number({ error: (iss) => `expected an integer ≥ 1, got ${describe(iss.input)}` })
+        .int({ error: (iss) => `expected an integer ≥ 1, got ${describe(iss.input)}` })
+        .min(1, { error: (iss) => `expected an integer ≥ 1, got ${describe(iss.input)}` })
+        .optional(),
+    });
+    /** The queue-limit answer for `count` more sentences (400 when they could never fit), or undefined when there is room. */
+    const queueProblem = (count: number): QueueFullError | undefined => {
+      if (count > settings.maxQueue) {
+        return new QueueFullError(`body: its ${count} sentences exceed the queue limit of ${settings.maxQueue} texts (--max-queue); send fewer or shorter documents per request`, 400);
+      }
+      if (batcher.queuedItems + count > settings.maxQueue) {
+        return new QueueFullError(`overloaded: ${batcher.queuedItems} texts are queued (limit ${settings.maxQueue}, --max-queue); retry shortly`, 503);
+      }
+      return undefined;
+    };
+    // The tagger embeds each request's sentences in one call of this: through the batcher, so
+    // concurrent postings share model calls. The route checks the queue limit before extracting;
+    // this checks again, should the tagger ever embed after a wait.
+    const embedSentences = async (sentences: readonly string[]): Promise<Float32Array[]> => {
+      const problem = queueProblem(sentences.length);
+      if (problem !== undefined) throw problem;
+      return (await batcher.submit(sentences, 'skills')) as Float32Array[];
+    };
+    const refuse = (reply: FastifyReply, error: QueueFullError): FastifyReply => {
+      if (error.status === 400) return sendError(reply, 400, error.message);
+      rejected.inc({});
+      reply.header('retry-after', '1');
+      return sendError(reply, 503, error.message);
+    };
+
+    app.post('/skills', async (request, reply) => {
+      const body = parse(skillsSchema, request.body);
+      if (typeof body === 'string') return sendError(reply, 400, body);
+      let documents: Array<{ id: string; text: string }>;
+      if (body.documents !== undefined) {
+        if (body.text !== undefined) return sendError(reply, 400, 'body: give either "text" or "documents", not both');
+        if (body.id !== undefined) return sendError(reply, 400, 'id: goes with "text"; in "documents" each document carries its own id');
+        documents = body.documents.map((d, i) => ({ id: d.id ?? String(i + 1), text: d.text }));
+      } else if (body.text !== undefined) {
+        documents = [{ id: body.id ?? '1', text: body.text }];
+      } else {
+        return sendError(reply, 400, 'text: expected a non-empty string (or "documents": [{"id": "...", "text": "..."}, ...]), got nothing');
+      }
+      // Shed before any work: the tagger starts its lexical rankers before it embeds. Segmenting
+      // here costs a fraction of a millisecond per posting.
+      const problem = queueProblem(documents.reduce((n, d) => n + segmentPosting(d.text).sentences.length, 0));
+      if (problem !== undefined) return refuse(reply, problem);
+      // The lexical rankers' workers have the same bound as the model's queue.
+      const lexicalPending = skills.index.lexical.pending;
+      if (lexicalPending >= settings.maxQueue) {
+        rejected.inc({});
+        reply.header('retry-after', '1');
+        return sendError(reply, 503, `overloaded: ${lexicalPending} lexical queries are queued (limit ${settings.maxQueue}, --max-queue); retry shortly`);
+      }
+      // Left out, threshold and top_k are the skills model's own (skills.json settings.semantic).
+      const extraction = skills.extract(documents, { expand: body.expand ?? true, threshold: body.threshold, topK: body.top_k }, embedSentences);
+      extracting.add(extraction);
+      try {
+        return { model: model.modelId, results: await extraction };
+      } catch (error) {
+        if (!(error instanceof QueueFullError)) throw error;
+        return refuse(reply, error);
+      } finally {
+        extracting.delete(extraction);
+      }
+    });
+  }
+
   return app;
 }
 
+/** Why a skills model cannot be served with this model (its index holds another model's vectors). */
+function skillsModelMismatch(dir: string, skillsModelId: string, servedModelId: string): string {
+  return `the skills model ${dir} was built with model ${skillsModelId}, but the served model is ${servedModelId}; leave out --model to serve the skills model's own (${join(dir, 'model')}), or rebuild it with \`kiln skills build --model\` and this model`;
+}
+
 export interface StartOptions extends ServerOptions {
-  /** Exported model directory (`kiln export --out`). */
-  modelDir: string;
+  /** Exported model directory (`kiln export --out`); may be left out with `skillsDir`, whose own model is then served. */
+  modelDir?: string;
   /** TCP port; 0 picks a free one (default 8080). */
   port?: number;
   /** Interface to bind (default 127.0.0.1: loopback only). */
@@ -354,35 +516,57 @@ export interface StartOptions extends ServerOptions {
   indexDir?: string;
   /** Worker threads for the index's lexical ranker (default 1). */
   lexicalThreads?: number;
+  /** A skills model directory (`kiln skills build --out`): adds POST /skills; built with `modelDir`'s model when both are given. */
+  skillsDir?: string;
 }
 
 export interface RunningServer {
   readonly app: FastifyInstance;
   readonly model: ExportedModel;
   readonly index: SearchIndex | undefined;
+  readonly skills: SkillTagger | undefined;
   /** e.g. http://127.0.0.1:8080 (with the real port when 0 was asked for). */
   readonly url: string;
   readonly port: number;
-  /** Stops accepting, answers everything in flight and queued, then releases the model. */
+  /** Stops accepting, answers everything in flight and queued, then releases the model, the index and the skills model. */
   close(): Promise<void>;
 }
 
-/** Loads the model, builds the service and listens. */
+/**
+ * Loads the model (and the index and skills model when given), builds the service and listens.
+ * With `skillsDir` and no `modelDir`, the skills model's own copy of its model is the served one.
+ */
 export async function startServer(options: StartOptions): Promise<RunningServer> {
+  if (options.modelDir === undefined && options.skillsDir === undefined) {
+    throw new Error('nothing to serve: give a model directory (modelDir, --model) or a skills model directory (skillsDir, --skills)');
+  }
   const maxBatch = options.maxBatch ?? SERVER_DEFAULTS.maxBatch;
-  // One model call is one onnxruntime run: the batcher's batch is the model's batch.
-  const model = await ExportedModel.load(options.modelDir, { threads: options.threads, batchSize: maxBatch });
+  let model: ExportedModel | undefined;
   let app: FastifyInstance;
   let index: SearchIndex | undefined;
+  let skills: SkillTagger | undefined;
   try {
+    if (options.modelDir !== undefined) {
+      // One model call is one onnxruntime run: the batcher's batch is the model's batch.
+      model = await ExportedModel.load(options.modelDir, { threads: options.threads, batchSize: maxBatch });
+      // Before the skills model's index and workers are loaded: a mismatch is known from its manifest.
+      if (options.skillsDir !== undefined) {
+        const skillsModelId = readSkillsModelId(options.skillsDir);
+        if (skillsModelId !== model.modelId) throw new Error(skillsModelMismatch(resolve(options.skillsDir), skillsModelId, model.modelId));
+      }
+    }
+    if (options.skillsDir !== undefined) skills = await SkillTagger.load(options.skillsDir, { threads: options.threads });
+    model ??= skills!.model;
     if (options.indexDir !== undefined) index = await SearchIndex.load(options.indexDir, { threads: options.threads, lexicalThreads: options.lexicalThreads });
-    app = buildServer(model, { ...options, index });
+    app = buildServer(model, { ...options, index, skills });
     await app.listen({ port: options.port ?? 8080, host: options.host ?? '127.0.0.1' });
   } catch (error) {
     await index?.release();
-    await model.release();
+    await skills?.release();
+    await model?.release();
     throw error;
   }
+  const served = model;
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : (options.port ?? 8080);
   const host = options.host ?? '127.0.0.1';
@@ -390,8 +574,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   let closed: Promise<void> | undefined;
   return {
     app,
-    model,
+    model: served,
     index,
+    skills,
     url,
     port,
     close: () =>
@@ -400,10 +585,22 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
           await app.close();
         } finally {
           await index?.release();
-          await model.release();
+          // The tagger releases its own model, which is the served one when no modelDir was given.
+          await skills?.release();
+          if (served !== skills?.model) await served.release();
         }
       })()),
   };
+}
+
+/** The model id in a skills model directory's manifest (skills.json), read without loading the rest. */
+function readSkillsModelId(dir: string): string {
+  const file = join(resolve(dir), 'skills.json');
+  try {
+    return (JSON.parse(readFileSync(file, 'utf8')) as { modelId: string }).modelId;
+  } catch (error) {
+    throw new Error(`${file}: cannot read it (${(error as Error).message}); expected a skills model directory written by \`kiln skills build\``);
+  }
 }
 
 // --- helpers -----------------------------------------------------------------------------------
@@ -433,7 +630,7 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T | string {
   const issues = result.error.issues;
   const first = issues[0]!;
   let message: string;
-  if (first.code === 'unrecognized_keys') {
+  if (first.code === 'unrecognized_keys' && first.path.length === 0) {
     const known = Object.keys((schema as unknown as { shape: Record<string, unknown> }).shape ?? {});
     message = `body: unknown field${first.keys.length > 1 ? 's' : ''} ${first.keys.map((k) => JSON.stringify(k)).join(', ')}; expected ${known.join(', ')}`;
   } else if (first.path.length === 0) {

@@ -1,9 +1,12 @@
 /**
- * `kiln serve --model DIR [--index INDEX_DIR] [--port 8080] [--host 127.0.0.1] [--max-batch 64] [--max-wait-ms 5]
+ * `kiln serve --model DIR | --skills SKILLS_DIR [--index INDEX_DIR] [--port 8080] [--host 127.0.0.1] [--max-batch 64] [--max-wait-ms 5]
  *             [--max-body-bytes 1048576] [--max-texts 256] [--max-queue 4096] [--threads N]`
  *
  * Serves an exported model (`kiln export --out DIR`) over HTTP: POST /embed, POST /score,
- * GET /healthz, GET /metrics, and with --index POST /search (see src/serve/server.ts). Binds loopback unless told otherwise.
+ * GET /healthz, GET /metrics, with --index POST /search, and with --skills POST /skills (see
+ * src/serve/server.ts). --skills alone serves the skills model's own copy of its model
+ * (SKILLS_DIR/model); with --model too, both must hold the same model (same model id), else
+ * exit 2. Binds loopback unless told otherwise.
  * Prints one line once listening, with the real port (so `--port 0` is usable by scripts).
  * SIGTERM or SIGINT stops accepting, answers every in-flight and queued request, releases the
  * model and exits 0; a second signal exits 1 at once.
@@ -12,8 +15,12 @@
  * $ kiln serve --model exports/twotower --port 8080
  * listening on http://127.0.0.1:8080 (model twotower-20261123-101500@3f2a9c01b2d4, two-tower cosine 256-d; max batch 64, max wait 5 ms)
  * $ curl -s localhost:8080/embed -H 'content-type: application/json' -d '{"texts": ["data engineer"], "side": "query"}'
+ *
+ * $ kiln serve --skills skills/twotower --port 8080
+ * listening on http://127.0.0.1:8080 (model twotower-20261123-101500@3f2a9c01b2d4, two-tower cosine 256-d; max batch 64, max wait 5 ms; /skills over 13896 skills)
+ * $ curl -s localhost:8080/skills -H 'content-type: application/json' -d '{"text": "Requirements:\n- Python and SQL"}'
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
 
@@ -21,7 +28,7 @@ import { UsageError } from '../usage.js';
 import { SERVER_DEFAULTS, startServer, type RunningServer } from '../../serve/server.js';
 
 interface ServeArgs {
-  model: string;
+  model?: string;
   port: number;
   host: string;
   'max-batch': number;
@@ -32,14 +39,16 @@ interface ServeArgs {
   threads?: number;
   index?: string;
   'lexical-threads': number;
+  skills?: string;
 }
 
 export const serveCommand: CommandModule<object, ServeArgs> = {
   command: 'serve',
-  describe: 'Serve an exported model over HTTP (/embed, /score, /search with --index, /healthz, /metrics)',
+  describe: 'Serve an exported model over HTTP (/embed, /score, /search with --index, /skills with --skills, /healthz, /metrics)',
   builder: (y) =>
     y
-      .option('model', { type: 'string', demandOption: true, describe: 'Exported model directory (kiln export --out DIR)' })
+      .option('model', { type: 'string', describe: 'Exported model directory (kiln export --out DIR); optional with --skills' })
+      .option('skills', { type: 'string', describe: "A skills model (kiln skills build --out DIR): adds POST /skills; without --model, its own model is served" })
       .option('port', { type: 'number', default: 8080, describe: 'TCP port (0: any free port, printed at start)' })
       .option('host', { type: 'string', default: '127.0.0.1', describe: 'Interface to bind (0.0.0.0 exposes the service to the network)' })
       .option('max-batch', { type: 'number', default: SERVER_DEFAULTS.maxBatch, describe: 'Most texts per model call' })
@@ -60,6 +69,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     try {
       server = await startServer({
         modelDir: args.model,
+        skillsDir: args.skills,
         port: args.port,
         host: args.host,
         threads: args.threads,
@@ -80,7 +90,8 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
     const card = server.model.card;
     const what = card.kind === 'two-tower' ? `two-tower ${card.head} ${card.dimension}-d` : 'cross-encoder';
     const searching = server.index === undefined ? '' : `; /search over ${server.index.manifest.documents} documents (${server.index.manifest.dense.search} dense, ${server.index.manifest.hybrid.lexical}, ${server.index.manifest.hybrid.method})`;
-    process.stdout.write(`listening on ${server.url} (model ${server.model.modelId}, ${what}; max batch ${args['max-batch']}, max wait ${args['max-wait-ms']} ms${searching})\n`);
+    const tagging = server.skills === undefined ? '' : `; /skills over ${server.skills.files.skills.length} skills`;
+    process.stdout.write(`listening on ${server.url} (model ${server.model.modelId}, ${what}; max batch ${args['max-batch']}, max wait ${args['max-wait-ms']} ms${searching}${tagging})\n`);
 
     // Resolve when a signal has drained the server; the handler's return lets the process exit.
     await new Promise<void>((resolve) => {
@@ -126,8 +137,32 @@ function checkArgs(args: ServeArgs): string | undefined {
   if (args.index !== undefined && !existsSync(join(args.index, 'index.json'))) {
     return `--index ${args.index}: no index.json there; expected a directory written by \`kiln index build\` (e.g. npx kiln index build --model exports/twotower --corpus skills.csv --out indexes/skills)`;
   }
+  if (args.model === undefined && args.skills === undefined) {
+    return 'nothing to serve: give --model DIR (an exported model: kiln export --out DIR) or --skills DIR (a skills model: kiln skills build --out DIR), or both';
+  }
   if (typeof args.model === 'string' && !existsSync(join(args.model, 'model.json'))) {
     return `--model ${args.model}: no model.json there; expected a directory written by \`kiln export\` (e.g. npx kiln export --run runs/<id> --out exports/twotower)`;
   }
+  if (typeof args.skills === 'string' && !existsSync(join(args.skills, 'skills.json'))) {
+    return `--skills ${args.skills}: no skills.json there; expected a directory written by \`kiln skills build\` (e.g. npx kiln skills build --model exports/twotower --out skills/twotower)`;
+  }
+  if (typeof args.model === 'string' && typeof args.skills === 'string') {
+    // Its index holds one model's vectors of the skills: the served model must be that one.
+    const modelId = readModelId(join(args.model, 'model.json'));
+    const skillsModelId = readModelId(join(args.skills, 'skills.json'));
+    if (modelId !== undefined && skillsModelId !== undefined && modelId !== skillsModelId) {
+      return `--skills ${args.skills} was built with model ${skillsModelId}, but --model ${args.model} is ${modelId}; leave out --model to serve the skills model's own (${join(args.skills, 'model')}), or rebuild it with \`kiln skills build --model ${args.model}\``;
+    }
+  }
   return undefined;
+}
+
+/** The "modelId" of a model card or skills manifest; undefined when unreadable (loading reports that). */
+function readModelId(file: string): string | undefined {
+  try {
+    const id = (JSON.parse(readFileSync(file, 'utf8')) as { modelId?: unknown }).modelId;
+    return typeof id === 'string' ? id : undefined;
+  } catch {
+    return undefined;
+  }
 }
