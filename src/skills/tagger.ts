@@ -118,30 +118,51 @@ export class SkillTagger {
     sentences: readonly string[],
     window = this.settings.fusion.window,
     embed: SentenceEmbedder = (texts) => this.embedSentences(texts),
-    options: { skipUnweighted?: boolean } = {},
+    options: { forExtraction?: Pick<ExtractOptions, 'threshold' | 'topK'> } = {},
   ): Promise<SentenceSignals[]> {
     if (sentences.length === 0) return [];
-    // A lexical ranker of weight 0 changes no fused ranking; extraction skips it (it is most of
-    // the cost per sentence), evaluation ranks with it alone and so computes it.
-    const weights = this.settings.fusion.weights;
     const none: Candidates = { docs: new Int32Array(0), scores: new Float32Array(0) };
-    const lexicalOf = (ranker: 'bm25' | 'tfidf_char', s: string): Promise<Candidates> =>
-      options.skipUnweighted === true && weights[ranker] === 0 ? Promise.resolve(none) : ranker === 'bm25' ? this.bm25.candidates(s, window) : this.index.lexicalCandidates(s, window);
-    // The lexical rankers run in worker threads while the model embeds: both cores busy.
-    const lexicalPending = Promise.all(sentences.map((s) => Promise.all([lexicalOf('bm25', s), lexicalOf('tfidf_char', s)])));
-    let dense: Candidates[];
-    try {
-      dense = await this.index.denseCandidates(await embed(sentences), window);
-    } catch (error) {
-      await lexicalPending.catch(() => undefined);
-      throw error;
-    }
-    const lexical = await lexicalPending;
-    return sentences.map((sentence, i) => {
+    const base = sentences.map((sentence) => {
       const trieMatches = this.files.trie.match(sentence);
-      const words = sentence.split(/\s+/).filter((w) => /[\p{L}\p{N}]/u.test(w)).length;
-      return { rankings: { dense: dense[i]!, bm25: lexical[i]![0], tfidf_char: lexical[i]![1], trie: trieRanking(trieMatches) }, trieMatches, words };
+      return { trieMatches, trie: trieRanking(trieMatches), words: sentence.split(/\s+/).filter((w) => /[\p{L}\p{N}]/u.test(w)).length };
     });
+    const lexicalOf = (ranker: 'bm25' | 'tfidf_char', s: string): Promise<Candidates> => (ranker === 'bm25' ? this.bm25.candidates(s, window) : this.index.lexicalCandidates(s, window));
+    const assemble = (dense: readonly Candidates[], lexical: ReadonlyArray<readonly [Candidates, Candidates]>): SentenceSignals[] =>
+      base.map((b, i) => ({ rankings: { dense: dense[i]!, bm25: lexical[i]![0], tfidf_char: lexical[i]![1], trie: b.trie }, trieMatches: b.trieMatches, words: b.words }));
+
+    if (options.forExtraction === undefined) {
+      // Every ranking in full (evaluation): the lexical rankers run in worker threads while the
+      // model embeds, so both cores are busy.
+      const lexicalPending = Promise.all(sentences.map((s) => Promise.all([lexicalOf('bm25', s), lexicalOf('tfidf_char', s)] as const)));
+      let dense: Candidates[];
+      try {
+        dense = await this.index.denseCandidates(await embed(sentences), window);
+      } catch (error) {
+        await lexicalPending.catch(() => undefined);
+        throw error;
+      }
+      return assemble(dense, await lexicalPending);
+    }
+
+    // Extraction computes only the lexical rankings that can change what is emitted (they are
+    // most of the cost per sentence), so its output is the same as with every ranking computed:
+    //   - a lexical ranker of weight 0 changes no fused ranking;
+    //   - a sentence emits only trie matches and skills the model scores at ≥ threshold, so a
+    //     sentence with neither emits nothing whatever the lexical rankers say.
+    const threshold = options.forExtraction.threshold ?? this.settings.semantic.threshold;
+    const topK = options.forExtraction.topK ?? this.settings.semantic.topK;
+    const { minWords } = this.settings.semantic;
+    const weights = this.settings.fusion.weights;
+    const dense = await this.index.denseCandidates(await embed(sentences), window);
+    const lexical = await Promise.all(
+      sentences.map((s, i) => {
+        const b = base[i]!;
+        const semantic = b.words >= minWords && topK > 0 && dense[i]!.scores.length > 0 && dense[i]!.scores[0]! >= threshold;
+        if (b.trieMatches.length === 0 && !semantic) return [none, none] as const;
+        return Promise.all([weights.bm25 === 0 ? none : lexicalOf('bm25', s), weights.tfidf_char === 0 ? none : lexicalOf('tfidf_char', s)] as const);
+      }),
+    );
+    return assemble(dense, lexical);
   }
 
   /** The prompt type sentences are embedded with ('' when the model has none). */
@@ -193,7 +214,7 @@ export class SkillTagger {
       flat.map((f) => f.sentence.text),
       undefined,
       embed,
-      { skipUnweighted: true },
+      { forExtraction: options },
     );
     const perDoc = documents.map(() => new Map<number, { score: number; mentions: Mention[] }>());
     flat.forEach(({ doc, sentence, section }, i) => {

@@ -129,6 +129,17 @@ describe('extraction', () => {
     expect(tagger.sentenceSkills(signals!, { threshold: 1.01 }).map((f) => labelOf(f.skill)).sort()).toEqual(['MySQL', 'PostgreSQL']);
   });
 
+  it('emits the same skills when extraction skips the lexical rankings that cannot change them', async () => {
+    const sentences = ['Strong Python and SQL skills', 'You will build reliable systems for our customers every day', 'Full-time', 'Experience with PostgreSQL, MySQL and Scala required'];
+    for (const options of [{ threshold: 0.2, topK: 2 }, { threshold: -1, topK: 1 }, { threshold: 1.01, topK: 1 }]) {
+      const full = await tagger.signals(sentences);
+      const lean = await tagger.signals(sentences, undefined, undefined, { forExtraction: options });
+      expect(lean.map((s) => tagger.sentenceSkills(s, options))).toEqual(full.map((s) => tagger.sentenceSkills(s, options)));
+      // It did skip some: a sentence that emits nothing has no lexical ranking.
+      if (options.threshold > 1) expect(lean[1]!.rankings.bm25.docs.length).toBe(0);
+    }
+  });
+
   it('ranks the trie matches longest first, a skill once', () => {
     const match = (skills: number[], tokens: number) => ({ start: 0, end: 1, surface: 'x', label: 'x', skills, source: 'alt' as const, tokens });
     const r = trieRanking([match([4], 1), match([2, 4], 3), match([7], 2)]);

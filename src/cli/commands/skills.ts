@@ -2,6 +2,7 @@
  * `kiln skills …`: the Skills Graph pipeline (src/skills/).
  *
  *   kiln skills build    --model EXPORT_DIR --out SKILLS_DIR [--data-root DIR] [--threads N]
+ *                        [--weights dense=1,bm25=0.5,tfidf_char=0.5,trie=1] [--threshold T] [--top-k K]
  *   kiln skills extract  --model SKILLS_DIR [--input FILE|-] [--out FILE] [--text-field NAME]
  *                        [--id-field NAME] [--no-expand] [--threshold T] [--top-k K] [--pretty]
  *   kiln skills eval     --model SKILLS_DIR [--data-root DIR] [--json] [--tune [--write]]
@@ -26,7 +27,7 @@ import { DataError, type RetrievalSplit } from '../../data/types.js';
 import { trieSpanScores } from '../../eval/span-match.js';
 import { EmbedError, openInput } from '../../serve/embed.js';
 import { evaluateSkillsSplit, formatSkillsReport, splitSignals, tuneExtraction } from '../../skills/evaluate.js';
-import { buildSkillsModel, SkillsModelError, writeSkillsSettings } from '../../skills/model.js';
+import { buildSkillsModel, DEFAULT_SKILLS_SETTINGS, SKILL_SIGNALS, SkillsModelError, writeSkillsSettings, type SkillSignal, type SkillsSettings } from '../../skills/model.js';
 import { readSkillspanPostings } from '../../skills/postings.js';
 import { SkillTagger, type ExtractedDocument } from '../../skills/tagger.js';
 import { writeFileAtomic } from '../../util/atomic-write.js';
@@ -59,6 +60,24 @@ interface BuildArgs {
   out: string;
   'data-root'?: string;
   threads?: number;
+  weights?: string;
+  threshold?: number;
+  'top-k'?: number;
+}
+
+/** `dense=1,bm25=0.5,…` over the defaults; a signal left out keeps its default weight. */
+function parseWeights(text: string): Record<SkillSignal, number> {
+  const weights = { ...DEFAULT_SKILLS_SETTINGS.fusion.weights };
+  for (const part of text.split(',')) {
+    const [name, value, ...rest] = part.split('=').map((p) => p.trim());
+    const weight = Number(value);
+    if (!(SKILL_SIGNALS as readonly string[]).includes(name ?? '') || value === undefined || value === '' || rest.length > 0 || !(weight >= 0) || !Number.isFinite(weight)) {
+      throw new UsageError(`--weights ${text}: "${part}" is not NAME=WEIGHT with NAME one of ${SKILL_SIGNALS.join(', ')} and WEIGHT a number ≥ 0`);
+    }
+    weights[name as SkillSignal] = weight;
+  }
+  if (weights.dense === 0 && weights.trie === 0) throw new UsageError(`--weights ${text}: dense and trie are both 0; the taggers that emit skills need a weight`);
+  return weights;
 }
 
 const buildCommand: CommandModule<object, BuildArgs> = {
@@ -70,14 +89,29 @@ const buildCommand: CommandModule<object, BuildArgs> = {
       .option('out', { type: 'string', demandOption: true, describe: 'Skills model directory; an existing one is replaced only when the new one is complete' })
       .option('data-root', { type: 'string', describe: 'Data root with esco-v1.1.1/ and stackoverflow-tags/ (default: $KILN_DATA)' })
       .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: all cores)' })
+      .option('weights', {
+        type: 'string',
+        describe: `Fusion weights, e.g. tfidf_char=0 (a lexical ranker at 0 is not computed when extracting: faster, see docs/skills.md); default ${Object.entries(DEFAULT_SKILLS_SETTINGS.fusion.weights).map(([k, v]) => `${k}=${v}`).join(',')}`,
+      })
+      .option('threshold', { type: 'number', describe: `The semantic tagger's cosine threshold (default ${DEFAULT_SKILLS_SETTINGS.semantic.threshold})` })
+      .option('top-k', { type: 'number', describe: `Semantic skills a sentence may add (default ${DEFAULT_SKILLS_SETTINGS.semantic.topK})` })
       .check((args) => {
         positiveInteger('--threads', args.threads);
+        positiveInteger('--top-k', args['top-k']);
+        if (args.threshold !== undefined && !(args.threshold >= -1 && args.threshold <= 1)) throw new UsageError(`--threshold ${args.threshold}: expected a cosine in [-1, 1]`);
+        if (args.weights !== undefined) parseWeights(args.weights);
         return true;
       }),
   handler: (args) =>
     reportUserErrors(async () => {
       const ctx = createContext({ dataRoot: resolveDataRoot(args['data-root']), onBadRow: 'fail' });
-      const { out, manifest, seconds } = await buildSkillsModel({ model: args.model, out: args.out, ctx, threads: args.threads });
+      const defaults = DEFAULT_SKILLS_SETTINGS;
+      const settings: SkillsSettings = {
+        ...defaults,
+        fusion: { ...defaults.fusion, weights: args.weights === undefined ? defaults.fusion.weights : parseWeights(args.weights) },
+        semantic: { ...defaults.semantic, threshold: args.threshold ?? defaults.semantic.threshold, topK: args['top-k'] ?? defaults.semantic.topK },
+      };
+      const { out, manifest, seconds } = await buildSkillsModel({ model: args.model, out: args.out, ctx, threads: args.threads, settings });
       const t = manifest.taxonomy;
       process.stdout.write(`skills model ${out}: ${t.skills} skills, ${t.trieLabels} trie labels, ${t.edges.broader + t.edges.essential + t.edges.optional} graph edges, model ${manifest.modelId}; ${seconds.toFixed(1)} s\n`);
     }),
