@@ -38,7 +38,7 @@
  *
  * Options: --skills DIR | --model DIR  --start-rate 1 --factor 2 --max-rate 400 --refine 3
  *          --step-duration 10 --confirm-duration 30 --connections 50 --warmup 10
- *          --max-batch 64 --max-wait-ms 5 --threads N --json bench/results/skills-serve.json
+ *          --max-batch 64 --max-wait-ms 5 --threads N --lexical-threads 2 --json bench/results/skills-serve.json
  *          --quick (a smoke run: 3 s steps, 5 s confirmation, one bisection, 3 warm-up requests)
  *          --strict (exit 1 when the aim is missed).
  *
@@ -81,6 +81,7 @@ const { values: args } = parseArgs({
     'max-batch': { type: 'string', default: '64' },
     'max-wait-ms': { type: 'string', default: '5' },
     threads: { type: 'string' },
+    'lexical-threads': { type: 'string', default: '2' },
     json: { type: 'string', default: join(REPO_ROOT, 'bench', 'results', 'skills-serve.json') },
     quick: { type: 'boolean', default: false },
     strict: { type: 'boolean', default: false },
@@ -173,6 +174,8 @@ async function main(): Promise<void> {
 
   const serveArgs = ['--skills', skillsDir, '--max-batch', String(args['max-batch']), '--max-wait-ms', String(args['max-wait-ms'])];
   if (args.threads !== undefined) serveArgs.push('--threads', args.threads);
+  // Two workers per lexical ranker: a posting's sentences spread over both cores.
+  serveArgs.push('--lexical-threads', args['lexical-threads']);
   let service: Service | undefined;
   let exitCode: number | null = null;
   try {

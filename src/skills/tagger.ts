@@ -80,6 +80,8 @@ export type SentenceEmbedder = (sentences: readonly string[]) => Promise<Float32
 export interface LoadTaggerOptions {
   /** onnxruntime intra-op threads. */
   threads?: number;
+  /** Worker threads for each lexical ranker, BM25 and TF-IDF (default 1): a posting's sentences spread over them. */
+  lexicalThreads?: number;
 }
 
 export class SkillTagger {
@@ -95,12 +97,12 @@ export class SkillTagger {
     const model = await ExportedModel.load(join(files.dir, 'model'), { threads: options.threads });
     let index: SearchIndex | undefined;
     try {
-      index = await SearchIndex.load(join(files.dir, 'index'), { threads: options.threads });
+      index = await SearchIndex.load(join(files.dir, 'index'), { threads: options.threads, lexicalThreads: options.lexicalThreads });
       if (index.manifest.hybrid.lexical !== 'tfidf_char') throw new Error(`${join(files.dir, 'index')}: its lexical ranker is ${index.manifest.hybrid.lexical}; expected tfidf_char (rebuild with \`kiln skills build\`)`);
       if (index.documents.length !== files.skills.length || index.documents.some((d, i) => d.id !== files.skills[i]!.id)) {
         throw new Error(`${join(files.dir, 'index')}: its documents are not skills.jsonl's skills in order; rebuild with \`kiln skills build\``);
       }
-      const bm25 = await LexicalWorkerPool.start('bm25', files.skills, index.manifest.lexical ?? DEFAULT_LEXICAL_SETTINGS, 1);
+      const bm25 = await LexicalWorkerPool.start('bm25', files.skills, index.manifest.lexical ?? DEFAULT_LEXICAL_SETTINGS, options.lexicalThreads ?? 1);
       return new SkillTagger(files, model, index, bm25);
     } catch (error) {
       await index?.release();
@@ -153,13 +155,30 @@ export class SkillTagger {
     const topK = options.forExtraction.topK ?? this.settings.semantic.topK;
     const { minWords } = this.settings.semantic;
     const weights = this.settings.fusion.weights;
-    const dense = await this.index.denseCandidates(await embed(sentences), window);
+    const lexicalPair = (s: string): Promise<readonly [Candidates, Candidates]> =>
+      Promise.all([weights.bm25 === 0 ? none : lexicalOf('bm25', s), weights.tfidf_char === 0 ? none : lexicalOf('tfidf_char', s)] as const);
+    // A sentence with a trie match needs its lexical rankings whatever the model says: those
+    // start at once, beside the model; the rest wait for the model's scores.
+    const early = sentences.map((s, i) => (base[i]!.trieMatches.length > 0 ? lexicalPair(s) : null));
+    // A sentence too short for the semantic tagger and without a trie match emits nothing: it is
+    // not even embedded (postings have many such lines: "Full-time", "Role:", "51–200 people").
+    const embedded = sentences.flatMap((_, i) => (base[i]!.trieMatches.length > 0 || (base[i]!.words >= minWords && topK > 0) ? [i] : []));
+    let dense: Candidates[];
+    try {
+      const found = embedded.length === 0 ? [] : await this.index.denseCandidates(await embed(embedded.map((i) => sentences[i]!)), window);
+      dense = sentences.map(() => none);
+      embedded.forEach((i, j) => (dense[i] = found[j]!));
+    } catch (error) {
+      await Promise.allSettled(early.filter((p) => p !== null));
+      throw error;
+    }
     const lexical = await Promise.all(
       sentences.map((s, i) => {
+        const started = early[i];
+        if (started !== null && started !== undefined) return started;
         const b = base[i]!;
         const semantic = b.words >= minWords && topK > 0 && dense[i]!.scores.length > 0 && dense[i]!.scores[0]! >= threshold;
-        if (b.trieMatches.length === 0 && !semantic) return [none, none] as const;
-        return Promise.all([weights.bm25 === 0 ? none : lexicalOf('bm25', s), weights.tfidf_char === 0 ? none : lexicalOf('tfidf_char', s)] as const);
+        return semantic ? lexicalPair(s) : Promise.resolve([none, none] as const);
       }),
     );
     return assemble(dense, lexical);
@@ -185,13 +204,15 @@ export class SkillTagger {
   sentenceSkills(signals: SentenceSignals, options: Pick<ExtractOptions, 'threshold' | 'topK'> = {}): Array<{ skill: number; score: number; trie: TrieMatch | null; similarity: number | null }> {
     const threshold = options.threshold ?? this.settings.semantic.threshold;
     const topK = signals.words < this.settings.semantic.minWords ? 0 : (options.topK ?? this.settings.semantic.topK);
+    // Nothing to emit without a trie match or a skill the model scores at ≥ threshold: no fusion.
+    const dense = signals.rankings.dense;
+    if (signals.trieMatches.length === 0 && (topK === 0 || dense.scores.length === 0 || dense.scores[0]! < threshold)) return [];
     const { method, k, weights } = this.settings.fusion;
     const best = SKILL_SIGNALS.reduce((sum, s) => sum + (method === 'rrf' ? weights[s] / (k + 1) : weights[s]), 0);
     const fused = this.fuse(signals);
     const trieBySkill = new Map<number, TrieMatch>();
     for (const m of signals.trieMatches) for (const s of m.skills) if (!trieBySkill.has(s)) trieBySkill.set(s, m);
     const similarity = new Map<number, number>();
-    const dense = signals.rankings.dense;
     dense.docs.forEach((doc, i) => similarity.set(doc, dense.scores[i]!));
     const out: Array<{ skill: number; score: number; trie: TrieMatch | null; similarity: number | null }> = [];
     let semantic = 0;

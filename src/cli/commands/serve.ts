@@ -58,7 +58,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('max-queue', { type: 'number', default: SERVER_DEFAULTS.maxQueue, describe: 'Most texts waiting for the model (more: 503 with Retry-After)' })
       .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: all cores)' })
       .option('index', { type: 'string', describe: 'A search index built with this model (kiln index build --out DIR): adds POST /search' })
-      .option('lexical-threads', { type: 'number', default: 1, describe: "Worker threads running the index's lexical ranker" })
+      .option('lexical-threads', { type: 'number', default: 1, describe: "Worker threads for each lexical ranker (the index's, and with --skills BM25 and TF-IDF)" })
       .check((args) => {
         const problem = checkArgs(args);
         if (problem !== undefined) throw new UsageError(problem);
