@@ -84,8 +84,11 @@ export class Bm25Index {
   readonly averageDocLength: number;
   private readonly stopwords: Bm25AnalyzeOptions['stopwords'];
   private readonly postings = new Map<string, Postings>();
-  /** Reused accumulator (float64 so sums are not rounded per term). */
+  /** Reused accumulator (float64 so sums are not rounded per term); all zero between calls. */
   private readonly accumulator: Float64Array;
+  /** scoreSparse's buffers: the documents touched, and their sums. */
+  private readonly touched: Int32Array;
+  private readonly touchedScores: Float64Array;
 
   constructor(docs: readonly string[], options: Bm25Options = {}) {
     const k1 = options.k1 ?? BM25_DEFAULT_K1;
@@ -97,6 +100,8 @@ export class Bm25Index {
     this.stopwords = options.stopwords;
     this.numDocs = docs.length;
     this.accumulator = new Float64Array(docs.length);
+    this.touched = new Int32Array(docs.length);
+    this.touchedScores = new Float64Array(docs.length);
 
     // Pass 1: term frequencies per document, gathered per term (postings in doc-id order).
     const docLengths = new Float64Array(docs.length);
@@ -166,7 +171,6 @@ export class Bm25Index {
   /** Writes the score of every document for `query` into out[offset, offset + numDocs). */
   scoreInto(query: string, out: Float32Array, offset: number): void {
     const accumulator = this.accumulator;
-    accumulator.fill(0);
     for (const term of bm25Analyze(query, { stopwords: this.stopwords })) {
       const termPostings = this.postings.get(term);
       if (termPostings === undefined) continue;
@@ -174,5 +178,34 @@ export class Bm25Index {
       for (let p = 0; p < docIds.length; p++) accumulator[docIds[p] as number]! += weights[p] as number;
     }
     out.set(accumulator, offset);
+    accumulator.fill(0);
+  }
+
+  /**
+   * The documents sharing a term with `query` and their scores: the same sums as `scoreInto`, in
+   * the order first touched. Every posting weight is > 0 (idf > 0 and tf ≥ 1), so a zero
+   * accumulator slot means "not touched yet".
+   */
+  scoreSparse(query: string): { count: number; ids: Int32Array; scores: Float64Array } {
+    const accumulator = this.accumulator;
+    const touched = this.touched;
+    let count = 0;
+    for (const term of bm25Analyze(query, { stopwords: this.stopwords })) {
+      const termPostings = this.postings.get(term);
+      if (termPostings === undefined) continue;
+      const { docIds, weights } = termPostings;
+      for (let p = 0; p < docIds.length; p++) {
+        const doc = docIds[p] as number;
+        if (accumulator[doc] === 0) touched[count++] = doc;
+        accumulator[doc]! += weights[p] as number;
+      }
+    }
+    const scores = this.touchedScores;
+    for (let i = 0; i < count; i++) {
+      const doc = touched[i] as number;
+      scores[i] = accumulator[doc] as number;
+      accumulator[doc] = 0;
+    }
+    return { count, ids: touched, scores };
   }
 }

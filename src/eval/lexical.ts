@@ -83,6 +83,8 @@ export class LexicalRanker {
   readonly #unitScores: Float32Array;
   /** Scratch row for `candidates` (the service calls it once per request). */
   readonly #docScores: Float32Array;
+  /** Scratch list of the documents a sparse query touched. */
+  readonly #touchedDocs: Int32Array;
 
   constructor(
     readonly name: LexicalName,
@@ -111,6 +113,7 @@ export class LexicalRanker {
     }
     this.#unitScores = new Float32Array(this.#unitDoc === null ? 0 : this.#scorer.numDocs);
     this.#docScores = new Float32Array(this.numDocs);
+    this.#touchedDocs = new Int32Array(this.numDocs);
   }
 
   /** Indexed strings: labels under `best`, documents under `joined`. */
@@ -148,8 +151,40 @@ export class LexicalRanker {
 
   /** The `window` best documents with a positive score, best first (ties: lower index first). */
   candidates(query: string, window: number): Candidates {
+    if (this.#scorer.scoreSparse !== undefined) return this.#sparseCandidates(this.#scorer.scoreSparse(query), window);
     this.scoreInto(query, this.#docScores, 0);
     return positiveTop(this.#docScores, window);
+  }
+
+  /**
+   * `candidates` from the scorer's sparse scores: the same float32 document scores (the best
+   * label's under `best`) in the same order, with work in proportion to the labels the query
+   * touches rather than to all of them. #docScores is all zero between calls.
+   */
+  #sparseCandidates(sparse: { count: number; ids: Int32Array; scores: Float64Array }, window: number): Candidates {
+    const docScores = this.#docScores;
+    const touched = this.#touchedDocs;
+    let count = 0;
+    for (let i = 0; i < sparse.count; i++) {
+      const unit = sparse.ids[i]!;
+      const doc = this.#unitDoc === null ? unit : this.#unitDoc[unit]!;
+      const score = Math.fround(sparse.scores[i]!);
+      if (docScores[doc] === 0) touched[count++] = doc;
+      if (score > docScores[doc]!) docScores[doc] = score;
+    }
+    // In document order, so topK's tie rule (lower position first) is the lower document first.
+    const docs = touched.subarray(0, count).sort();
+    const compact = new Float32Array(count);
+    for (let i = 0; i < count; i++) compact[i] = docScores[docs[i]!]!;
+    const order = topK(compact, Math.min(window, count));
+    const best = new Int32Array(order.length);
+    const scores = new Float32Array(order.length);
+    for (let i = 0; i < order.length; i++) {
+      best[i] = docs[order[i]!]!;
+      scores[i] = compact[order[i]!]!;
+    }
+    for (let i = 0; i < count; i++) docScores[docs[i]!] = 0;
+    return { docs: best, scores };
   }
 }
 

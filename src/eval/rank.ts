@@ -132,6 +132,9 @@ export function topK(scores: ScoreRow, k: number): Int32Array {
   for (let j = 0; j < size; j++) heap[j] = j;
   for (let start = (size >>> 1) - 1; start >= 0; start--) siftDown(start, size);
   for (let j = size; j < scores.length; j++) {
+    // Fast reject, exact: every index in the heap is below j, so a score at or under the
+    // heap's worst never gets in (a NaN on either side fails `<=` and takes the full test).
+    if ((scores[j] as number) <= (scores[heap[0] as number] as number)) continue;
     if (worseThan(heap[0] as number, j)) {
       heap[0] = j;
       siftDown(0, size);

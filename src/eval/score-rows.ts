@@ -8,6 +8,13 @@
 export interface RowScorer {
   readonly numDocs: number;
   scoreInto(query: string, out: Float32Array, offset: number): void;
+  /**
+   * Optional: only the documents with a positive score, with the float64 sums `scoreInto` rounds
+   * into its row, for a ranker whose scores are ≥ 0 and positive exactly where a query term
+   * matches. Over ~100k short labels, the passes over every label and document cost more than
+   * the postings themselves. The arrays are the scorer's own buffers, valid until its next call.
+   */
+  scoreSparse?(query: string): { count: number; ids: Int32Array; scores: Float64Array };
 }
 
 /** The score of every document for `query`. */

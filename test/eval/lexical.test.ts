@@ -80,3 +80,26 @@ describe('LexicalRanker', () => {
     expect(() => new LexicalRanker('bm25', DOCS, { fields: [], match: 'best' })).toThrow(/at least one of text, labels/);
   });
 });
+
+describe('sparse BM25 candidates', () => {
+  it("are exactly the full score row's positive top, on ESCO skills and SkillSpan sentences", async () => {
+    const { createContext } = await import('../../src/data/files.js');
+    const { loadEscoConcepts } = await import('../../src/data/esco.js');
+    const { loadRecipe } = await import('../../src/data/recipes/index.js');
+    const { DATA_ROOT } = await import('../data/root.js');
+    const ctx = createContext({ dataRoot: DATA_ROOT, onBadRow: 'fail' });
+    const skills = await loadEscoConcepts(ctx, 'skills');
+    const docs: CorpusDocument[] = skills.map((s) => ({ id: s.uri, text: s.preferredLabel, labels: s.altLabels }));
+    const sentences = ((await loadRecipe('skillspan', ctx, { split: 'dev' })).data as Array<{ text: string }>).slice(0, 150).map((s) => s.text);
+    for (const match of ['best', 'joined'] as const) {
+      const ranker = new LexicalRanker('bm25', docs, { fields: ['text', 'labels'], match });
+      for (const query of [...sentences, 'astronaut xyz', '', 'project management project management']) {
+        // The full row, then the positive top of it: the path without the sparse scorer.
+        const expected = positiveTop(ranker.scores(query), 100);
+        const got = ranker.candidates(query, 100);
+        expect(Array.from(got.docs), query).toEqual(Array.from(expected.docs));
+        expect(Array.from(got.scores)).toEqual(Array.from(expected.scores));
+      }
+    }
+  }, 60_000);
+});
