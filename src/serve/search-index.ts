@@ -27,16 +27,16 @@
  * Modes: `dense` (the model's top k), `lexical` (the index's lexical ranker), `hybrid` (both
  * fused as in evaluation: src/eval/fusion.ts, with the index's fusion settings).
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 
 import { checkFusionOptions, DEFAULT_HYBRID, fuse, type FusedHit, type HybridOptions } from '../eval/fusion.js';
 import { DEFAULT_LEXICAL_SETTINGS, documentStrings, LEXICAL_NAMES, LEXICAL_RANKERS, type Candidates, type LexicalSettings } from '../eval/lexical.js';
 import { Rng } from '../data/rng.js';
 import { DataError } from '../data/types.js';
 import { KILN_VERSION } from '../version.js';
-import { moveIntoPlace, writeFileAtomic } from '../util/atomic-write.js';
+import { buildDirectoryAtomic, writeFileAtomic } from '../util/atomic-write.js';
 import { readEmbeddings } from './arrow-io.js';
 import { annRecall, HnswIndex } from './ann.js';
 import { ExactDenseSearch } from './dense-search.js';
@@ -153,32 +153,29 @@ export async function buildSearchIndex(options: BuildIndexOptions): Promise<Buil
   } catch (error) {
     throw new EmbedError(`--model ${String(options.model)}: ${(error as Error).message}`);
   }
-  const staging = join(dirname(out), `.${basename(out)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  // Ctrl-C exits through process.exit: the staging directory goes with it, the old index stays.
-  const removeStaging = (): void => rmSync(staging, { recursive: true, force: true });
-  process.once('exit', removeStaging);
   try {
-    const card = model.card;
-    if (card.kind !== 'two-tower') throw new EmbedError(`--model ${model.dir}: ${model.modelId} is a cross-encoder; a search index needs a two-tower export (kiln export of a two-tower run)`);
-    for (const [flag, type] of [['--doc-type', options.docType], ['--query-type', options.queryType]] as const) {
-      if (type !== undefined && !Object.hasOwn(card.prompts, type)) {
-        const known = Object.keys(card.prompts);
-        throw new EmbedError(`${flag} ${JSON.stringify(type)} is not a prompt type of ${model.modelId}; expected ${known.length > 0 ? `one of ${known.map((k) => JSON.stringify(k)).join(', ')}` : 'none (the model has no prompts)'}, or leave it out`);
+    // Built in a staging sibling; Ctrl-C or a failure removes it, and the old index stays.
+    const manifest = await buildDirectoryAtomic(out, async (staging) => {
+      const card = model.card;
+      if (card.kind !== 'two-tower') throw new EmbedError(`--model ${model.dir}: ${model.modelId} is a cross-encoder; a search index needs a two-tower export (kiln export of a two-tower run)`);
+      for (const [flag, type] of [['--doc-type', options.docType], ['--query-type', options.queryType]] as const) {
+        if (type !== undefined && !Object.hasOwn(card.prompts, type)) {
+          const known = Object.keys(card.prompts);
+          throw new EmbedError(`${flag} ${JSON.stringify(type)} is not a prompt type of ${model.modelId}; expected ${known.length > 0 ? `one of ${known.map((k) => JSON.stringify(k)).join(', ')}` : 'none (the model has no prompts)'}, or leave it out`);
+        }
       }
-    }
-    const fields: InputFields = { textField: options.textField, idField: options.idField, labelsField: options.labelsField };
-    mkdirSync(staging, { recursive: true });
-    const previous = join(out, 'vectors.arrow');
-    const embedded = await embedFile({
-      ...fields,
-      model,
-      input: options.corpus,
-      out: join(staging, 'vectors.arrow'),
-      previous: existsSync(previous) ? previous : undefined,
-      side: 'doc',
-      inputType: options.docType,
-      log,
-      onBadRow: options.onBadRow,
+      const fields: InputFields = { textField: options.textField, idField: options.idField, labelsField: options.labelsField };
+      const previous = join(out, 'vectors.arrow');
+      const embedded = await embedFile({
+        ...fields,
+        model,
+        input: options.corpus,
+        out: join(staging, 'vectors.arrow'),
+        previous: existsSync(previous) ? previous : undefined,
+        side: 'doc',
+        inputType: options.docType,
+        log,
+        onBadRow: options.onBadRow,
     });
     log(`vectors: ${embedded.written} documents (${embedded.reused} reused, ${embedded.deduplicated} deduplicated, ${embedded.computed} computed)${embedded.skipped > 0 ? `; ${embedded.skipped} bad row(s) skipped` : ''}`);
     if (embedded.written === 0) throw new DataError(resolve(options.corpus), undefined, 'no usable rows: an index needs at least one document');
@@ -221,13 +218,10 @@ export async function buildSearchIndex(options: BuildIndexOptions): Promise<Buil
       embedding: { reused: embedded.reused, deduplicated: embedded.deduplicated, computed: embedded.computed },
     };
     writeFileAtomic(join(staging, 'index.json'), [Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, 'utf8')]);
-    moveIntoPlace(staging, out);
+    return manifest;
+    });
     return { out, manifest, seconds: (performance.now() - started) / 1000 };
-  } catch (error) {
-    removeStaging();
-    throw error;
   } finally {
-    process.removeListener('exit', removeStaging);
     if (typeof options.model === 'string') await model.release();
   }
 }

@@ -16,9 +16,8 @@
  * The directory is assembled in a staging sibling and renamed into place whole, so a failed build
  * leaves an earlier one untouched. A rebuild with the same model reuses the old index's vectors.
  */
-import { cpSync, existsSync, readFileSync, rmSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { cpSync, existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 
 import { loadEscoConcepts } from '../data/esco.js';
 import { buildTaxonomyTrie } from '../data/skill-labels.js';
@@ -26,7 +25,7 @@ import { SkillTrie } from '../data/skill-trie.js';
 import { DataError, type RecipeContext } from '../data/types.js';
 import type { FusionMethod } from '../eval/fusion.js';
 import { buildSearchIndex } from '../serve/search-index.js';
-import { moveIntoPlace, writeFileAtomic } from '../util/atomic-write.js';
+import { buildDirectoryAtomic, writeFileAtomic } from '../util/atomic-write.js';
 import { KILN_VERSION } from '../version.js';
 import { DEFAULT_EXPANSION, loadSkillGraph, SkillGraph, type ExpansionOptions } from './graph.js';
 import { DEFAULT_SECTION_WEIGHTS, type SectionKind } from './sections.js';
@@ -105,10 +104,7 @@ export async function buildSkillsModel(options: BuildSkillsOptions): Promise<{ o
   if (!existsSync(join(modelDir, 'model.json'))) {
     throw new SkillsModelError(`--model ${options.model}: no model.json; expected a two-tower model directory written by \`kiln export\``);
   }
-  const staging = join(dirname(out), `.${basename(out)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const removeStaging = (): void => rmSync(staging, { recursive: true, force: true });
-  process.once('exit', removeStaging);
-  try {
+  const manifest = await buildDirectoryAtomic(out, async (staging) => {
     const skills = await loadEscoConcepts(options.ctx, 'skills');
     const { trie } = await buildTaxonomyTrie(options.ctx);
     const { graph } = await loadSkillGraph(options.ctx, skills);
@@ -137,7 +133,7 @@ export async function buildSkillsModel(options: BuildSkillsOptions): Promise<{ o
       threads: options.threads,
       log,
     });
-    const manifest: SkillsManifest = {
+    const built: SkillsManifest = {
       format: SKILLS_FORMAT,
       formatVersion: SKILLS_FORMAT_VERSION,
       kilnVersion: KILN_VERSION,
@@ -146,15 +142,10 @@ export async function buildSkillsModel(options: BuildSkillsOptions): Promise<{ o
       taxonomy: { source: 'ESCO v1.1.1 skills and skill relations; Stack Overflow tag synonyms', skills: skills.length, trieLabels: trie.size, edges: graph.edgeCounts() },
       settings: options.settings ?? DEFAULT_SKILLS_SETTINGS,
     };
-    writeFileAtomic(join(staging, 'skills.json'), [Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, 'utf8')]);
-    moveIntoPlace(staging, out);
-    return { out, manifest, seconds: (performance.now() - started) / 1000 };
-  } catch (error) {
-    removeStaging();
-    throw error;
-  } finally {
-    process.removeListener('exit', removeStaging);
-  }
+    writeFileAtomic(join(staging, 'skills.json'), [Buffer.from(`${JSON.stringify(built, null, 2)}\n`, 'utf8')]);
+    return built;
+  });
+  return { out, manifest, seconds: (performance.now() - started) / 1000 };
 }
 
 /** The model's prompt type `type` when it has one, else none (a model without prompts embeds texts as they are). */

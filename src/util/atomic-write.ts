@@ -82,3 +82,27 @@ export function writeDirectoryAtomic(dir: string, files: ReadonlyMap<string, Uin
     throw error;
   }
 }
+
+/**
+ * Builds a directory in a hidden staging sibling of `dir` (`build` fills it) and renames it into
+ * place once `build` resolves. If `build` throws, or the process exits first (Ctrl-C goes
+ * through process.exit), the staging directory is removed and an earlier `dir` is left as it was.
+ */
+export async function buildDirectoryAtomic<T>(dir: string, build: (staging: string) => Promise<T>): Promise<T> {
+  const target = resolve(dir);
+  mkdirSync(dirname(target), { recursive: true });
+  const staging = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const removeStaging = (): void => rmSync(staging, { recursive: true, force: true });
+  process.once('exit', removeStaging);
+  try {
+    mkdirSync(staging);
+    const result = await build(staging);
+    moveIntoPlace(staging, target);
+    return result;
+  } catch (error) {
+    removeStaging();
+    throw error;
+  } finally {
+    process.removeListener('exit', removeStaging);
+  }
+}
