@@ -472,7 +472,8 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
       }
       // Shed before any work: the tagger starts its lexical rankers before it embeds. Segmenting
       // here costs a fraction of a millisecond per posting.
-      const problem = queueProblem(documents.reduce((n, d) => n + segmentPosting(d.text).sentences.length, 0));
+      const segmented = documents.map((d) => ({ ...d, segmented: segmentPosting(d.text) }));
+      const problem = queueProblem(segmented.reduce((n, d) => n + d.segmented.sentences.length, 0));
       if (problem !== undefined) return refuse(reply, problem);
       // The lexical rankers' workers have the same bound as the model's queue.
       const lexicalPending = skills.index.lexical.pending;
@@ -482,7 +483,7 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
         return sendError(reply, 503, `overloaded: ${lexicalPending} lexical queries are queued (limit ${settings.maxQueue}, --max-queue); retry shortly`);
       }
       // Left out, threshold and top_k are the skills model's own (skills.json settings.semantic).
-      const extraction = skills.extract(documents, { expand: body.expand ?? true, threshold: body.threshold, topK: body.top_k }, embedSentences);
+      const extraction = skills.extract(segmented, { expand: body.expand ?? true, threshold: body.threshold, topK: body.top_k }, embedSentences);
       extracting.add(extraction);
       try {
         return { model: model.modelId, results: await extraction };

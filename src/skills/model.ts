@@ -178,10 +178,23 @@ export function readSkillsFiles(dir: string): SkillsFiles {
   if (manifest.format !== SKILLS_FORMAT || manifest.formatVersion !== SKILLS_FORMAT_VERSION) {
     throw new DataError(join(root, 'skills.json'), undefined, `format ${JSON.stringify(manifest.format)} version ${String(manifest.formatVersion)}; expected ${SKILLS_FORMAT} version ${SKILLS_FORMAT_VERSION} (rebuild it with \`kiln skills build\`)`);
   }
-  const skills = readFileSync(join(root, 'skills.jsonl'), 'utf8')
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as SkillEntry);
+  const skillsFile = join(root, 'skills.jsonl');
+  let text: string;
+  try {
+    text = readFileSync(skillsFile, 'utf8');
+  } catch (error) {
+    throw new DataError(skillsFile, undefined, `cannot read it (${(error as Error).message}); expected a skills model directory written by \`kiln skills build\``);
+  }
+  const skills = text.split('\n').flatMap((line, i): SkillEntry[] => {
+    if (line === '') return [];
+    try {
+      const entry = JSON.parse(line) as Partial<SkillEntry>;
+      if (typeof entry.id !== 'string' || typeof entry.text !== 'string' || !Array.isArray(entry.labels)) throw new Error('expected {"id", "text", "labels"}');
+      return [entry as SkillEntry];
+    } catch (error) {
+      throw new DataError(skillsFile, i + 1, `${(error as Error).message}; rebuild it with \`kiln skills build\``);
+    }
+  });
   const trie = SkillTrie.fromJSON(readJson('trie.json'), join(root, 'trie.json'));
   const graph = SkillGraph.fromJSON(readJson('graph.json'), join(root, 'graph.json'));
   if (skills.length !== manifest.taxonomy.skills || graph.numSkills !== skills.length) {

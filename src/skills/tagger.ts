@@ -34,7 +34,7 @@ import { LexicalWorkerPool } from '../serve/lexical-worker.js';
 import { SearchIndex } from '../serve/search-index.js';
 import { expandSkills, type SkillRelation } from './graph.js';
 import { readSkillsFiles, SKILL_SIGNALS, type SkillSignal, type SkillsFiles, type SkillsSettings } from './model.js';
-import { segmentPosting, type PostingSection, type SectionKind } from './sections.js';
+import { segmentPosting, type PostingSection, type SectionKind, type SegmentedPosting } from './sections.js';
 
 /** Every tagger's ranking of the taxonomy for one sentence. */
 export interface SentenceSignals {
@@ -237,8 +237,13 @@ export class SkillTagger {
   }
 
   /** Skills with provenance for each document (see the header). */
-  async extract(documents: ReadonlyArray<{ id: string; text: string }>, options: ExtractOptions = { expand: true }, embed?: SentenceEmbedder): Promise<ExtractedDocument[]> {
-    const segmented = documents.map((d) => segmentPosting(d.text));
+  async extract(
+    documents: ReadonlyArray<{ id: string; text: string; segmented?: SegmentedPosting }>,
+    options: ExtractOptions = { expand: true },
+    embed?: SentenceEmbedder,
+  ): Promise<ExtractedDocument[]> {
+    // A caller that has segmented the text already (the server, to size the request) passes it on.
+    const segmented = documents.map((d) => d.segmented ?? segmentPosting(d.text));
     const flat = segmented.flatMap((seg, doc) => seg.sentences.map((sentence) => ({ doc, sentence, section: seg.sections[sentence.section]! })));
     const signals = await this.signals(
       flat.map((f) => f.sentence.text),
