@@ -161,7 +161,7 @@ describe('one message per problem, with file:line:col', () => {
 
   it('unknown recipe, and a recipe of the wrong kind', () => {
     expect(problems(edit('recipe: esco-skills', 'recipe: esco-skill'))).toEqual([
-      "t.yaml:6:15: data.train[1].recipe: unknown recipe 'esco-skill'; expected one of: esco-occupations, esco-skills, onet-titles, jobbert-titles, skill-extraction, skillspan, skillspan-pairs, stsb, domain-corpus (did you mean 'esco-skills'?)",
+      "t.yaml:6:15: data.train[1].recipe: unknown recipe 'esco-skill'; expected one of: esco-occupations, esco-skills, onet-titles, jobbert-titles, skill-extraction, skillspan, skillspan-pairs, skillspan-weak, stsb, domain-corpus (did you mean 'esco-skills'?)",
     ]);
     expect(problems(edit('recipe: esco-skills', 'recipe: stsb'))).toEqual([
       "t.yaml:6:15: data.train[1].recipe: recipe 'stsb' yields scored-pairs; expected a recipe that yields pairs or corpus",
