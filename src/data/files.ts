@@ -95,23 +95,28 @@ export function resolveDataRoot(flag?: string, env: NodeJS.ProcessEnv = process.
  * Absolute paths of `relativePaths` (relative to the data root). If any is missing, throws ONE
  * error naming every missing file and where to download the dataset.
  */
-export function requireFiles(root: string, datasetKey: DatasetKey, relativePaths: readonly string[]): string[] {
+export function requireFiles(rootOrContext: string | Pick<RecipeContext, 'dataRoot' | 'filesRead'>, datasetKey: DatasetKey, relativePaths: readonly string[]): string[] {
+  const root = typeof rootOrContext === 'string' ? rootOrContext : rootOrContext.dataRoot;
   const absolute = relativePaths.map((p) => (isAbsolute(p) ? p : join(root, p)));
   const missing = relativePaths.filter((_, i) => !existsSync(absolute[i] as string));
   if (missing.length > 0) {
     const ds = DATASETS[datasetKey];
-    throw new Error(
-      `missing data file${missing.length > 1 ? 's' : ''} for ${ds.title} under data root ${root}:\n` +
-        missing.map((p) => `  - ${p}`).join('\n') +
-        `\nDownload it from ${ds.download} and place it under ${join(root, ds.folder)}/ (layout: datasets/README.md).`,
+    throw new DataError(
+      absolute[relativePaths.indexOf(missing[0] as string)] as string,
+      undefined,
+      `missing data file${missing.length > 1 ? 's' : ''} for ${ds.title} under data root ${root}: ` +
+        missing.join(', ') +
+        `; download it from ${ds.download} and place it under ${join(root, ds.folder)}/ (layout: datasets/README.md)`,
     );
   }
+  // A context records what it read, for the run summary's data hashes.
+  if (typeof rootOrContext !== 'string') for (const file of absolute) rootOrContext.filesRead?.add(file);
   return absolute;
 }
 
 /** A fresh recipe context; `onBadRow` defaults to 'fail', `seed` to 0. */
 export function createContext(options: { dataRoot: string; onBadRow?: BadRowPolicy; seed?: number }): RecipeContext {
-  return { dataRoot: options.dataRoot, onBadRow: options.onBadRow ?? 'fail', seed: options.seed ?? 0, report: new BadRowReport() };
+  return { dataRoot: options.dataRoot, onBadRow: options.onBadRow ?? 'fail', seed: options.seed ?? 0, report: new BadRowReport(), filesRead: new Set() };
 }
 
 /** A row of a table file, with typed, checked accessors that raise `DataError` naming `file:line`. */
@@ -219,19 +224,35 @@ export interface TableOptions {
   required?: readonly string[];
 }
 
+/** One parsed CSV/TSV record and the 1-based line it starts on. */
+export interface DelimitedRecord {
+  record: string[];
+  line: number;
+}
+
 /**
- * Streams a CSV file with a header line (`csv-parse`, RFC 4180 quotes, BOM stripped, empty
- * lines skipped). A record with a different number of fields than the header is a bad row.
- * A quoting error the parser cannot recover from is a `DataError` at the line it names.
+ * Streams the records of a delimited file through `csv-parse` (BOM stripped, empty lines
+ * skipped), each with the line it starts on: the parser reports the line a record ENDS on, and
+ * a quoted field may span lines, so the start is that minus the newlines inside the fields.
+ * `quote: false` reads TSV-style files where `"` is an ordinary character. A quoting error the
+ * parser cannot recover from is a `DataError` at the line it names. `progress.bytesRead` follows
+ * the file as it is read (for progress bars).
  */
-export async function* readCsv(root: string, relPath: string, options: TableOptions = {}): AsyncGenerator<TableRow> {
-  const file = join(root, relPath);
-  const parser = parse({ bom: true, info: true, skip_empty_lines: true, relax_column_count: true });
-  createReadStream(file)
-    .on('error', (error) => parser.destroy(error))
-    .pipe(parser);
-  let header: string[] | undefined;
-  let columns: Map<string, number> = new Map();
+export async function* readDelimitedRecords(
+  file: string,
+  options: { delimiter?: string; quote?: boolean; progress?: { bytesRead: number } } = {},
+): AsyncGenerator<DelimitedRecord> {
+  const parser = parse({
+    bom: true,
+    info: true,
+    skip_empty_lines: true,
+    relax_column_count: true,
+    delimiter: options.delimiter ?? ',',
+    quote: options.quote === false ? false : '"',
+  });
+  const stream = createReadStream(file);
+  stream.on('error', (error) => parser.destroy(error)).pipe(parser);
+  const progress = options.progress;
   try {
     for await (const item of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
       const { record, info } = item;
@@ -239,27 +260,42 @@ export async function* readCsv(root: string, relPath: string, options: TableOpti
       for (const field of record) {
         for (let i = field.indexOf('\n'); i !== -1; i = field.indexOf('\n', i + 1)) inner++;
       }
-      const line = info.lines - inner;
-      if (header === undefined) {
-        header = record.map((c) => c.trim());
-        checkHeader(file, header, options.required ?? []);
-        columns = columnMap(header);
-        continue;
-      }
-      const row = new TableRow(file, relPath, line, record, columns);
-      if (record.length !== header.length) {
-        yield new BadShapeRow(row, `row has ${record.length} fields; expected ${header.length} (${header.join(', ')})`);
-        continue;
-      }
-      yield row;
+      if (progress !== undefined) progress.bytesRead = stream.bytesRead;
+      yield { record, line: info.lines - inner };
     }
   } catch (error) {
     if (error instanceof DataError) throw error;
     const e = error as Error & { code?: string; lines?: number };
-    if (typeof e.code === 'string' && e.code.startsWith('CSV_')) throw new DataError(file, e.lines, `unreadable CSV: ${e.message}`);
+    if (e.code === 'ENOENT') throw new DataError(file, undefined, 'no such file');
+    if (typeof e.code === 'string' && e.code.startsWith('CSV_')) throw new DataError(file, e.lines, `unreadable ${options.delimiter === '\t' ? 'TSV' : 'CSV'}: ${e.message}`);
     throw error;
   } finally {
     parser.destroy();
+    stream.destroy();
+  }
+}
+
+/**
+ * Streams a CSV file with a header line (RFC 4180 quotes, through `readDelimitedRecords`). A
+ * record with a different number of fields than the header is a bad row.
+ */
+export async function* readCsv(root: string, relPath: string, options: TableOptions = {}): AsyncGenerator<TableRow> {
+  const file = join(root, relPath);
+  let header: string[] | undefined;
+  let columns: Map<string, number> = new Map();
+  for await (const { record, line } of readDelimitedRecords(file)) {
+    if (header === undefined) {
+      header = record.map((c) => c.trim());
+      checkHeader(file, header, options.required ?? []);
+      columns = columnMap(header);
+      continue;
+    }
+    const row = new TableRow(file, relPath, line, record, columns);
+    if (record.length !== header.length) {
+      yield new BadShapeRow(row, `row has ${record.length} fields; expected ${header.length} (${header.join(', ')})`);
+      continue;
+    }
+    yield row;
   }
   if (header === undefined) throw new DataError(file, undefined, 'the file is empty; expected a header line');
 }
@@ -332,15 +368,31 @@ export async function* readTsv(
   if (options.columns === 'header' && !sawHeader) throw new DataError(file, undefined, 'the file is empty; expected a header line');
 }
 
-/** Streams a JSON Lines file: one parsed value per non-empty line; invalid JSON is a DataError at its line. */
-export async function* readJsonLines(root: string, relPath: string): AsyncGenerator<{ file: string; relFile: string; line: number; value: unknown } | DataError> {
-  const file = join(root, relPath);
+/** One JSON Lines record: its parsed value, the line, and the bytes the line took (for progress). */
+export interface JsonLine {
+  file: string;
+  line: number;
+  value: unknown;
+  bytes: number;
+}
+
+/** Streams a JSON Lines file (absolute path): one parsed value per non-empty line; invalid JSON is a DataError at its line. */
+export async function* readJsonLinesFile(file: string): AsyncGenerator<JsonLine | DataError> {
+  if (!existsSync(file)) throw new DataError(file, undefined, 'no such file');
   for await (const { line, text } of readLines(file)) {
+    const bytes = Buffer.byteLength(text, 'utf8') + 1;
     if (text.trim() === '') continue;
     try {
-      yield { file, relFile: relPath, line, value: JSON.parse(text) as unknown };
+      yield { file, line, value: JSON.parse(text) as unknown, bytes };
     } catch (error) {
       yield new DataError(file, line, `invalid JSON: ${(error as Error).message}`);
     }
+  }
+}
+
+/** `readJsonLinesFile` for a file under the data root, with its relative path for `source`. */
+export async function* readJsonLines(root: string, relPath: string): AsyncGenerator<{ file: string; relFile: string; line: number; value: unknown } | DataError> {
+  for await (const item of readJsonLinesFile(join(root, relPath))) {
+    yield item instanceof DataError ? item : { file: item.file, relFile: relPath, line: item.line, value: item.value };
   }
 }

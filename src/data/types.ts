@@ -18,6 +18,16 @@ export interface PairExample {
   docType: string;
   /** 'file:line' of the row the pair came from. */
   source: string;
+  /**
+   * Explicit negatives of the query (triplets): scored against every query of the batch beside
+   * the in-batch documents, as sentence-transformers' MultipleNegativesRankingLoss does.
+   */
+  negatives?: readonly string[];
+  /**
+   * The pair's label in [0, 1] (scored pairs): the target of the positive column for losses that
+   * take graded targets (bce); absent means 1, a true positive.
+   */
+  label?: number;
 }
 
 /**
@@ -48,6 +58,11 @@ export interface ScoredTextPair {
   b: string;
   score: number;
   source: string;
+  /** Input type of text a (its prompt) and of text b; absent: 'sentence', as STS sets are. */
+  aType?: string;
+  bType?: string;
+  /** The model side text b is embedded with: 'query' for symmetric sets (STS), 'doc' for query–document pairs. Default 'query'. */
+  bSide?: 'query' | 'doc';
 }
 
 export interface TextExample {
@@ -153,4 +168,6 @@ export interface RecipeContext {
   seed: number;
   /** collects skipped bad rows: */
   report: BadRowReport;
+  /** Absolute paths of the data files read (the run summary records a hash of each). */
+  filesRead?: Set<string>;
 }

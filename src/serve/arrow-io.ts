@@ -20,10 +20,8 @@
  * computed, and the atomic rename means an interrupted run never leaves a torn or truncated
  * file where a good one was.
  */
-import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { open, rename, rm, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 
 import {
   DataType,
@@ -34,7 +32,6 @@ import {
   Precision,
   RecordBatch,
   RecordBatchFileWriter,
-  RecordBatchReader,
   Schema,
   Struct,
   Utf8,
@@ -46,6 +43,7 @@ import {
 } from 'apache-arrow';
 
 import { DataError } from '../data/types.js';
+import { AtomicFileStream } from '../util/atomic-write.js';
 
 /** The output's columns, in order. */
 export const EMBEDDING_COLUMNS = ['id', 'content_hash', 'model_id', 'vector'] as const;
@@ -130,45 +128,44 @@ export function embeddingsBatch(schema: Schema, rows: EmbeddingRows): RecordBatc
 }
 
 /**
- * Streams record batches into `.<name>.<pid>.<random>.tmp` beside `path`; `commit()` fsyncs it
- * and renames it over `path` (then fsyncs the directory), `abort()` removes it, and so does a
- * process exit before either. Until commit, whatever was at `path` is untouched.
+ * Streams record batches into a hidden temporary file beside `path` (`AtomicFileStream`);
+ * `commit()` finishes the Arrow footer and renames the file over `path`, `abort()` removes it,
+ * and so does a process exit before either. Until commit, whatever was at `path` is untouched.
  */
 export class EmbeddingsWriter {
   readonly #writer: RecordBatchFileWriter;
+  readonly #file: AtomicFileStream;
   readonly #pump: Promise<void>;
-  /** Removes the temp file if the process exits (e.g. Ctrl-C through process.exit) before commit/abort. */
-  readonly #onExit: () => void;
   #done = false;
   rows = 0;
 
   private constructor(
-    readonly path: string,
-    readonly temp: string,
+    file: AtomicFileStream,
     readonly schema: Schema,
-    private readonly handle: FileHandle,
   ) {
+    this.#file = file;
     const writer = new RecordBatchFileWriter();
     writer.reset(undefined, schema);
     this.#writer = writer;
     // The writer queues encoded bytes; this loop drains them into the file while the caller
     // computes the next chunk. It ends when the writer is finished or aborted.
     this.#pump = (async () => {
-      for await (const chunk of writer) await handle.write(chunk);
+      for await (const chunk of writer) await file.write(chunk);
     })();
     // Failures surface from commit()/abort(); never as an unhandled rejection in between.
     this.#pump.catch(() => undefined);
-    this.#onExit = () => rmSync(temp, { force: true });
-    process.once('exit', this.#onExit);
   }
 
   static async open(path: string, schema: Schema): Promise<EmbeddingsWriter> {
-    const target = resolve(path);
-    const dir = dirname(target);
-    mkdirSync(dir, { recursive: true });
-    const temp = join(dir, `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-    const handle = await open(temp, 'wx');
-    return new EmbeddingsWriter(target, temp, schema, handle);
+    return new EmbeddingsWriter(await AtomicFileStream.open(path), schema);
+  }
+
+  get path(): string {
+    return this.#file.path;
+  }
+
+  get temp(): string {
+    return this.#file.temp;
   }
 
   write(rows: EmbeddingRows): void {
@@ -182,36 +179,23 @@ export class EmbeddingsWriter {
   async commit(): Promise<void> {
     if (this.#done) throw new Error(`${this.path}: commit after commit/abort`);
     this.#done = true;
-    process.removeListener('exit', this.#onExit);
     try {
       this.#writer.finish();
       await this.#pump;
-      await this.handle.sync();
-      await this.handle.close();
-      await rename(this.temp, this.path);
     } catch (error) {
-      await this.handle.close().catch(() => undefined);
-      await rm(this.temp, { force: true });
+      await this.#file.abort();
       throw error;
     }
-    // Persist the rename itself: fsync the directory entry.
-    const dirFd = openSync(dirname(this.path), 'r');
-    try {
-      fsyncSync(dirFd);
-    } finally {
-      closeSync(dirFd);
-    }
+    await this.#file.commit();
   }
 
   /** Drops the temporary file; the target keeps its old content (or stays absent). */
   async abort(): Promise<void> {
     if (this.#done) return;
     this.#done = true;
-    process.removeListener('exit', this.#onExit);
     this.#writer.abort();
     await this.#pump.catch(() => undefined);
-    await this.handle.close().catch(() => undefined);
-    await rm(this.temp, { force: true });
+    await this.#file.abort();
   }
 }
 
@@ -300,30 +284,4 @@ export function readEmbeddings(path: string): EmbeddingsFile {
     modelIds: strings('model_id'),
     vectors,
   };
-}
-
-/**
- * Streams an Arrow IPC file's record batches (file or stream format) without reading it whole;
- * `schema` is available before the first batch. Used for `.arrow` inputs of `kiln embed`.
- */
-export async function openArrowBatches(
-  path: string,
-): Promise<{ schema: Schema; batches: AsyncIterableIterator<RecordBatch>; numBatches: number | undefined; close: () => Promise<void> }> {
-  const handle = await open(path, 'r');
-  try {
-    const reader = await RecordBatchReader.from(handle);
-    await reader.open();
-    return {
-      schema: reader.schema,
-      batches: reader[Symbol.asyncIterator](),
-      numBatches: reader.isFile() ? reader.numRecordBatches : undefined,
-      close: async () => {
-        await reader.cancel().catch(() => undefined);
-        await handle.close().catch(() => undefined);
-      },
-    };
-  } catch (error) {
-    await handle.close().catch(() => undefined);
-    throw new DataError(path, undefined, `not a readable Arrow IPC file (${(error as Error).message})`);
-  }
 }

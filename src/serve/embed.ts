@@ -35,19 +35,17 @@
  *   // summary: { read: 15463, skipped: 0, written: 15463, reused: 0, deduplicated: 1804, computed: 13659, … }
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { basename, extname, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 
-import { DataType, type Schema } from 'apache-arrow';
 import { SingleBar } from 'cli-progress';
-import { parse } from 'csv-parse';
 
 import { DataError } from '../data/types.js';
+import { describeValue, openRecords, type DataRecord, type RecordFormat, type RecordSource } from '../data/records.js';
 import type { ModelCard } from '../export/card.js';
 import { KILN_VERSION } from '../version.js';
 import { formatDuration } from '../util/format.js';
-import { EmbeddingsWriter, embeddingsSchema, openArrowBatches, readEmbeddings, type EmbeddingsFile, type EmbeddingsMetadata } from './arrow-io.js';
+import { EmbeddingsWriter, embeddingsSchema, readEmbeddings, type EmbeddingsFile, type EmbeddingsMetadata } from './arrow-io.js';
 import { ExportedModel, type EmbedRequest, type Side } from './exported-model.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -105,13 +103,11 @@ export function shardOf(id: string, count: number): number {
 // ---------------------------------------------------------------------------------------------
 // Input readers
 
-export type InputFormat = 'jsonl' | 'csv' | 'arrow';
-
-const FORMATS: Record<string, InputFormat> = { '.jsonl': 'jsonl', '.ndjson': 'jsonl', '.csv': 'csv', '.arrow': 'arrow', '.feather': 'arrow', '.ipc': 'arrow' };
+export type InputFormat = RecordFormat;
 
 /** One input row: its id (the id field, or the data row number) and its text as given. */
 export interface InputRow {
-  /** 1-based line the row starts on (for Arrow: the 1-based row). */
+  /** 1-based line the row starts on (for Arrow and Parquet: the 1-based row). */
   line: number;
   id: string;
   text: string;
@@ -145,24 +141,37 @@ export interface InputFields {
 }
 
 /**
- * Opens an input file and checks its header (CSV header line, Arrow schema, or for JSONL the
- * first JSON object) before any row is read. A missing file, an unknown extension or a missing
- * column is a `DataError` naming the file and what was expected.
+ * Opens an input file (any format of src/data/records.ts) and checks its header (CSV/TSV header
+ * line, Arrow or Parquet schema, or for JSONL the first JSON object) before any row is read. A
+ * missing file, an unknown extension or a missing column is a `DataError` naming the file and
+ * what was expected.
  */
 export async function openInput(path: string, fields: InputFields = {}): Promise<InputSource> {
-  const file = resolve(path);
-  const format = FORMATS[extname(file).toLowerCase()];
-  if (format === undefined) {
-    throw new DataError(file, undefined, `unknown extension ${JSON.stringify(extname(file))}; expected .jsonl (one JSON object per line), .csv (with a header line) or .arrow (Arrow IPC file)`);
+  const source = await openRecords(path);
+  const { file } = source;
+  const spec: FieldSpec = { textField: fields.textField ?? 'text', idField: fields.idField ?? 'id', idExplicit: fields.idField !== undefined, labelsField: fields.labelsField };
+  const what = source.format === 'jsonl' ? 'key' : 'column';
+  let idFromRowNumber: boolean;
+  try {
+    ({ idFromRowNumber } = checkFields(file, source.headerLine, source.columns, spec, what));
+    checkColumnTypes(source, spec, idFromRowNumber);
+  } catch (error) {
+    await source.close();
+    throw error;
   }
-  if (!existsSync(file)) throw new DataError(file, undefined, 'no such file');
-  if (!statSync(file).isFile()) throw new DataError(file, undefined, 'not a file');
-  const textField = fields.textField ?? 'text';
-  const idField = fields.idField ?? 'id';
-  const spec = { textField, idField, idExplicit: fields.idField !== undefined, labelsField: fields.labelsField };
-  if (format === 'csv') return openCsv(file, spec);
-  if (format === 'jsonl') return openJsonl(file, spec);
-  return openArrow(file, spec);
+  async function* rows(): AsyncGenerator<InputRow | DataError> {
+    let row = 0;
+    for await (const record of source.records) {
+      if (record instanceof DataError) {
+        yield record;
+        continue;
+      }
+      row++;
+      const parsed = inputRow(file, record, spec, idFromRowNumber ? String(row) : undefined, what);
+      yield parsed;
+    }
+  }
+  return { file, format: source.format, idFromRowNumber, rows: rows(), fraction: () => source.fraction(), close: () => source.close() };
 }
 
 interface FieldSpec {
@@ -172,15 +181,56 @@ interface FieldSpec {
   labelsField: string | undefined;
 }
 
+/** The binary formats declare their types: a text column that is not a string is refused before any row. */
+function checkColumnTypes(source: RecordSource, spec: FieldSpec, idFromRowNumber: boolean): void {
+  if (source.columnTypes === undefined) return;
+  const textType = source.columnTypes.get(spec.textField);
+  if (textType !== undefined && textType.kind !== 'string') {
+    throw new DataError(source.file, undefined, `column ${JSON.stringify(spec.textField)} is ${textType.name}; expected a string column (Utf8)`);
+  }
+  const idType = idFromRowNumber ? undefined : source.columnTypes.get(spec.idField);
+  if (idType !== undefined && idType.kind === 'other') {
+    throw new DataError(source.file, undefined, `column ${JSON.stringify(spec.idField)} is ${idType.name}; expected a string or integer column`);
+  }
+}
+
+/** One record as an input row, or the reason it is not one. */
+function inputRow(file: string, record: DataRecord, spec: FieldSpec, rowId: string | undefined, what: 'key' | 'column'): InputRow | DataError {
+  const { line, values } = record;
+  const text = values[spec.textField];
+  if (text === undefined && what === 'key') return new DataError(file, line, `no ${JSON.stringify(spec.textField)} key (keys: ${listNames(Object.keys(values))})`);
+  if (typeof text !== 'string') return new DataError(file, line, `${JSON.stringify(spec.textField)} is ${describeValue(text)}; expected a string`);
+  let id = rowId;
+  if (id === undefined) {
+    const raw = values[spec.idField];
+    if (raw === undefined || raw === null) {
+      return new DataError(file, line, what === 'key' ? `no ${JSON.stringify(spec.idField)} key (keys: ${listNames(Object.keys(values))}); expected an id` : `${JSON.stringify(spec.idField)} is null; expected an id`);
+    }
+    if (typeof raw === 'string') id = raw.trim();
+    else if ((typeof raw === 'number' && Number.isFinite(raw)) || typeof raw === 'bigint') id = String(raw);
+    else return new DataError(file, line, `${JSON.stringify(spec.idField)} is ${describeValue(raw)}; expected a string or a number`);
+    if (id === '') return new DataError(file, line, `${named(spec.idField, what)} is empty; expected an id`);
+  }
+  if (spec.labelsField === undefined) return { line, id, text };
+  const labels = parseLabels(values[spec.labelsField]);
+  if (typeof labels === 'string') return new DataError(file, line, `${named(spec.labelsField, what)} ${labels}`);
+  return { line, id, text, labels };
+}
+
+/** A field as messages name it: `column "id"` in a table, plain `"id"` for a JSON key. */
+function named(field: string, what: 'key' | 'column'): string {
+  return what === 'column' ? `column ${JSON.stringify(field)}` : JSON.stringify(field);
+}
+
 /** A labels cell as a list (see `InputFields.labelsField`), or the reason it is not one. */
 function parseLabels(value: unknown): string[] | string {
   if (value === undefined || value === null) return [];
   if (Array.isArray(value)) {
     const bad = value.findIndex((v) => typeof v !== 'string');
-    if (bad !== -1) return `item ${bad} is ${describeJson(value[bad])}; expected an array of strings`;
+    if (bad !== -1) return `item ${bad} is ${describeValue(value[bad])}; expected an array of strings`;
     return (value as string[]).map((v) => v.trim()).filter((v) => v !== '');
   }
-  if (typeof value !== 'string') return `is ${describeJson(value)}; expected an array of strings or a string with one label per line`;
+  if (typeof value !== 'string') return `is ${describeValue(value)}; expected an array of strings or a string with one label per line`;
   const trimmed = value.trim();
   if (trimmed.startsWith('[')) {
     try {
@@ -196,7 +246,7 @@ function listNames(names: readonly string[]): string {
   return names.map((n) => JSON.stringify(n)).join(', ') || 'none';
 }
 
-/** The header check shared by the three formats: which of the fields exist decides the id rule. */
+/** The header check shared by every format: which of the fields exist decides the id rule. */
 function checkFields(file: string, line: number | undefined, names: readonly string[], spec: FieldSpec, what: string): { idFromRowNumber: boolean } {
   if (!names.includes(spec.textField)) {
     throw new DataError(file, line, `no ${what} ${JSON.stringify(spec.textField)} for the text (${what}s: ${listNames(names)}); pass --text-field NAME`);
@@ -207,267 +257,6 @@ function checkFields(file: string, line: number | undefined, names: readonly str
   if (names.includes(spec.idField)) return { idFromRowNumber: false };
   if (spec.idExplicit) throw new DataError(file, line, `no ${what} ${JSON.stringify(spec.idField)} for the id (${what}s: ${listNames(names)}); pass --id-field NAME, or leave it out to number the rows`);
   return { idFromRowNumber: true };
-}
-
-async function openCsv(file: string, spec: FieldSpec): Promise<InputSource> {
-  const size = statSync(file).size;
-  const stream = createReadStream(file);
-  const parser = parse({ bom: true, info: true, skip_empty_lines: true, relax_column_count: true });
-  stream.on('error', (error) => parser.destroy(error)).pipe(parser);
-  const records = (parser as AsyncIterable<{ record: string[]; info: { lines: number } }>)[Symbol.asyncIterator]();
-  const close = async (): Promise<void> => {
-    parser.destroy();
-    stream.destroy();
-  };
-  // csv-parse reports the line a record ends on; a quoted field may span lines, so the record
-  // starts that many newlines earlier.
-  const startLine = (record: string[], endLine: number): number => {
-    let inner = 0;
-    for (const field of record) for (let i = field.indexOf('\n'); i !== -1; i = field.indexOf('\n', i + 1)) inner++;
-    return endLine - inner;
-  };
-  const next = async (): Promise<IteratorResult<{ record: string[]; info: { lines: number } }>> => {
-    try {
-      return await records.next();
-    } catch (error) {
-      const e = error as Error & { code?: string; lines?: number };
-      if (typeof e.code === 'string' && e.code.startsWith('CSV_')) throw new DataError(file, e.lines, `unreadable CSV: ${e.message}`);
-      throw error;
-    }
-  };
-  let header: string[];
-  let headerLine: number;
-  try {
-    const first = await next();
-    if (first.done === true) throw new DataError(file, undefined, 'the file is empty; expected a header line');
-    header = first.value.record.map((c) => c.trim());
-    headerLine = startLine(first.value.record, first.value.info.lines);
-  } catch (error) {
-    await close();
-    throw error;
-  }
-  let idFromRowNumber: boolean;
-  try {
-    ({ idFromRowNumber } = checkFields(file, headerLine, header, spec, 'column'));
-  } catch (error) {
-    await close();
-    throw error;
-  }
-  const textIndex = header.indexOf(spec.textField);
-  const idIndex = header.indexOf(spec.idField);
-  const labelsIndex = spec.labelsField === undefined ? -1 : header.indexOf(spec.labelsField);
-  async function* rows(): AsyncGenerator<InputRow | DataError> {
-    let row = 0;
-    for (;;) {
-      const item = await next();
-      if (item.done === true) return;
-      row++;
-      const { record, info } = item.value;
-      const line = startLine(record, info.lines);
-      if (record.length !== header.length) {
-        yield new DataError(file, line, `row has ${record.length} fields; expected ${header.length} (${header.join(', ')})`);
-        continue;
-      }
-      let id = String(row);
-      if (!idFromRowNumber) {
-        id = record[idIndex]!.trim();
-        if (id === '') {
-          yield new DataError(file, line, `column ${JSON.stringify(spec.idField)} is empty; expected an id`);
-          continue;
-        }
-      }
-      if (labelsIndex === -1) {
-        yield { line, id, text: record[textIndex]! };
-        continue;
-      }
-      const labels = parseLabels(record[labelsIndex]);
-      if (typeof labels === 'string') yield new DataError(file, line, `column ${JSON.stringify(spec.labelsField)} ${labels}`);
-      else yield { line, id, text: record[textIndex]!, labels };
-    }
-  }
-  return { file, format: 'csv', idFromRowNumber, rows: rows(), fraction: () => (size === 0 ? 1 : Math.min(1, stream.bytesRead / size)), close };
-}
-
-async function openJsonl(file: string, spec: FieldSpec): Promise<InputSource> {
-  const size = statSync(file).size;
-  const stream = createReadStream(file, { encoding: 'utf8' });
-  const reader = createInterface({ input: stream, crlfDelay: Infinity });
-  const lines = reader[Symbol.asyncIterator]();
-  let lineNo = 0;
-  const close = async (): Promise<void> => {
-    reader.close();
-    stream.destroy();
-  };
-  const nextLine = async (): Promise<{ line: number; text: string } | undefined> => {
-    const item = await lines.next();
-    if (item.done === true) return undefined;
-    lineNo++;
-    const text = lineNo === 1 && item.value.charCodeAt(0) === 0xfeff ? item.value.slice(1) : item.value;
-    return { line: lineNo, text };
-  };
-  const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
-
-  // JSONL has no header: the first JSON object plays its part (keys decide the id rule).
-  const pending: Array<{ line: number; text: string }> = [];
-  let idFromRowNumber = false;
-  try {
-    for (;;) {
-      const item = await nextLine();
-      if (item === undefined) break;
-      if (item.text.trim() === '') continue;
-      pending.push(item);
-      let value: unknown;
-      try {
-        value = JSON.parse(item.text);
-      } catch {
-        continue;
-      }
-      if (!isObject(value)) continue;
-      ({ idFromRowNumber } = checkFields(file, item.line, Object.keys(value), spec, 'key'));
-      break;
-    }
-  } catch (error) {
-    await close();
-    throw error;
-  }
-
-  async function* rows(): AsyncGenerator<InputRow | DataError> {
-    let row = 0;
-    for (;;) {
-      const item = pending.shift() ?? (await nextLine());
-      if (item === undefined) return;
-      if (item.text.trim() === '') continue;
-      row++;
-      const { line } = item;
-      let value: unknown;
-      try {
-        value = JSON.parse(item.text);
-      } catch (error) {
-        yield new DataError(file, line, `invalid JSON: ${(error as Error).message}`);
-        continue;
-      }
-      if (!isObject(value)) {
-        yield new DataError(file, line, `a JSON ${Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value}; expected an object with ${JSON.stringify(spec.textField)}${idFromRowNumber ? '' : ` and ${JSON.stringify(spec.idField)}`}`);
-        continue;
-      }
-      const text = value[spec.textField];
-      if (text === undefined) {
-        yield new DataError(file, line, `no ${JSON.stringify(spec.textField)} key (keys: ${listNames(Object.keys(value))})`);
-        continue;
-      }
-      if (typeof text !== 'string') {
-        yield new DataError(file, line, `${JSON.stringify(spec.textField)} is ${describeJson(text)}; expected a string`);
-        continue;
-      }
-      let id = String(row);
-      if (!idFromRowNumber) {
-        const raw = value[spec.idField];
-        if (raw === undefined || raw === null) {
-          yield new DataError(file, line, `no ${JSON.stringify(spec.idField)} key (keys: ${listNames(Object.keys(value))}); expected an id`);
-          continue;
-        }
-        if (typeof raw === 'string') id = raw.trim();
-        else if (typeof raw === 'number' && Number.isFinite(raw)) id = String(raw);
-        else {
-          yield new DataError(file, line, `${JSON.stringify(spec.idField)} is ${describeJson(raw)}; expected a string or a number`);
-          continue;
-        }
-        if (id === '') {
-          yield new DataError(file, line, `${JSON.stringify(spec.idField)} is empty; expected an id`);
-          continue;
-        }
-      }
-      if (spec.labelsField === undefined) {
-        yield { line, id, text };
-        continue;
-      }
-      const labels = parseLabels(value[spec.labelsField]);
-      if (typeof labels === 'string') yield new DataError(file, line, `${JSON.stringify(spec.labelsField)} ${labels}`);
-      else yield { line, id, text, labels };
-    }
-  }
-  return { file, format: 'jsonl', idFromRowNumber, rows: rows(), fraction: () => (size === 0 ? 1 : Math.min(1, stream.bytesRead / size)), close };
-}
-
-function describeJson(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object') return 'an object';
-  return `a ${typeof value} (${JSON.stringify(value)})`;
-}
-
-/** Utf8, LargeUtf8, or a dictionary of either (pandas categoricals); `get()` yields strings for all. */
-function isStringType(type: DataType): boolean {
-  const values = DataType.isDictionary(type) ? type.dictionary : type;
-  return DataType.isUtf8(values) || DataType.isLargeUtf8(values);
-}
-
-async function openArrow(file: string, spec: FieldSpec): Promise<InputSource> {
-  const source = await openArrowBatches(file);
-  let idFromRowNumber: boolean;
-  try {
-    const schema: Schema = source.schema;
-    const names = schema.fields.map((f) => f.name);
-    ({ idFromRowNumber } = checkFields(file, undefined, names, spec, 'column'));
-    const textType = schema.fields.find((f) => f.name === spec.textField)!.type;
-    if (!isStringType(textType)) {
-      throw new DataError(file, undefined, `column ${JSON.stringify(spec.textField)} is ${String(textType)}; expected a string column (Utf8)`);
-    }
-    if (!idFromRowNumber) {
-      const idType = schema.fields.find((f) => f.name === spec.idField)!.type;
-      if (!isStringType(idType) && !DataType.isInt(idType)) {
-        throw new DataError(file, undefined, `column ${JSON.stringify(spec.idField)} is ${String(idType)}; expected a string or integer column`);
-      }
-    }
-  } catch (error) {
-    await source.close();
-    throw error;
-  }
-  let batchesDone = 0;
-  async function* rows(): AsyncGenerator<InputRow | DataError> {
-    let row = 0;
-    for await (const batch of { [Symbol.asyncIterator]: () => source.batches }) {
-      const texts = batch.getChild(spec.textField)!;
-      const ids = idFromRowNumber ? null : batch.getChild(spec.idField)!;
-      const labelCells = spec.labelsField === undefined ? null : batch.getChild(spec.labelsField)!;
-      for (let r = 0; r < batch.numRows; r++) {
-        row++;
-        const text = texts.get(r) as string | null;
-        if (text === null) {
-          yield new DataError(file, row, `${JSON.stringify(spec.textField)} is null; expected a string`);
-          continue;
-        }
-        let id = String(row);
-        if (ids !== null) {
-          const raw = ids.get(r) as string | number | bigint | null;
-          id = raw === null ? '' : String(raw).trim();
-          if (id === '') {
-            yield new DataError(file, row, `${JSON.stringify(spec.idField)} is ${raw === null ? 'null' : 'empty'}; expected an id`);
-            continue;
-          }
-        }
-        if (labelCells === null) {
-          yield { line: row, id, text };
-          continue;
-        }
-        const cell = labelCells.get(r) as unknown;
-        // A List<Utf8> cell is an Arrow vector: toArray() gives its strings.
-        const labels = parseLabels(cell !== null && typeof cell === 'object' && 'toArray' in cell ? Array.from((cell as { toArray(): ArrayLike<unknown> }).toArray()) : cell);
-        if (typeof labels === 'string') yield new DataError(file, row, `${JSON.stringify(spec.labelsField)} ${labels}`);
-        else yield { line: row, id, text, labels };
-      }
-      batchesDone++;
-    }
-  }
-  const total = source.numBatches;
-  return {
-    file,
-    format: 'arrow',
-    idFromRowNumber,
-    rows: rows(),
-    fraction: () => (total === undefined ? 0 : total === 0 ? 1 : batchesDone / total),
-    close: source.close,
-  };
 }
 
 // ---------------------------------------------------------------------------------------------

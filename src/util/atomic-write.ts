@@ -5,14 +5,30 @@
  * search index) is written into a hidden staging sibling and renamed into place whole.
  */
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
+
+/** A hidden temporary name beside `path`, unique to this process and call. */
+function tempSibling(path: string, suffix = 'tmp'): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.${suffix}`);
+}
+
+/** fsyncs a directory, so that a rename inside it survives a crash. */
+function syncDirectory(dir: string): void {
+  const dirFd = openSync(dir, 'r');
+  try {
+    fsyncSync(dirFd);
+  } finally {
+    closeSync(dirFd);
+  }
+}
 
 /** Writes the chunks produced by `write` to `path` atomically. */
 export function writeFileAtomic(path: string, chunks: Iterable<Uint8Array>): void {
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true });
-  const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const temp = tempSibling(path);
   const fd = openSync(temp, 'w');
   try {
     for (const chunk of chunks) {
@@ -33,11 +49,67 @@ export function writeFileAtomic(path: string, chunks: Iterable<Uint8Array>): voi
     throw error;
   }
   // Persist the rename itself: fsync the directory entry.
-  const dirFd = openSync(dir, 'r');
-  try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
+  syncDirectory(dir);
+}
+
+/**
+ * A file written as a stream, atomically: chunks go to a hidden temporary sibling as they come,
+ * `commit()` fsyncs it and renames it over the target (then fsyncs the directory), `abort()`
+ * removes it, and so does a process exit before either. Until commit, whatever was at the target
+ * is untouched. For outputs too large to build in memory first (`kiln embed`'s Arrow files).
+ */
+export class AtomicFileStream {
+  readonly path: string;
+  readonly temp: string;
+  readonly #handle: FileHandle;
+  /** Removes the temp file if the process exits (e.g. Ctrl-C through process.exit) before commit/abort. */
+  readonly #onExit: () => void;
+  #done = false;
+
+  private constructor(path: string, temp: string, handle: FileHandle) {
+    this.path = path;
+    this.temp = temp;
+    this.#handle = handle;
+    this.#onExit = () => rmSync(temp, { force: true });
+    process.once('exit', this.#onExit);
+  }
+
+  static async open(path: string): Promise<AtomicFileStream> {
+    const target = resolve(path);
+    mkdirSync(dirname(target), { recursive: true });
+    const temp = tempSibling(target);
+    return new AtomicFileStream(target, temp, await open(temp, 'wx'));
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.#done) throw new Error(`${this.path}: write after commit/abort`);
+    await this.#handle.write(chunk);
+  }
+
+  /** fsyncs the temporary file and renames it over the target. */
+  async commit(): Promise<void> {
+    if (this.#done) throw new Error(`${this.path}: commit after commit/abort`);
+    this.#done = true;
+    process.removeListener('exit', this.#onExit);
+    try {
+      await this.#handle.sync();
+      await this.#handle.close();
+      await rename(this.temp, this.path);
+    } catch (error) {
+      await this.#handle.close().catch(() => undefined);
+      await rm(this.temp, { force: true });
+      throw error;
+    }
+    syncDirectory(dirname(this.path));
+  }
+
+  /** Drops the temporary file; the target keeps its old content (or stays absent). */
+  async abort(): Promise<void> {
+    if (this.#done) return;
+    this.#done = true;
+    process.removeListener('exit', this.#onExit);
+    await this.#handle.close().catch(() => undefined);
+    await rm(this.temp, { force: true });
   }
 }
 
@@ -45,7 +117,7 @@ export function writeFileAtomic(path: string, chunks: Iterable<Uint8Array>): voi
 export function writeStagingDirectory(dir: string, files: ReadonlyMap<string, Uint8Array>): string {
   const target = resolve(dir);
   mkdirSync(dirname(target), { recursive: true });
-  const staging = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const staging = tempSibling(target);
   mkdirSync(staging);
   try {
     for (const [name, bytes] of files) writeFileAtomic(join(staging, name), [bytes]);
@@ -60,7 +132,7 @@ export function writeStagingDirectory(dir: string, files: ReadonlyMap<string, Ui
 export function moveIntoPlace(staging: string, dir: string): void {
   const target = resolve(dir);
   if (existsSync(target)) {
-    const aside = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.old`);
+    const aside = tempSibling(target, 'old');
     renameSync(target, aside);
     renameSync(staging, target);
     rmSync(aside, { recursive: true, force: true });
@@ -91,7 +163,7 @@ export function writeDirectoryAtomic(dir: string, files: ReadonlyMap<string, Uin
 export async function buildDirectoryAtomic<T>(dir: string, build: (staging: string) => Promise<T>): Promise<T> {
   const target = resolve(dir);
   mkdirSync(dirname(target), { recursive: true });
-  const staging = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const staging = tempSibling(target);
   const removeStaging = (): void => rmSync(staging, { recursive: true, force: true });
   process.once('exit', removeStaging);
   try {

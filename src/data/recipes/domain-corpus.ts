@@ -236,7 +236,7 @@ export async function loadDomainCorpus(ctx: RecipeContext, opts: DomainCorpusOpt
   // Every missing file is reported (one error per dataset, naming all its missing files) before the slow parsing starts.
   const needed = new Map<DatasetKey, string[]>();
   for (const s of included) needed.set(SOURCE_FILES[s].dataset, [...(needed.get(SOURCE_FILES[s].dataset) ?? []), ...SOURCE_FILES[s].files]);
-  for (const [dataset, files] of needed) requireFiles(ctx.dataRoot, dataset, files);
+  for (const [dataset, files] of needed) requireFiles(ctx, dataset, files);
 
   const held = await loadEvaluationQueryTexts(ctx);
   const seen = new Set<string>();

@@ -11,6 +11,10 @@ import { escoOccupations } from './esco-occupations.js';
 import { escoSkills } from './esco-skills.js';
 import { jobbertTitles } from './jobbert-titles.js';
 import { onetTitles } from './onet-titles.js';
+import { pairs } from './pairs.js';
+import { retrieval } from './retrieval.js';
+import { scoredPairs } from './scored-pairs.js';
+import { triplets } from './triplets.js';
 import type { RecipeKind, RecipeOutputs } from './recipe.js';
 import { skillExtraction } from './skill-extraction.js';
 import { skillspan } from './skillspan.js';
@@ -31,6 +35,11 @@ export const RECIPES = {
   'skillspan-weak': skillspanWeak,
   stsb,
   'domain-corpus': domainCorpus,
+  // Your own data, from CSV, TSV, JSONL, Arrow or Parquet files:
+  pairs,
+  triplets,
+  'scored-pairs': scoredPairs,
+  retrieval,
 } as const;
 
 export type RecipeName = keyof typeof RECIPES;

@@ -27,8 +27,8 @@ export const jobbertTitles = defineRecipe({
   }),
   run: async (ctx, o) => {
     const rel = JOBBERT_FILES[o.split];
-    requireFiles(ctx.dataRoot, 'jobbert', [rel]);
-    requireFiles(ctx.dataRoot, 'esco', [ESCO_FILES.occupations]);
+    requireFiles(ctx, 'jobbert', [rel]);
+    requireFiles(ctx, 'esco', [ESCO_FILES.occupations]);
     const occupations = await loadEscoConcepts(ctx, 'occupations');
     const byUri = new Map(occupations.map((c, i) => [c.uri, i]));
 

@@ -29,7 +29,7 @@ export const onetTitles = defineRecipe({
   }),
   run: async (ctx, o) => {
     const files = [ONET_FILES.occupations, ONET_FILES.alternateTitles, ...(o.include_tasks ? [ONET_FILES.tasks] : [])];
-    requireFiles(ctx.dataRoot, 'onet', files);
+    requireFiles(ctx, 'onet', files);
 
     const titles = new Map<string, { title: string; seen: Set<string> }>();
     await forEachRow(ctx, readTsv(ctx.dataRoot, ONET_FILES.occupations, { columns: 'header', required: [CODE, 'Title'] }), (row) => {

@@ -33,6 +33,12 @@ export interface Recipe<K extends RecipeKind = RecipeKind, S extends z.ZodType =
   loadUnchecked(ctx: RecipeContext, options: unknown): Promise<RecipeOutputs[K]>;
   /** Validates options and fills in defaults; throws an error naming the recipe and each bad key. */
   parseOptions(options: unknown): z.output<S>;
+  /**
+   * Makes the file paths among raw `options` absolute against `baseDir` (the config file's
+   * directory), so a saved config names the same files from anywhere; undefined for recipes that
+   * read only from the data root.
+   */
+  readonly resolvePaths?: (options: Record<string, unknown>, baseDir: string) => Record<string, unknown>;
 }
 
 export function defineRecipe<K extends RecipeKind, S extends z.ZodType>(spec: {
@@ -41,6 +47,7 @@ export function defineRecipe<K extends RecipeKind, S extends z.ZodType>(spec: {
   description: string;
   options: S;
   run: (ctx: RecipeContext, options: z.output<S>) => Promise<RecipeOutputs[K]>;
+  resolvePaths?: (options: Record<string, unknown>, baseDir: string) => Record<string, unknown>;
 }): Recipe<K, S> {
   const parseOptions = (options: unknown): z.output<S> => {
     const result = spec.options.safeParse(options ?? {});
@@ -55,6 +62,7 @@ export function defineRecipe<K extends RecipeKind, S extends z.ZodType>(spec: {
     parseOptions,
     load: (ctx, options) => spec.run(ctx, parseOptions(options)),
     loadUnchecked: (ctx, options) => spec.run(ctx, parseOptions(options)),
+    ...(spec.resolvePaths === undefined ? {} : { resolvePaths: spec.resolvePaths }),
   };
 }
 

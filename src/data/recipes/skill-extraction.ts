@@ -78,8 +78,8 @@ export const skillExtraction = defineRecipe({
       throw new Error('recipe "skill-extraction": subset "techwolf" has no validation split (the benchmark publishes techwolf_test_annotations.csv only); use split "test"');
     }
     const rel = skillExtractionFile(o.subset, o.split);
-    requireFiles(ctx.dataRoot, 'skill-extraction', [rel]);
-    requireFiles(ctx.dataRoot, 'esco', [ESCO_FILES.skills]);
+    requireFiles(ctx, 'skill-extraction', [rel]);
+    requireFiles(ctx, 'esco', [ESCO_FILES.skills]);
     const skills = await loadEscoConcepts(ctx, 'skills');
     const labelIndex = new Map<string, number>();
     skills.forEach((s, i) => {

@@ -65,7 +65,7 @@ export const skillspan = defineRecipe({
   }),
   run: async (ctx, o) => {
     const rel = `skillspan/json/${o.split}.json`;
-    requireFiles(ctx.dataRoot, 'skillspan', [rel]);
+    requireFiles(ctx, 'skillspan', [rel]);
     const out: SpanExample[] = [];
     for await (const item of readJsonLines(ctx.dataRoot, rel)) {
       handleRow(ctx, () => {

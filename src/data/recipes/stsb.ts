@@ -24,7 +24,7 @@ export const stsb = defineRecipe({
   }),
   run: async (ctx, o) => {
     const rel = `stsbenchmark/sts-${o.split}.csv`;
-    requireFiles(ctx.dataRoot, 'stsb', [rel]);
+    requireFiles(ctx, 'stsb', [rel]);
     const out: ScoredTextPair[] = [];
     await forEachRow(ctx, readTsv(ctx.dataRoot, rel, { columns: COLUMNS }), (row) => {
       const score = row.number('score', { min: 0, max: 5 });
