@@ -161,10 +161,10 @@ describe('one message per problem, with file:line:col', () => {
 
   it('unknown recipe, and a recipe of the wrong kind', () => {
     expect(problems(edit('recipe: esco-skills', 'recipe: esco-skill'))).toEqual([
-      "t.yaml:6:15: data.train[1].recipe: unknown recipe 'esco-skill'; expected one of: esco-occupations, esco-skills, onet-titles, jobbert-titles, skill-extraction, skillspan, skillspan-pairs, skillspan-weak, stsb, domain-corpus (did you mean 'esco-skills'?)",
+      "t.yaml:6:15: data.train[1].recipe: unknown recipe 'esco-skill'; expected one of: esco-occupations, esco-skills, onet-titles, jobbert-titles, skill-extraction, skillspan, skillspan-pairs, skillspan-weak, stsb, domain-corpus, pairs, triplets, scored-pairs, retrieval (did you mean 'esco-skills'?)",
     ]);
-    expect(problems(edit('recipe: esco-skills', 'recipe: stsb'))).toEqual([
-      "t.yaml:6:15: data.train[1].recipe: recipe 'stsb' yields scored-pairs; expected a recipe that yields pairs or corpus",
+    expect(problems(edit('recipe: esco-skills', 'recipe: skillspan'))).toEqual([
+      "t.yaml:6:15: data.train[1].recipe: recipe 'skillspan' yields texts; expected a recipe that yields pairs or corpus or retrieval or scored-pairs",
     ]);
   });
 
@@ -377,12 +377,36 @@ train:
 
   it("a recipe of the wrong kind for the task names the recipe and what the task trains on", () => {
     expect(problems(edit('recipe: domain-corpus', 'recipe: esco-skills', MLM))).toEqual(["t.yaml:5:15: data.train[0].recipe: recipe 'esco-skills' yields pairs; task mlm trains on corpus (e.g. domain-corpus)"]);
-    expect(problems(edit('recipe: esco-skills', 'recipe: domain-corpus'))).toEqual(["t.yaml:6:15: data.train[1].recipe: recipe 'domain-corpus' yields corpus; task twotower trains on pairs (e.g. esco-occupations)"]);
+    expect(problems(edit('recipe: esco-skills', 'recipe: domain-corpus'))).toEqual(["t.yaml:6:15: data.train[1].recipe: recipe 'domain-corpus' yields corpus; task twotower trains on pairs or retrieval or scored-pairs (e.g. esco-occupations)"]);
   });
 
   it("a loss that reads an input the task does not provide names the loss, the input and the task's losses", () => {
     expect(problems(`${MLM}loss:\n  - name: infonce\n`)).toEqual(["t.yaml:11:11: loss[0].name: loss 'infonce' reads scores, which task mlm does not provide; losses for mlm: masked_lm"]);
     expect(problems(edit('  - name: infonce\n    temperature: 0.05\n', '  - name: masked_lm\n'))).toEqual(["t.yaml:14:11: loss[0].name: loss 'masked_lm' reads tokens, which task twotower does not provide; losses for twotower: bce, infonce, vp_matrix"]);
+  });
+
+  it('a loss that needs a teacher, in a run without one, says where the teacher is set', () => {
+    // A teacher's outputs outside task: distill: the loss is wrong for the task, and the message says how to get a teacher.
+    expect(problems(edit('  - name: infonce\n    temperature: 0.05\n', '  - name: margin_mse\n'))).toEqual([
+      "t.yaml:14:11: loss[0].name: loss 'margin_mse' reads teacher_scores, which task twotower does not provide (a teacher's outputs: use task: distill with distill.teacher); losses for twotower: bce, infonce, vp_matrix",
+    ]);
+    // task: distill without distill.teacher: the teacher itself is required.
+    expect(problems(BASE, ['task=distill'])).toEqual(['t.yaml: distill.teacher: required for task distill: a Kiln run (runs/<name>) or a Hugging Face BERT directory']);
+  });
+
+  it('train.device: cuda is checked against the machine the caller passes, and only then', () => {
+    const noCuda = { cudaUnavailableReason: () => 'this libtorch (2.0) is built without CUDA' };
+    const withCuda = { cudaUnavailableReason: () => null };
+    const cuda = edit('  steps: 100\n', '  steps: 100\n  device: cuda\n');
+    expect(() => parseConfigText(cuda, 't.yaml', [], noCuda)).toThrow(new ConfigError(['t.yaml:18:11: train.device: cuda is not available here: this libtorch (2.0) is built without CUDA; use cpu']));
+    expect(() => parseConfigText(BASE, 't.yaml', ['train.device=cuda'], noCuda)).toThrow(
+      new ConfigError(['t.yaml: train.device: cuda is not available here: this libtorch (2.0) is built without CUDA; use cpu (from --set train.device=cuda)']),
+    );
+    expect(parseConfigText(cuda, 't.yaml', [], withCuda).config.train.device).toBe('cuda');
+    // Without a machine (kiln export of a CUDA-trained run on a CPU machine) nothing is asked.
+    expect(parseConfigText(cuda, 't.yaml').config.train.device).toBe('cuda');
+    // A CPU config never asks about CUDA.
+    expect(parseConfigText(BASE, 't.yaml', [], { cudaUnavailableReason: () => { throw new Error('asked about CUDA'); } }).config.train.device).toBe('cpu');
   });
 
   it('cross_encoder sources are bm25 or run:<dir>', () => {

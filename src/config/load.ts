@@ -9,15 +9,19 @@
  *   configs/x.yaml:14:14: train.precision: expected one of: fp32, bf16, got "fp16"
  *   configs/x.yaml: train.lr: expected a number > 0 and <= 1, got -1 (from --set train.lr=-1)
  *
- * Nothing here writes to disk.
+ * A caller that is about to compute with the config (`kiln train`, `kiln eval --run`) also
+ * passes the machine (`THIS_MACHINE`): a config that passes the schema is then checked against
+ * it (train.device: cuda where CUDA is missing) before any data loads. Without one the check
+ * is skipped: `kiln export` of a CUDA-trained run works on a CPU machine, and tests pass
+ * their own `MachineCapabilities`. Nothing here writes to disk.
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 import { Document, LineCounter, isAlias, isMap, isNode, isPair, isScalar, isSeq, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 
-import { RECIPES } from '../data/recipes/index.js';
+import { RECIPES, type Recipe } from '../data/recipes/index.js';
 import { METRICS } from '../eval/metrics/index.js';
 import { KILN_VERSION } from '../version.js';
 import { allowedKeys, describeExpected, discriminatorValues, schemaAt, unwrap, type ChildResolver, type Schema } from './describe.js';
@@ -26,6 +30,19 @@ import { applyOverrides, type AppliedOverride } from './overrides.js';
 import { configSchema, type KilnConfig } from './schema.js';
 import { TASK_SPECS } from './tasks.js';
 import { lossEntrySchema } from '../losses/index.js';
+import { cudaUnavailableReason } from '../engine/runtime.js';
+
+/**
+ * What a config needs to know about the machine it would run on. Asked only after the schema
+ * passes, and only about what the config uses, so validation stays pure for every other config.
+ */
+export interface MachineCapabilities {
+  /** Why `train.device: cuda` cannot work here, or null when it can. */
+  cudaUnavailableReason(): string | null;
+}
+
+/** This process's machine, as the libtorch addon reports it (`kiln info`). */
+export const THIS_MACHINE: MachineCapabilities = { cudaUnavailableReason };
 
 export interface LoadedConfig {
   /** The validated config, defaults filled in. */
@@ -37,7 +54,7 @@ export interface LoadedConfig {
 }
 
 /** Reads, overrides and validates a config file. Throws ConfigError listing every problem. Writes nothing. */
-export function loadConfig(path: string, overrides: readonly string[] = []): LoadedConfig {
+export function loadConfig(path: string, overrides: readonly string[] = [], machine?: MachineCapabilities): LoadedConfig {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -46,14 +63,14 @@ export function loadConfig(path: string, overrides: readonly string[] = []): Loa
     const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (error as Error).message;
     throw new ConfigError([`${path}: cannot read the config file: ${why}`]);
   }
-  return parseConfigText(text, path, overrides);
+  return parseConfigText(text, path, overrides, machine);
 }
 
 /**
  * Loads the resolved config a run saved (`<runDir>/config.yaml`, or a path to that file) to
  * resume it: validated like any config; `resolvedYaml` is the saved text, unchanged.
  */
-export function loadResolvedRunConfig(runDir: string): LoadedConfig {
+export function loadResolvedRunConfig(runDir: string, machine?: MachineCapabilities): LoadedConfig {
   const path = /\.ya?ml$/i.test(runDir) ? runDir : join(runDir, 'config.yaml');
   let text: string;
   try {
@@ -63,12 +80,12 @@ export function loadResolvedRunConfig(runDir: string): LoadedConfig {
     const why = code === 'ENOENT' ? 'no such file (is this a run directory?)' : (error as Error).message;
     throw new ConfigError([`${path}: cannot read the run's config: ${why}`]);
   }
-  const loaded = parseConfigText(text, path);
+  const loaded = parseConfigText(text, path, [], machine);
   return { ...loaded, resolvedYaml: text };
 }
 
 /** Like `loadConfig`, for config text already in memory; `sourceName` is used in messages. */
-export function parseConfigText(text: string, sourceName: string, overrides: readonly string[] = []): LoadedConfig {
+export function parseConfigText(text: string, sourceName: string, overrides: readonly string[] = [], machine?: MachineCapabilities): LoadedConfig {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
 
@@ -90,13 +107,27 @@ export function parseConfigText(text: string, sourceName: string, overrides: rea
     throw new ConfigError([`${sourceName}: ${(error as Error).message}`]);
   }
 
+  resolveRecipePaths(data, dirname(resolve(sourceName)));
   const result = configSchema.safeParse(data);
-  if (!result.success) {
-    const locator = new Locator(doc, lineCounter, sourceName, applied);
-    throw new ConfigError(issueMessages(result.error.issues, data, locator));
-  }
+  const locator = new Locator(doc, lineCounter, sourceName, applied);
+  if (!result.success) throw new ConfigError(issueMessages(result.error.issues, data, locator));
+  const unsupported = machine === undefined ? [] : machineProblems(result.data, machine, locator);
+  if (unsupported.length > 0) throw new ConfigError(unsupported);
   const config = resolveDefaults(structuredClone(result.data));
   return { config, resolvedYaml: resolvedYaml(config, sourceName, overrides), sourcePath: sourceName };
+}
+
+/** What a valid config asks of this machine that it does not have, one message each with its location. */
+function machineProblems(config: KilnConfig, machine: MachineCapabilities, locator: Locator): string[] {
+  const problems: string[] = [];
+  if (config.train.device === 'cuda') {
+    const why = machine.cudaUnavailableReason();
+    if (why !== null) {
+      const at = locator.locate(['train', 'device']);
+      problems.push(`${at.where}: train.device: cuda is not available here: ${why}; use cpu${at.suffix}`);
+    }
+  }
+  return problems;
 }
 
 /** The resolved config as YAML with a header naming the Kiln version, the source and the overrides. */
@@ -114,6 +145,27 @@ export function resolvedYaml(config: KilnConfig, sourceName: string, overrides: 
     },
   });
   return `${header.map((line) => `# ${line.replace(/\n/g, ' ')}`).join('\n')}\n${body.toString({ lineWidth: 0, flowCollectionPadding: false })}`;
+}
+
+/**
+ * Makes the file paths in recipes' options absolute against the config file's directory (each
+ * recipe says which options are paths: `Recipe.resolvePaths`), so the run's saved config names
+ * the same files wherever it is resumed from. Runs on the raw data before validation; anything
+ * not shaped like a recipe entry is left for the schema to report.
+ */
+function resolveRecipePaths(data: unknown, baseDir: string): void {
+  const section = (data as { data?: { train?: unknown; eval?: unknown } } | null)?.data;
+  if (section === undefined || section === null || typeof section !== 'object') return;
+  for (const list of [section.train, section.eval]) {
+    if (!Array.isArray(list)) continue;
+    for (const entry of list as unknown[]) {
+      if (entry === null || typeof entry !== 'object') continue;
+      const use = entry as { recipe?: unknown; options?: unknown };
+      const recipe = typeof use.recipe === 'string' ? (RECIPES as Record<string, Recipe | undefined>)[use.recipe] : undefined;
+      if (recipe?.resolvePaths === undefined || use.options === null || typeof use.options !== 'object' || Array.isArray(use.options)) continue;
+      use.options = recipe.resolvePaths(use.options as Record<string, unknown>, baseDir);
+    }
+  }
 }
 
 /**

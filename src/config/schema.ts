@@ -16,7 +16,7 @@ import { parseMetricName } from '../eval/metrics/index.js';
 import { LEXICAL_NAMES } from '../eval/lexical.js';
 import { DEFAULT_HYBRID, FUSION_METHODS } from '../eval/fusion.js';
 import { ENCODER_PRESETS } from '../models/config.js';
-import { LOSSES } from '../losses/index.js';
+import { LOSSES, TEACHER_LOSS_INPUTS } from '../losses/index.js';
 import { TASK_NAMES, TASK_SPECS } from './tasks.js';
 
 const positiveInt = z.number().int().min(1);
@@ -51,7 +51,7 @@ const trainRecipeSchema = z
       .describe("Drop this recipe's pairs whose query equals an evaluation query (for recipes drawn from the same corpus as an evaluation split, e.g. SkillSpan sentences)"),
   })
   .strict()
-  .superRefine((value, ctx) => checkRecipeOptions(value, ctx, ['pairs', 'corpus']));
+  .superRefine((value, ctx) => checkRecipeOptions(value, ctx, ['pairs', 'corpus', 'retrieval', 'scored-pairs']));
 
 const hybridFields = {
   lexical: z.enum(LEXICAL_NAMES).describe('The lexical ranker fused with the dense model: bm25 (words) or tfidf_char (character 3–5-grams)'),
@@ -344,9 +344,20 @@ export const configSchema = z
     const task = TASK_SPECS[c.task];
     c.data.train.forEach((entry, i) => {
       const kind = (RECIPES as Record<string, { kind: string } | undefined>)[entry.recipe]?.kind;
-      // Kinds no task trains on (scored-pairs, retrieval) are reported by the entry's own check.
-      if (kind !== undefined && (kind === 'pairs' || kind === 'corpus') && !(task.trainRecipeKinds as readonly string[]).includes(kind)) {
+      // Kinds no task trains on (texts) are reported by the entry's own check.
+      if (kind !== undefined && kind !== 'texts' && !(task.trainRecipeKinds as readonly string[]).includes(kind)) {
         ctx.addIssue({ code: 'custom', path: ['data', 'train', i, 'recipe'], message: `recipe '${entry.recipe}' yields ${kind}; task ${c.task} trains on ${task.trainRecipeKinds.join(' or ')} (e.g. ${c.task === 'mlm' ? 'domain-corpus' : 'esco-occupations'})` });
+      }
+      // Scored pairs carry graded targets (a label 0 is a pair that is NOT a match): a loss that
+      // takes every pair as a positive would learn the opposite of the data.
+      if (kind === 'scored-pairs') {
+        c.loss.forEach((loss, j) => {
+          const definition = LOSSES[loss.name];
+          if (definition.input === 'scores' && !definition.gradedTargets) {
+            const graded = Object.values(LOSSES).filter((l) => l.gradedTargets).map((l) => l.name);
+            ctx.addIssue({ code: 'custom', path: ['loss', j, 'name'], message: `loss ${loss.name} takes every training pair as a positive, but data.train[${i}] (recipe '${entry.recipe}') yields scored pairs with labels; use a loss that learns graded targets: ${graded.join(', ')}` });
+          }
+        });
       }
     });
     if (c.loss.length === 0 && task.defaultLoss === null) {
@@ -356,7 +367,9 @@ export const configSchema = z
       const input = LOSSES[entry.name].input;
       if (!(task.lossInputs as readonly string[]).includes(input)) {
         const fitting = Object.values(LOSSES).filter((l) => (task.lossInputs as readonly string[]).includes(l.input)).map((l) => l.name);
-        ctx.addIssue({ code: 'custom', path: ['loss', i, 'name'], message: `loss '${entry.name}' reads ${input}, which task ${c.task} does not provide; losses for ${c.task}: ${fitting.join(', ')}` });
+        // A teacher's outputs: say where they come from, since no setting of this task provides them.
+        const teacher = (TEACHER_LOSS_INPUTS as readonly string[]).includes(input) ? " (a teacher's outputs: use task: distill with distill.teacher)" : '';
+        ctx.addIssue({ code: 'custom', path: ['loss', i, 'name'], message: `loss '${entry.name}' reads ${input}, which task ${c.task} does not provide${teacher}; losses for ${c.task}: ${fitting.join(', ')}` });
       }
     });
     if (c.task === 'distill' && c.distill.teacher === null) {

@@ -24,7 +24,8 @@ export interface TaskSpec {
 export const TASK_SPECS = {
   twotower: {
     description: 'a two-tower (dual) encoder on (query, document) pairs, with in-batch and mined negatives',
-    trainRecipeKinds: ['pairs'],
+    // Retrieval judgements train as (query, relevant document) pairs; scored pairs as pairs with graded targets.
+    trainRecipeKinds: ['pairs', 'retrieval', 'scored-pairs'],
     lossInputs: ['scores'],
     defaultLoss: null,
     modelKind: 'two-tower',
@@ -38,7 +39,7 @@ export const TASK_SPECS = {
   },
   'cross-encoder': {
     description: 'a cross-encoder on [CLS] query [SEP] doc [SEP], each positive against k mined negatives',
-    trainRecipeKinds: ['pairs'],
+    trainRecipeKinds: ['pairs', 'retrieval', 'scored-pairs'],
     lossInputs: ['scores'],
     // The cross-encoder's score is already a logit: BCE without SigLIP's affine (scale 1, bias 0).
     defaultLoss: [{ name: 'bce', scale: 1, bias: 0, learnable_scale: false, learnable_bias: false }],
@@ -46,7 +47,7 @@ export const TASK_SPECS = {
   },
   distill: {
     description: 'a two-tower student taught by a teacher (a bi-encoder, a cross-encoder or a Hugging Face BERT), beside the labelled pairs',
-    trainRecipeKinds: ['pairs'],
+    trainRecipeKinds: ['pairs', 'retrieval'],
     lossInputs: ['scores', 'embeddings', 'teacher_scores', 'layers'],
     defaultLoss: null,
     modelKind: 'two-tower',

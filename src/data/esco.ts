@@ -79,7 +79,7 @@ async function parseEscoFile(root: string, rel: string): Promise<Parsed> {
  */
 export async function loadEscoConcepts(ctx: RecipeContext, which: keyof typeof ESCO_FILES): Promise<readonly EscoConcept[]> {
   const rel = ESCO_FILES[which];
-  const [file] = requireFiles(ctx.dataRoot, 'esco', [rel]) as [string];
+  const [file] = requireFiles(ctx, 'esco', [rel]) as [string];
   const stat = statSync(file);
   const key = `${file}\0${stat.size}\0${stat.mtimeMs}`;
   let parsed = cache.get(key);

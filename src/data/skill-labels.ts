@@ -33,7 +33,7 @@ export function escoTrieLabels(skills: readonly EscoConcept[]): TrieLabel[] {
 
 /** Stack Overflow synonyms of tags that name ESCO skills, as labels of those skills. */
 export async function stackOverflowTrieLabels(ctx: RecipeContext, escoLabels: readonly TrieLabel[]): Promise<TrieLabel[]> {
-  requireFiles(ctx.dataRoot, 'stackoverflow-tags', [STACKOVERFLOW_SYNONYMS]);
+  requireFiles(ctx, 'stackoverflow-tags', [STACKOVERFLOW_SYNONYMS]);
   const skillsByKey = new Map<string, number[]>();
   for (const label of escoLabels) {
     const key = labelKey(label.text);
@@ -53,7 +53,7 @@ export async function stackOverflowTrieLabels(ctx: RecipeContext, escoLabels: re
 
 /** The trie over ESCO skills (in skills_en.csv order) and Stack Overflow synonyms, with the skills it indexes. */
 export async function buildTaxonomyTrie(ctx: RecipeContext): Promise<{ trie: SkillTrie; skills: readonly EscoConcept[] }> {
-  requireFiles(ctx.dataRoot, 'esco', [ESCO_FILES.skills]);
+  requireFiles(ctx, 'esco', [ESCO_FILES.skills]);
   const skills = await loadEscoConcepts(ctx, 'skills');
   const esco = escoTrieLabels(skills);
   const stackOverflow = await stackOverflowTrieLabels(ctx, esco);

@@ -85,7 +85,14 @@ export function evaluateScoredPairs(name: string, pairs: readonly ScoredTextPair
   const out: Record<string, number> = {};
   for (const metricName of metricNames) {
     const metric = parseMetricName(metricName);
-    if (metric.kind !== 'correlation') throw new Error(`metric '${metricName}' needs a retrieval split, but '${name}' is a scored-pairs split`);
+    if (metric.kind === 'ranking') throw new Error(`metric '${metricName}' needs a retrieval split, but '${name}' is a scored-pairs split`);
+    if (metric.kind === 'pair') {
+      // ROC-AUC ranks the pairs by predicted score against binary labels: graded gold scores have none.
+      const bad = gold.findIndex((g) => g !== 0 && g !== 1);
+      if (bad !== -1) throw new Error(`metric '${metricName}' needs 0/1 labels, but pair ${bad + 1} of '${name}' (${pairs[bad]!.source}) scores ${gold[bad]}; use spearman or pearson for graded scores`);
+      out[metricName] = metric.compute(Array.from(predicted), gold);
+      continue;
+    }
     out[metricName] = metric.compute(predicted, gold);
   }
   return out;

@@ -153,10 +153,12 @@ export function evaluateSplitsWithModel(splits: readonly EvalSplit[], embedder: 
         }
         continue;
       }
-      // Scored pairs (STS): both sentences through the query side, scored by the head.
+      // Scored pairs: text a through the query side, text b through the side the recipe names
+      // (the query side for symmetric sets such as STS), scored by the head.
       const metrics = tidy(() => {
-        const a = embedder.embed('query', 'sentence', entry.pairs.map((p) => p.a));
-        const b = embedder.embed('query', 'sentence', entry.pairs.map((p) => p.b));
+        const first = entry.pairs[0];
+        const a = embedder.embed('query', first?.aType ?? 'sentence', entry.pairs.map((p) => p.a));
+        const b = embedder.embed(first?.bSide ?? 'query', first?.bType ?? 'sentence', entry.pairs.map((p) => p.b));
         return evaluateScoredPairs(entry.spec.name, entry.pairs, embedder.pairScores(a, b), entry.spec.metrics);
       });
       prefixed(entry.spec.name, metrics, out);

@@ -20,7 +20,7 @@ import { WordPieceTokenizer } from '../data/tokenizer.js';
 import { ModelEmbedder } from '../eval/embedder.js';
 import { evaluateSplitsWithModel } from '../eval/splits.js';
 import { ExportedModel } from '../serve/exported-model.js';
-import { loadEvalSplits, type EvalSplit } from '../train/setup.js';
+import { loadEvalSplits, resolveConfigDataRoot, type EvalSplit } from '../train/setup.js';
 import type { ModelCard } from './card.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { evaluateExported } from './evaluate-exported.js';
@@ -93,13 +93,25 @@ function builtInParityInputs(): ParityInputs {
   return { query: { inputType: 'text', texts }, doc: { inputType: 'text', texts }, pairs: texts.map((t, i) => [t, texts[(i + 1) % texts.length]!] as const) };
 }
 
+/**
+ * Texts for a parity check of a run's export: `count` per side from the run's evaluation splits
+ * when its config and data are at hand, else the built-in ones; `description` says which, for
+ * the log and the card.
+ */
+export async function parityInputsForRun(runPath: string, dataRoot: string | undefined, count = 256): Promise<{ inputs: ParityInputs; description: string }> {
+  const loaded = await runEvalSplits(runPath, dataRoot);
+  return typeof loaded === 'string'
+    ? { inputs: builtInParityInputs(), description: `built-in texts (the run's data was not available: ${loaded})` }
+    : { inputs: parityInputsFromSplits(loaded, count), description: "texts from the run's evaluation splits" };
+}
+
 /** The run's evaluation splits, or why they could not be loaded (no config, no data root, a data error). */
 async function runEvalSplits(runPath: string, dataRoot: string | undefined): Promise<EvalSplit[] | string> {
   if (!existsSync(join(runPath, 'config.yaml'))) return 'the run has no config.yaml';
   const { config } = loadResolvedRunConfig(runPath);
   let root: string;
   try {
-    root = resolveDataRoot(dataRoot);
+    root = resolveConfigDataRoot(config, dataRoot);
   } catch (error) {
     return (error as Error).message;
   }

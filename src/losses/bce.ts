@@ -6,7 +6,9 @@
  *   L    = (1 / |K|) Σ_{(i,j) ∈ K} ℓ_ij
  *
  * y_ij = 1 at query i's positive column and 0 elsewhere (in-batch and hard negatives alike),
- * p is `pos_weight`, and K is the set of pairs not excluded as false negatives.
+ * p is `pos_weight`, and K is the set of pairs not excluded as false negatives. With scored
+ * pairs, y at the positive column is the pair's graded target in [0, 1] (`positiveTarget`),
+ * as in binary_cross_entropy_with_logits with soft targets.
  *
  * Why the affine: a cosine score lives in [−1, 1], so σ(s) can never approach 0 or 1; the
  * learnable scale t stretches it into a usable logit range, and the bias b starts the model
@@ -18,7 +20,7 @@
  * Pre-Training", ICCV 2023, arXiv:2303.15343 (the affine and pairwise sigmoid loss); the
  * weighted BCE is torch.nn.functional.binary_cross_entropy_with_logits with `pos_weight`.
  *
- * Inputs used: scores, positiveIndex, exclude. Teacher and groups are ignored.
+ * Inputs used: scores, positiveIndex, positiveTarget, exclude. Teacher and groups are ignored.
  */
 import { z } from 'zod';
 
@@ -46,6 +48,7 @@ export type BceOptions = z.output<typeof bceOptionsSchema>;
 export class BceLoss extends ScoredLoss {
   static readonly lossName = 'bce';
   static readonly citation = 'Zhai, Mustafa, Kolesnikov, Beyer. Sigmoid Loss for Language Image Pre-Training (SigLIP). ICCV 2023, arXiv:2303.15343.';
+  static readonly gradedTargets = true;
 
   /** log t when the scale is learnt, else null. */
   readonly logScale: Tensor | null;
@@ -72,7 +75,7 @@ export class BceLoss extends ScoredLoss {
       const logits = s.mul(scale).add(bias); // [B, C]
 
       const positive = positiveMask(positiveIndexOf(batch, shape), shape);
-      const labels = positive.to(dtype);
+      const labels = batch.positiveTarget === undefined ? positive.to(dtype) : positive.to(dtype).mul(cast(batch.positiveTarget, dtype, s).unsqueeze(1));
       const excluded = exclusionMask(batch, positive);
       const posWeight = full([], this.options.pos_weight, { dtype, device: s.device });
       if (excluded === null) return binaryCrossEntropyWithLogits(logits, labels, { posWeight, reduction: 'mean' });

@@ -38,6 +38,7 @@ export {
   DistillScoreLoss,
   LayerLoss,
   LOSS_INPUT_NAMES,
+  TEACHER_LOSS_INPUTS,
   type AnyLoss,
   type LossFactoryOptions,
   type LossInputName,
@@ -65,12 +66,14 @@ export interface LossDefinition<S extends z.ZodType = z.ZodType> {
   readonly citation: string;
   /** The field of `LossInputs` the loss reads. */
   readonly input: LossInputName;
+  /** True when the loss learns a graded target for each positive (`ScoredBatch.positiveTarget`), so it can train on scored pairs. */
+  readonly gradedTargets: boolean;
   /** Validates `options` (defaults applied; throws a ZodError) and builds the loss. */
   create(options?: z.input<S>, factory?: LossFactoryOptions): AnyLoss;
 }
 
 function define<S extends z.ZodType>(
-  lossClass: { readonly lossName: string; readonly citation: string; readonly input: LossInputName; new (options: z.output<S>, factory?: LossFactoryOptions): AnyLoss },
+  lossClass: { readonly lossName: string; readonly citation: string; readonly input: LossInputName; readonly gradedTargets?: boolean; new (options: z.output<S>, factory?: LossFactoryOptions): AnyLoss },
   schema: S,
 ): LossDefinition<S> {
   return {
@@ -78,6 +81,7 @@ function define<S extends z.ZodType>(
     schema,
     citation: lossClass.citation,
     input: lossClass.input,
+    gradedTargets: lossClass.gradedTargets ?? false,
     create: (options, factory) => new lossClass(schema.parse(options ?? {}), factory),
   };
 }

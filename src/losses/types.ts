@@ -33,6 +33,12 @@ export interface ScoredBatch {
   /** Optional [B] int64 tensor: column of query i's positive (default arange(B)). */
   positiveIndex?: Tensor;
   /**
+   * Optional [B] float tensor in [0, 1]: the target of query i's positive column (scored pairs:
+   * a label 0 pair is a known non-match). Default 1. Only losses with `gradedTargets` read it;
+   * the config loader keeps the others away from scored data.
+   */
+  positiveTarget?: Tensor;
+  /**
    * Optional [B, C] bool: true where candidate j is a false negative for query i (e.g. same
    * ESCO concept as i's positive but not the positive itself). Excluded from every loss term.
    * A true flag on a query's own positive is ignored: the positive is always scored.
@@ -99,6 +105,8 @@ export interface LossInputs {
 
 export type LossInputName = keyof LossInputs;
 export const LOSS_INPUT_NAMES = ['scores', 'tokens', 'embeddings', 'teacher_scores', 'layers'] as const satisfies readonly LossInputName[];
+/** The inputs that carry a teacher's outputs: only a run with a teacher (task: distill, distill.teacher) provides them. */
+export const TEACHER_LOSS_INPUTS = ['embeddings', 'teacher_scores', 'layers'] as const satisfies readonly LossInputName[];
 
 /** Where a loss creates its learnable parameters (default float32 on the CPU, as `nn.Linear`), and their sizes. */
 export interface LossFactoryOptions {

@@ -12,7 +12,7 @@ import { evaluateSplitsWithBm25, evaluateSplitsWithLexical } from '../eval/split
 import type { LexicalName } from '../eval/lexical.js';
 import { formatHybridReport, type HybridSplitReport } from '../eval/hybrid.js';
 import { RunDirectory } from '../track/run-dir.js';
-import { loadEvalSplits } from './setup.js';
+import { loadEvalSplits, resolveConfigDataRoot } from './setup.js';
 import { TASKS } from './tasks/index.js';
 import { formatSummaryTable } from './summary.js';
 import { applyThreadPolicy } from './run.js';
@@ -28,6 +28,8 @@ export interface EvaluateRunOptions {
   hybrid?: boolean;
   dataRoot?: string;
   save: boolean;
+  /** libtorch intra-op threads (--threads); default: the run's train.threads. */
+  threads?: number;
 }
 
 export interface EvaluateRunResult {
@@ -45,7 +47,7 @@ export async function evaluateRun(config: KilnConfig, options: EvaluateRunOption
   const unknown = options.splits.filter((s) => !config.data.eval.some((e) => e.name === s));
   if (unknown.length > 0) throw new ConfigError([`--split ${unknown.join(', ')}: not in data.eval (${config.data.eval.map((e) => e.name).join(', ')})`]);
   const selected: KilnConfig = { ...config, data: { ...config.data, eval: config.data.eval.filter((e) => options.splits.length === 0 || options.splits.includes(e.name)) } };
-  const dataRoot = resolveDataRoot(options.dataRoot);
+  const dataRoot = resolveConfigDataRoot(selected, options.dataRoot);
   const ctx = createContext({ dataRoot, onBadRow: config.data.on_bad_row, seed: config.seed });
   const splits = await loadEvalSplits(selected, dataRoot, ctx.report);
 
@@ -58,7 +60,7 @@ export async function evaluateRun(config: KilnConfig, options: EvaluateRunOption
     for (const file of ['model.json', 'model.safetensors']) {
       if (!existsSync(run.file(file))) throw new Error(`${run.path}: ${file} is missing (the run has not saved a model yet)`);
     }
-    applyThreadPolicy(config.train.threads, config.train.precision);
+    applyThreadPolicy(options.threads ?? config.train.threads, config.train.precision);
     const loaded = loadRunModel(run.path);
     try {
       const evaluator = TASKS[config.task].evaluator?.(config, loaded);

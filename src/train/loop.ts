@@ -73,6 +73,11 @@ export interface LoopDependencies {
   saveModelWeights: (step: number) => void;
   hooks: TrainHooks[];
   resume: boolean;
+  /**
+   * Stop after this many steps and return, without the final checkpoint, evaluation or
+   * weights: `kiln train --dry-run` times a few real steps this way. Absent: train to the end.
+   */
+  stopAfterSteps?: number;
 }
 
 export function runTraining(deps: LoopDependencies): EndEvent {
@@ -133,8 +138,9 @@ export function runTraining(deps: LoopDependencies): EndEvent {
     return event;
   };
 
+  const stopAt = deps.stopAfterSteps === undefined ? options.steps : Math.min(options.steps, startStep + deps.stopAfterSteps);
   let step = startStep;
-  for (; step < options.steps; step++) {
+  for (; step < stopAt; step++) {
     const stepStart = performance.now();
     const lr = learningRateAt(step, schedule);
     optimizer.setLr(lr);
@@ -194,6 +200,9 @@ export function runTraining(deps: LoopDependencies): EndEvent {
     if (stop) {
       return finish({ status: 'early-stopped', lastStep: done, bestStep: best?.step ?? null, bestValue: best?.value ?? null, message: `early stopping: ${options.earlyStopping?.metric} did not improve for ${options.earlyStopping?.patience} evaluations` });
     }
+  }
+  if (deps.stopAfterSteps !== undefined) {
+    return finish({ status: 'completed', lastStep: stopAt, bestStep: best?.step ?? null, bestValue: best?.value ?? null, message: `stopped after ${stopAt - startStep} step(s), as asked` });
   }
   // The end: the last checkpoint first, so a run stopped during its final evaluation (which can
   // take minutes) resumes at that evaluation rather than losing steps; then the evaluation, the

@@ -1,7 +1,8 @@
 /**
  * Progress output as a loop hook: a `cli-progress` bar (loss, learning rate, examples/s, time
- * remaining) on a TTY, or plain log lines every `logEvery` steps without one or with --quiet
- * (CI logs and redirected output stay readable). Time remaining is measured from this
+ * remaining) on a TTY, or plain log lines every `logEvery` steps without one (CI logs and
+ * redirected output stay readable). With --quiet those lines go only to the run's train.log;
+ * one-off lines (resuming, the end) still reach the terminal. Time remaining is measured from this
  * process's own steps, so a resumed run does not count the earlier session's speed.
  *
  * Because the bar runs on a timer that the synchronous loop starves, it is redrawn from onStep.
@@ -16,6 +17,8 @@ export interface ProgressOptions {
   /** Plain lines instead of a bar. */
   plain: boolean;
   write?: (line: string) => void;
+  /** Where the per-step, evaluation and checkpoint lines go, if not to `write` (--quiet: the run's log only). */
+  periodicWrite?: (line: string) => void;
 }
 
 export function formatMetrics(metrics: Record<string, number>): string {
@@ -31,9 +34,11 @@ export class ProgressHook implements TrainHooks {
   #window: Array<{ examples: number; seconds: number }> = [];
   #lossAverage: number | null = null;
   readonly #write: (line: string) => void;
+  readonly #periodic: (line: string) => void;
 
   constructor(private readonly options: ProgressOptions) {
     this.#write = options.write ?? ((line) => process.stderr.write(`${line}\n`));
+    this.#periodic = options.periodicWrite ?? this.#write;
   }
 
   onStart(event: { startStep: number; totalSteps: number; resumed: boolean }): void {
@@ -62,16 +67,16 @@ export class ProgressHook implements TrainHooks {
     if (this.#bar !== null) {
       this.#bar.update(e.step, { loss: this.#lossAverage.toFixed(4), lr: e.lr.toExponential(2), rate: rate.toFixed(0), remaining });
     } else if (e.step % this.options.logEvery === 0 || e.step === e.totalSteps) {
-      this.#write(`step ${e.step}/${e.totalSteps} loss ${e.loss.toFixed(4)} (avg ${this.#lossAverage.toFixed(4)}) lr ${e.lr.toExponential(2)} |g| ${e.gradNorm.toFixed(3)} ${rate.toFixed(0)} ex/s eta ${remaining}`);
+      this.#periodic(`step ${e.step}/${e.totalSteps} loss ${e.loss.toFixed(4)} (avg ${this.#lossAverage.toFixed(4)}) lr ${e.lr.toExponential(2)} |g| ${e.gradNorm.toFixed(3)} ${rate.toFixed(0)} ex/s eta ${remaining}`);
     }
   }
 
   onEval(e: EvalEvent): void {
-    this.#interrupt(() => this.#write(`eval @ step ${e.step} (${e.seconds.toFixed(1)} s)${e.improved ? ' *' : ''}: ${formatMetrics(e.metrics)}`));
+    this.#interrupt(() => this.#periodic(`eval @ step ${e.step} (${e.seconds.toFixed(1)} s)${e.improved ? ' *' : ''}: ${formatMetrics(e.metrics)}`));
   }
 
   onCheckpoint(e: { step: number; path: string }): void {
-    if (this.#bar === null) this.#write(`checkpoint @ step ${e.step}`);
+    if (this.#bar === null) this.#periodic(`checkpoint @ step ${e.step}`);
   }
 
   onEnd(e: EndEvent): void {

@@ -30,6 +30,7 @@ import type { EndEvent, TrainHooks } from '../track/events.js';
 import { KILN_VERSION } from '../version.js';
 import { runTraining, type TrainOptions } from './loop.js';
 import { ProgressHook } from './progress.js';
+import { hashDataFiles, runProvenance } from './summary.js';
 import { TASKS } from './tasks/index.js';
 import { readRunModelJson } from '../models/index.js';
 import { WordPieceTokenizer } from '../data/tokenizer.js';
@@ -45,6 +46,10 @@ export interface TrainRunOptions {
   /** Path of a run directory to resume (its config.yaml was loaded by the caller). */
   resumeRun?: string;
   plainProgress: boolean;
+  /** --quiet: per-step, evaluation and checkpoint lines go to train.log only, not the terminal. */
+  quiet?: boolean;
+  /** Intra-op threads for libtorch (--threads); overrides train.threads, which stays as the config says. */
+  threads?: number;
   write?: (line: string) => void;
   /** Extra hooks (tests, a run store). */
   hooks?: TrainHooks[];
@@ -108,12 +113,17 @@ export async function trainRun(loaded: LoadedRunConfig, options: TrainRunOptions
   // before the run directory exists are kept until it does.
   let logFile: string | null = null;
   const early: string[] = [];
-  const write = (line: string): void => {
-    print(line);
+  const writeLogOnly = (line: string): void => {
     if (logFile === null) early.push(line);
     else appendFileSync(logFile, `${line}\n`);
   };
-  const threads = applyThreadPolicy(config.train.threads, config.train.precision);
+  const write = (line: string): void => {
+    print(line);
+    writeLogOnly(line);
+  };
+  const threads = applyThreadPolicy(options.threads ?? config.train.threads, config.train.precision);
+  // Taken at the start: the code that trains is the code checked out now.
+  const provenance = runProvenance();
 
   // Everything that can fail on bad input happens before the run directory exists. A resumed
   // run rebuilds the model it saved (model.json, tokenizer.json), not what init_from names now:
@@ -128,6 +138,8 @@ export async function trainRun(loaded: LoadedRunConfig, options: TrainRunOptions
   }
   const saved = resumed === null ? undefined : { modelJson: readRunModelJson(resumed.path), tokenizer: WordPieceTokenizer.fromTokenizerJson(resumed.file('tokenizer.json')) };
   const prepared = await TASKS[config.task].prepare({ config, dataRoot: options.dataRoot, write, saved });
+  // Hashed as soon as they are read: the summary says exactly which data this run saw.
+  const dataFiles = hashDataFiles(prepared.dataFiles);
   // Opened before the run directory exists: a store this Kiln cannot read stops the run here.
   const store = RunStore.open(resumed === null ? options.runsRoot : dirname(resumed.path));
 
@@ -178,7 +190,7 @@ export async function trainRun(loaded: LoadedRunConfig, options: TrainRunOptions
       runPath: run.path,
       saveModelWeights,
       hooks: [
-        new ProgressHook({ logEvery: config.train.log_every, plain: options.plainProgress, write }),
+        new ProgressHook({ logEvery: config.train.log_every, plain: options.plainProgress, write, periodicWrite: options.quiet === true ? writeLogOnly : undefined }),
         new RunDirectoryHook(run, config.train.log_every, [new RunStoreMirror(store, run.id)]),
         ...(options.hooks ?? []),
       ],
@@ -206,7 +218,8 @@ export async function trainRun(loaded: LoadedRunConfig, options: TrainRunOptions
   };
   run.writeJson('summary.json', {
     ...summary,
-    kilnVersion: KILN_VERSION,
+    ...provenance,
+    dataFiles,
     bestStep: end.bestStep,
     bestValue: end.bestValue,
     parameters: model.parameterCount(),

@@ -7,7 +7,7 @@
 import { isAbsolute, resolve } from 'node:path';
 
 import { resolveDataRoot, createContext, requireFiles } from '../data/files.js';
-import { loadRecipe } from '../data/recipes/index.js';
+import { loadRecipe, RECIPES, type LoadedData } from '../data/recipes/index.js';
 import { normalizeForOverlap } from '../data/recipes/recipe.js';
 import { WordPieceTokenizer } from '../data/tokenizer.js';
 import { sampleQueries } from '../eval/evaluate.js';
@@ -15,7 +15,7 @@ import { ENCODER_PRESETS, type EncoderConfig, type TwoTowerConfig } from '../mod
 import { encoderFromSource, resolveInitSource, type InitSource } from './init-from.js';
 import type { EvalSpec, KilnConfig } from '../config/schema.js';
 import { DEFAULT_HYBRID, type EvalSplit, type HybridOptions } from '../eval/splits.js';
-import type { BadRowReport, PairExample } from '../data/types.js';
+import { DataError, type BadRowReport, type PairExample } from '../data/types.js';
 
 export type { EvalSplit } from '../eval/splits.js';
 
@@ -36,6 +36,21 @@ export interface RunData {
   decontaminated: number;
   /** The pairs of each `data.train` entry, in order: pairs[start, end). */
   pairRanges: Array<{ recipe: string; start: number; end: number; weight: number }>;
+  /** Absolute paths of every data file read (training and evaluation), for the summary's hashes. */
+  filesRead: string[];
+}
+
+/**
+ * The data root a config needs: Kiln's public datasets and a relative `data.vocab` live under it,
+ * but a run on the user's own files (the generic recipes, which take paths) with an absolute
+ * vocabulary needs none, so a missing `KILN_DATA` is only an error when something reads from it.
+ */
+export function resolveConfigDataRoot(config: KilnConfig, flag: string | undefined): string {
+  const usesRoot =
+    !isAbsolute(config.data.vocab) ||
+    [...config.data.train, ...config.data.eval].some((use) => (RECIPES as Record<string, { resolvePaths?: unknown } | undefined>)[use.recipe]?.resolvePaths === undefined);
+  if (usesRoot || (flag ?? '') !== '' || (process.env.KILN_DATA ?? '') !== '') return resolveDataRoot(flag);
+  return process.cwd();
 }
 
 export function vocabPath(dataRoot: string, vocab: string): string {
@@ -47,8 +62,9 @@ export function loadTokenizer(config: KilnConfig, dataRoot: string): WordPieceTo
   return WordPieceTokenizer.fromVocabFile(vocabPath(dataRoot, config.data.vocab));
 }
 
-export async function loadEvalSplits(config: KilnConfig, dataRoot: string, report: BadRowReport): Promise<EvalSplit[]> {
-  const ctx = { ...createContext({ dataRoot, onBadRow: config.data.on_bad_row, seed: config.seed }), report };
+export async function loadEvalSplits(config: KilnConfig, dataRoot: string, report: BadRowReport, filesRead?: Set<string>): Promise<EvalSplit[]> {
+  const fresh = createContext({ dataRoot, onBadRow: config.data.on_bad_row, seed: config.seed });
+  const ctx = { ...fresh, report, filesRead: filesRead ?? fresh.filesRead };
   const splits: EvalSplit[] = [];
   for (const spec of config.data.eval) {
     const loaded = await loadRecipe(spec.recipe, ctx, spec.options);
@@ -86,26 +102,28 @@ export interface RunEncoder {
   tokenizer: WordPieceTokenizer;
   encoder: EncoderConfig;
   init: InitSource | null;
+  /** The vocabulary file read, when the tokenizer came from one (not from a resumed run or init_from). */
+  files: string[];
 }
 
 export function prepareEncoder(config: KilnConfig, dataRootFlag: string | undefined, saved?: { modelJson: { encoder: EncoderConfig }; tokenizer: WordPieceTokenizer }): RunEncoder {
-  const dataRoot = resolveDataRoot(dataRootFlag);
+  const dataRoot = resolveConfigDataRoot(config, dataRootFlag);
   // A resumed run keeps the encoder it was created with; its weights come from the checkpoint.
-  if (saved !== undefined) return { dataRoot, tokenizer: saved.tokenizer, encoder: saved.modelJson.encoder, init: null };
+  if (saved !== undefined) return { dataRoot, tokenizer: saved.tokenizer, encoder: saved.modelJson.encoder, init: null, files: [] };
   const maxLength = Math.max(config.data.max_length, config.data.doc_max_length ?? config.data.max_length);
   if (config.model.init_from !== null) {
     const init = resolveInitSource(config.model.init_from);
     const encoder = encoderFromSource(init, encoderConfigFrom(config, init.tokenizer, { ignoreSizes: true }));
     if (maxLength > encoder.maxPositions) throw new Error(`data.max_length ${maxLength} exceeds the ${encoder.maxPositions} positions of model.init_from ${init.path}`);
-    return { dataRoot, tokenizer: init.tokenizer, encoder, init };
+    return { dataRoot, tokenizer: init.tokenizer, encoder, init, files: [] };
   }
   const tokenizer = loadTokenizer(config, dataRoot);
-  return { dataRoot, tokenizer, encoder: encoderConfigFrom(config, tokenizer), init: null };
+  return { dataRoot, tokenizer, encoder: encoderConfigFrom(config, tokenizer), init: null, files: [vocabPath(dataRoot, config.data.vocab)] };
 }
 
 export async function loadRunData(config: KilnConfig, dataRoot: string): Promise<RunData> {
   const ctx = createContext({ dataRoot, onBadRow: config.data.on_bad_row, seed: config.seed });
-  const evalSplits = await loadEvalSplits(config, dataRoot, ctx.report);
+  const evalSplits = await loadEvalSplits(config, dataRoot, ctx.report, ctx.filesRead);
   const heldOut = evaluationTexts(evalSplits);
   const pairs: PairExample[] = [];
   const pairCounts: Record<string, number> = {};
@@ -115,9 +133,8 @@ export async function loadRunData(config: KilnConfig, dataRoot: string): Promise
   for (const use of config.data.train) {
     const start = pairs.length;
     const loaded = await loadRecipe(use.recipe, ctx, use.options);
-    if (loaded.kind !== 'pairs') throw new Error(`data.train: recipe '${use.recipe}' yields ${loaded.kind}, not training pairs`);
     let kept = 0;
-    for (const pair of loaded.data) {
+    for (const pair of trainingPairs(loaded)) {
       // A training query that is also an evaluation query would leak the answer into training.
       // Taxonomy labels are the label space itself (an ESCO alternative label that is also a
       // vacancy title is what the taxonomy is for), so only recipes that ask are filtered.
@@ -135,7 +152,29 @@ export async function loadRunData(config: KilnConfig, dataRoot: string): Promise
     pairCounts[use.recipe] = (pairCounts[use.recipe] ?? 0) + kept;
     pairRanges.push({ recipe: use.recipe, start, end: pairs.length, weight: use.weight });
   }
-  return { pairs, evalSplits, badRows: ctx.report, pairCounts, pairRanges, decontaminated };
+  return { pairs, evalSplits, badRows: ctx.report, pairCounts, pairRanges, decontaminated, filesRead: [...(ctx.filesRead ?? [])] };
+}
+
+/**
+ * A training recipe's data as (query, document) pairs: pairs as they are; a retrieval split as
+ * one pair per (query, relevant document) judgement, grouped by document; scored pairs as pairs
+ * whose `label` is the score (the target of the positive column for graded losses).
+ */
+export function trainingPairs(loaded: LoadedData): PairExample[] {
+  if (loaded.kind === 'pairs') return loaded.data;
+  if (loaded.kind === 'retrieval') {
+    const split = loaded.data;
+    return split.queries.flatMap((q) =>
+      q.relevant.map((d) => ({ query: q.text, doc: split.corpus[d]!.text, group: `${split.name}:${split.corpus[d]!.id}`, queryType: split.queryType, docType: split.docType, source: q.source })),
+    );
+  }
+  if (loaded.kind === 'scored-pairs') {
+    // A graded target is a probability: scores on another scale (STS-B's 0..5) must be rescaled by the recipe.
+    const outside = loaded.data.find((p) => !(p.score >= 0 && p.score <= 1));
+    if (outside !== undefined) throw new DataError(outside.source, undefined, `recipe '${loaded.recipe}' gives a score of ${outside.score}; training on scored pairs needs scores in [0, 1] (rescale them with the recipe's options, e.g. scale: unit or score_range)`);
+    return loaded.data.map((p) => ({ query: p.a, doc: p.b, group: `doc:${normalizeForOverlap(p.b)}`, queryType: p.aType ?? 'sentence', docType: p.bType ?? 'sentence', source: p.source, label: p.score }));
+  }
+  throw new Error(`data.train: recipe '${loaded.recipe}' yields ${loaded.kind}, not training pairs`);
 }
 
 /** The config's encoder; `ignoreSizes` when an init_from source supplies them (only dropout and init are read). */

@@ -2,7 +2,85 @@
  * The end-of-run table: the model's metrics beside the lexical baselines on the same splits,
  * shared by every task that ranks (two-tower, cross-encoder) and by `kiln eval`.
  */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, readSync, realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
 import { evaluateSplitsWithBm25, evaluateSplitsWithLexical, type EvalSplit } from '../eval/splits.js';
+import { KILN_VERSION } from '../version.js';
+
+/** The Kiln checkout (or installed package) this module runs from: src/train/ and dist/train/ both sit two levels down. */
+const KILN_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** The state of a git checkout: its HEAD commit, and whether tracked files differ from it. */
+export interface GitState {
+  commit: string;
+  dirty: boolean;
+}
+
+/**
+ * Where a run's result came from, recorded in summary.json so that a number can be traced back
+ * to the code that produced it.
+ */
+export interface RunProvenance {
+  kilnVersion: string;
+  /** The Kiln checkout the CLI ran from; null when Kiln is not a git checkout (an installed package) or git is unavailable. */
+  git: GitState | null;
+}
+
+/** One data file a run read, with its content hash: the same hash means the same data. */
+export interface DataFileHash {
+  path: string;
+  bytes: number;
+  /** Hex SHA-256 of the file's bytes. */
+  sha256: string;
+}
+
+/** SHA-256 of each file (read in 1 MiB chunks, so a large corpus is not held in memory), in path order, each once. */
+export function hashDataFiles(paths: readonly string[]): DataFileHash[] {
+  const chunk = Buffer.allocUnsafe(1 << 20);
+  return [...new Set(paths)].sort().map((path) => {
+    const hash = createHash('sha256');
+    const fd = openSync(path, 'r');
+    let bytes = 0;
+    try {
+      for (let n = readSync(fd, chunk, 0, chunk.length, null); n > 0; n = readSync(fd, chunk, 0, chunk.length, null)) {
+        hash.update(chunk.subarray(0, n));
+        bytes += n;
+      }
+    } finally {
+      closeSync(fd);
+    }
+    return { path, bytes, sha256: hash.digest('hex') };
+  });
+}
+
+/**
+ * `git rev-parse HEAD` and a dirty flag for the checkout at `root`; null when `root` is not the
+ * top of a git checkout (Kiln installed under another project's node_modules must not record
+ * that project's commit) or git fails. Never throws: provenance must not fail a run.
+ */
+export function gitState(root: string = KILN_ROOT): GitState | null {
+  const git = (args: string[]): string =>
+    // --no-optional-locks: only read; `git status` would otherwise refresh the index of a checkout
+    // that other processes may be using.
+    execFileSync('git', ['--no-optional-locks', ...args], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 }).trim();
+  try {
+    if (realpathSync(git(['rev-parse', '--show-toplevel'])) !== realpathSync(root)) return null;
+    const commit = git(['rev-parse', 'HEAD']);
+    // Tracked files only: untracked ones (runs/, exports/, scratch files) do not change the code that ran.
+    const dirty = git(['status', '--porcelain', '--untracked-files=no']) !== '';
+    return { commit, dirty };
+  } catch {
+    return null;
+  }
+}
+
+/** The provenance of a run made by this process. */
+export function runProvenance(): RunProvenance {
+  return { kilnVersion: KILN_VERSION, git: gitState() };
+}
 
 export interface LexicalBaselines {
   bm25: Record<string, number>;

@@ -37,6 +37,8 @@ export interface PreparedTask {
   tokenizer: WordPieceTokenizer;
   /** Data lines for the start banner (pairs per recipe, corpus size, dropped rows). */
   describeData(): string[];
+  /** Absolute paths of every data file the task read (recipes' files, the vocabulary), for the summary's hashes. */
+  readonly dataFiles: readonly string[];
   /** Builds the model, its initial weights, the loss and the strategy. Called after the run's seed is set. */
   start(options: TaskStartOptions): StartedTask;
 }

@@ -10,7 +10,7 @@ function fixture(): { pairs: TokenizedPairs; ranges: Array<{ recipe: string; sta
   const n = 400;
   const ids = Array.from({ length: n }, (_, i) => Int32Array.from([101, 1000 + (i % 17), 102]));
   return {
-    pairs: { queryIds: ids, docIds: ids, group: Int32Array.from({ length: n }, (_, i) => i), docPoolIndex: Int32Array.from({ length: n }, (_, i) => i) },
+    pairs: { queryIds: ids, docIds: ids, group: Int32Array.from({ length: n }, (_, i) => i), negativeIds: ids.map(() => []), label: null, docPoolIndex: Int32Array.from({ length: n }, (_, i) => i) },
     ranges: [
       { recipe: 'a', start: 0, end: 300 },
       { recipe: 'b', start: 300, end: 400 },

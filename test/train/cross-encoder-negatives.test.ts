@@ -25,7 +25,7 @@ describe('CandidateMiner (bm25)', () => {
       pair('data analyst', 'data scientist', 'data'),
       pair('java', 'use java', 'java-skill', 'skill'),
     ];
-    const data: RunData = { pairs, evalSplits: [], badRows: new BadRowReport(), pairCounts: {}, decontaminated: 0, pairRanges: [{ recipe: 'x', start: 0, end: pairs.length, weight: 1 }] };
+    const data: RunData = { pairs, evalSplits: [], badRows: new BadRowReport(), pairCounts: {}, filesRead: [], decontaminated: 0, pairRanges: [{ recipe: 'x', start: 0, end: pairs.length, weight: 1 }] };
     const tokenizer = WordPieceTokenizer.fromVocabFile(join(DATA_ROOT, 'bert-vocab', 'vocab.txt'));
     const { pairs: tokenized, pool } = tokenizePairs(data, tokenizer, (_t, text) => text, { query: 16, doc: 16 });
     const miner = new CandidateMiner(data, tokenized, pool, { source: 'bm25', poolSize: 10, k: 2, seed: 1 });

@@ -11,6 +11,7 @@ import { runsCommand } from './runs.js';
 import { dashboardCommand } from './dashboard.js';
 import { gateCommand } from './gate.js';
 import { skillsCommand } from './skills.js';
+import { dataCommand } from './data.js';
 
 // yargs' CommandModule is invariant in its argument type; the registry only needs the shape.
-export const COMMANDS: ReadonlyArray<CommandModule<object, never>> = [infoCommand, trainCommand, evalCommand, exportCommand, embedCommand, indexCommand, serveCommand, runsCommand, dashboardCommand, gateCommand, skillsCommand].map((c) => c as unknown as CommandModule<object, never>);
+export const COMMANDS: ReadonlyArray<CommandModule<object, never>> = [infoCommand, dataCommand, trainCommand, evalCommand, exportCommand, embedCommand, indexCommand, serveCommand, runsCommand, dashboardCommand, gateCommand, skillsCommand].map((c) => c as unknown as CommandModule<object, never>);

@@ -14,7 +14,7 @@
  * The k negatives of step s are drawn from Rng.derive(seed, `cross-encoder:s:m`): a pure
  * function of the step, so a resumed run draws the same ones.
  */
-import { zeros } from '../../engine/index.js';
+import { fromTypedArray, zeros } from '../../engine/index.js';
 import { Rng } from '../../data/rng.js';
 import type { WordPieceTokenizer } from '../../data/tokenizer.js';
 import { padPairsToTensors, type CrossEncoderModel } from '../../models/index.js';
@@ -27,7 +27,8 @@ export interface CrossEncoderStrategyOptions {
   model: CrossEncoderModel;
   loss: WeightedLoss;
   /** Query and positive document text of each training pair. */
-  pairs: ReadonlyArray<{ query: string; doc: string }>;
+  /** Training pairs; `label` (scored pairs) is the positive's graded target, default 1. */
+  pairs: ReadonlyArray<{ query: string; doc: string; label?: number }>;
   /** Mined negative candidates per pair (indices into `poolTexts`), and random ones. */
   candidates: CandidateSource;
   poolTexts: readonly string[];
@@ -72,7 +73,9 @@ export class CrossEncoderStrategy implements TrainStrategy {
     const batch = padPairsToTensors(encoded, tokenizer.padId, this.o.device);
     const scores = this.o.model.score(batch).view(b, 1 + k);
     const positiveIndex = zeros([b], { dtype: 'int64', device: this.o.device });
-    const { total, parts } = this.o.loss.forward({ scores: { scores, positiveIndex } });
+    const labels = Array.from(items, (i) => this.o.pairs[i]!.label);
+    const positiveTarget = labels.every((l) => l === undefined) ? undefined : fromTypedArray(Float32Array.from(labels, (l) => l ?? 1), { shape: [b], device: this.o.device });
+    const { total, parts } = this.o.loss.forward({ scores: { scores, positiveIndex, ...(positiveTarget === undefined ? {} : { positiveTarget }) } });
     const logs: Record<string, number> = {};
     for (const [name, value] of Object.entries(parts)) logs[`loss_${name}`] = value.item();
     // Share of queries whose positive outscores every one of its negatives.

@@ -3,11 +3,13 @@
  * matrix and a weighted loss.
  *
  *   q = pool(encoder_q(prompt(query)))             [B, H]
+ *   explicit negatives (triplets): each pair's own negatives, scored against every query
  *   hard negatives (optional): top-k pool documents for each detached q, same concept excluded,
  *                              the pool re-embedded every `refresh_every` steps (ANCE-style,
  *                              Xiong et al. 2021, arXiv 2007.00808)
- *   d = pool(encoder_d(prompt([positives; negatives])))   [C, H], C = B + B·k
- *   S = head.matrix(q, d)                          [B, C]; column i is query i's positive
+ *   d = pool(encoder_d(prompt([positives; explicit; mined])))   [C, H], C = B + E + B·k
+ *   S = head.matrix(q, d)                          [B, C]; column i is query i's positive,
+ *                                                  with target label(i) for scored pairs
  *   exclude[i, j] = group(i) = group(j), j ≠ i     in-batch items of the same concept are not negatives
  *   loss = Σ w_l · loss_l(S, exclude)
  */
@@ -26,6 +28,10 @@ export interface TokenizedPairs {
   group: Int32Array;
   /** Index of each pair's document in the negative pool. */
   docPoolIndex: Int32Array;
+  /** Each pair's explicit negatives (triplets), tokenised; empty for plain pairs. */
+  negativeIds: Int32Array[][];
+  /** Each pair's graded target in [0, 1] (scored pairs); null when every pair is a positive. */
+  label: Float32Array | null;
 }
 
 /** The negative pool: every distinct training document. */
@@ -125,6 +131,15 @@ export class TwoTowerStrategy implements TrainStrategy {
     const groups = Int32Array.from(items, (i) => pairs.group[i]!);
     const candidateGroups: number[] = [...groups];
     const docSeqs = [...items].map((i) => pairs.docIds[i]!);
+    // Explicit negatives are nobody's positive: each gets a group of its own (negative ids never
+    // collide with the concept indices, which start at 0), so no mask hides it.
+    for (const i of items) {
+      for (const ids of pairs.negativeIds[i]!) {
+        docSeqs.push(ids);
+        candidateGroups.push(-candidateGroups.length - 1);
+      }
+    }
+    const explicit = docSeqs.length - b;
     const hard = this.o.hardNegatives;
     let mined = 0;
     if (hard !== null && hard.k > 0 && context.step >= hard.startStep) {
@@ -135,18 +150,20 @@ export class TwoTowerStrategy implements TrainStrategy {
         docSeqs.push(hard.pool.docIds[n]!);
         candidateGroups.push(hard.pool.group[n]!);
       }
-      mined = docSeqs.length - b;
+      mined = docSeqs.length - b - explicit;
     }
     const docs = padToTensors(docSeqs, this.o.padId, this.o.device, this.o.padTo?.doc);
     const d = model.encode('doc', docs);
     const scores = model.head.matrix(q, d); // [B, C]
 
     const exclude = this.o.maskSameGroup ? sameGroupExclusion(groups, candidateGroups, this.o.device) : undefined;
-    const { total, parts } = this.o.loss.forward({ scores: { scores, exclude, groups } });
+    const positiveTarget = pairs.label === null ? undefined : fromTypedArray(Float32Array.from(items, (i) => pairs.label![i]!), { shape: [b], device: this.o.device });
+    const { total, parts } = this.o.loss.forward({ scores: { scores, exclude, groups, ...(positiveTarget === undefined ? {} : { positiveTarget }) } });
     const logs: Record<string, number> = {};
     for (const [name, value] of Object.entries(parts)) logs[`loss_${name}`] = value.item();
     if (exclude !== undefined) logs.masked_fraction = exclude.float().mean().item();
     if (mined > 0) logs.hard_negatives = mined / b;
+    if (explicit > 0) logs.explicit_negatives = explicit / b;
     const seqTokens = queries.inputIds.numel + docs.inputIds.numel;
     return { loss: total, logs, examples: b, tokens: seqTokens };
   }

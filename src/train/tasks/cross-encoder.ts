@@ -82,6 +82,7 @@ export const crossEncoderTask: Task = {
     return {
       modelJson: json,
       tokenizer,
+      dataFiles: [...base.files, ...data.filesRead],
       describeData: () => [...describePairData(data), `${negatives.k} negatives per positive${negatives.random > 0 ? ` (${negatives.random} random)` : ''} from ${mined.description}`],
       start({ resuming }) {
         const model = new CrossEncoderModel(modelConfig);

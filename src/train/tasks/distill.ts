@@ -15,6 +15,7 @@
  * trained without the teacher), after it, the retention (after / teacher) and the gap bridged,
  * (after − before) / (teacher − before).
  */
+import { DataError } from '../../data/types.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -175,6 +176,10 @@ export const distillTask: Task = {
     }
     const pairsOfLayers = layerPairs(settings.layer_map, encoder.numLayers, teacherEncoder.numLayers);
     const data = await loadRunData(config, base.dataRoot);
+    // The distillation strategy scores in-batch and teacher candidates only; a triplet's own
+    // negative would be read and then ignored, so it is refused instead.
+    const withNegatives = data.pairs.find((p) => (p.negatives?.length ?? 0) > 0);
+    if (withNegatives !== undefined) throw new DataError(withNegatives.source, undefined, 'task distill does not use explicit negatives (triplets); train on pairs, or use task twotower');
     if (data.pairs.length < config.train.batch_size) throw new Error(`only ${data.pairs.length} training pairs, fewer than train.batch_size ${config.train.batch_size}`);
     const maxLength = pairMaxLength(config);
     const modelConfig = twoTowerConfigFrom(config, encoder);
@@ -185,6 +190,7 @@ export const distillTask: Task = {
     return {
       modelJson: { kind: 'two-tower', ...modelConfig, maxLength },
       tokenizer,
+      dataFiles: [...base.files, ...data.filesRead],
       describeData: () => [...describePairData(data), `teacher ${teacherPath.path} (${teacherPath.origin})`],
       start({ resuming, runPath }) {
         const teacher = loadTeacher(teacherPath.path, { maxLength, cacheDirectory: join(runPath, TEACHER_CACHE_DIR), precomputed });

@@ -58,6 +58,7 @@ export const mlmTask: Task = {
     return {
       modelJson: { kind: 'masked-lm', ...modelConfig, maxLength: { sequence: length } },
       tokenizer,
+      dataFiles: [...base.files, ...(ctx.filesRead ?? [])],
       describeData: () => [
         `${texts.length} texts (${Object.entries(counts).map(([r, n]) => `${r} ${n}`).join(', ')}), ${tokenCount} WordPiece tokens packed into ${packed.length} sequences of ≤${length} in ${tokenizeSeconds.toFixed(1)} s; ${heldOut.length} held out`,
       ],

@@ -46,7 +46,19 @@ export function tokenizePairs(
     docPoolIndex[i] = d;
   });
   pool.group = Int32Array.from(poolGroups);
-  return { pairs: { queryIds, docIds, group, docPoolIndex }, pool };
+  // Explicit negatives (triplets), each text tokenised once.
+  const negativeTexts = new Map<string, Int32Array>();
+  const negativeIds = data.pairs.map((p) =>
+    (p.negatives ?? []).map((text) => {
+      const key = `${p.docType}\u0000${text}`;
+      let ids = negativeTexts.get(key);
+      if (ids === undefined) negativeTexts.set(key, (ids = tokenizer.encodeBatch([prompt(p.docType, text)], maxLength.doc)[0]!));
+      return ids;
+    }),
+  );
+  const hasLabels = data.pairs.some((p) => p.label !== undefined);
+  const label = hasLabels ? Float32Array.from(data.pairs, (p) => p.label ?? 1) : null;
+  return { pairs: { queryIds, docIds, group, docPoolIndex, negativeIds, label }, pool };
 }
 
 export function pairMaxLength(config: KilnConfig): { query: number; doc: number } {
@@ -73,6 +85,7 @@ export const twoTowerTask: Task = {
       modelJson: { kind: 'two-tower', ...modelConfig, maxLength },
       tokenizer,
       describeData: () => describePairData(data),
+      dataFiles: [...base.files, ...data.filesRead],
       start({ resuming }) {
         const model = new TwoTowerModel(modelConfig);
         const kinded: KindedModel = { kind: 'two-tower', model, json: { kind: 'two-tower', ...modelConfig, maxLength } };
