@@ -2,12 +2,24 @@
  * The `kiln` command line: yargs wiring only. Each command lives in its own file under
  * src/cli/commands and is listed in COMMANDS; `kiln --help` shows exactly these.
  */
-import yargs from 'yargs';
+import yargs, { type Argv } from 'yargs';
 import { COMMANDS } from './commands/index.js';
 import { UsageError } from './usage.js';
 
 /** Unwinds yargs after a usage error has been printed. */
 class UsageReported extends Error {}
+
+/**
+ * The commands yargs has matched so far, outermost first (`['skills', 'build']` for
+ * `kiln skills build --bad`); empty before a command is recognised. yargs keeps this list in
+ * its parse context, which only its internal methods expose; if a later yargs changes that,
+ * the hint falls back to `kiln --help` rather than failing.
+ */
+function commandsBeingParsed(parser: Argv): string[] {
+  const internal = (parser as unknown as { getInternalMethods?: () => { getContext?: () => { commands?: unknown } } }).getInternalMethods?.();
+  const commands = internal?.getContext?.()?.commands;
+  return Array.isArray(commands) && commands.every((c) => typeof c === 'string') ? (commands as string[]) : [];
+}
 
 /** Runs the CLI with `argv` (without `node` and the script) and resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -27,7 +39,9 @@ export async function main(argv: string[]): Promise<number> {
       // reason and the help hint; any other error propagates.
       // Throwing stops yargs from going on to run the command's handler.
       if (error && !(error instanceof UsageError)) throw error;
-      process.stderr.write(`${error?.message ?? message}\n\nRun \`kiln --help\` for usage.\n`);
+      // The hint names the (sub)command being parsed: its --help lists the options that were wrong.
+      const help = ['kiln', ...commandsBeingParsed(parser), '--help'].join(' ');
+      process.stderr.write(`${error?.message ?? message}\n\nRun \`${help}\` for usage.\n`);
       exitCode = 2;
       throw new UsageReported();
     });

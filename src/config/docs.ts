@@ -1,12 +1,40 @@
 /**
  * The config reference, generated from the zod schema (./schema.ts) and the recipe, loss and
- * metric registries: `configReference()` is docs/config.md (written by
- * scripts/gen-config-docs.ts), `configHelpText()` the epilogue of `kiln train --help`.
+ * metric registries, all read through their JSON Schema (./describe.ts):
+ * - `configReference()` is docs/config.md and `configJsonSchemaText()` the published JSON Schema
+ *   schema/kiln-config.schema.json (both written by scripts/gen-config-docs.ts);
+ * - `configHelpText()` is the epilogue of `kiln train --help`.
  */
-import { RECIPES } from '../data/recipes/index.js';
+import { RECIPES, type RecipeKind } from '../data/recipes/index.js';
 import { METRIC_NAMES_HELP } from '../eval/metrics/index.js';
-import { describeExpected, discriminatorValues, objectShape, unwrap, type Schema } from './describe.js';
+import { describeExpected, discriminatorValues, listItems, literalValues, propertiesOf, schemaAt, toJsonSchema, unwrap, type JsonSchema, type Schema } from './describe.js';
 import { configSchema } from './schema.js';
+import { TASK_SPECS } from './tasks.js';
+
+/** Where the JSON Schema is written, relative to the repository root; configs name it relative to themselves. */
+export const CONFIG_JSON_SCHEMA_PATH = 'schema/kiln-config.schema.json';
+
+/**
+ * The schema's `$id`. Kiln has no web address to serve it from, so the id is a URN: a stable
+ * name that no tool tries to fetch (editors find the file through the configs' modeline).
+ */
+export const CONFIG_JSON_SCHEMA_ID = 'urn:kiln:config-schema';
+
+/**
+ * The recipe kinds each recipe list takes. schema.ts checks them in refinements, which JSON
+ * Schema cannot carry, so they are restated here (test/config-schema.test.ts checks they agree
+ * with Kiln): `data.train` takes what some task trains on (which task, Kiln checks on load),
+ * `data.eval` what schema.ts's evalSchema passes to checkRecipeOptions.
+ */
+const RECIPE_LIST_KINDS: Record<'train' | 'eval', readonly RecipeKind[]> = {
+  train: [...new Set(Object.values(TASK_SPECS).flatMap((task) => task.trainRecipeKinds))],
+  eval: ['retrieval', 'scored-pairs'],
+};
+
+/** `a`, `a or b`, `a, b or c`. */
+function orList(items: readonly string[]): string {
+  return items.length <= 1 ? items.join('') : `${items.slice(0, -1).join(', ')} or ${items[items.length - 1]}`;
+}
 
 /** One documented key. */
 export interface ConfigKeyDoc {
@@ -17,15 +45,6 @@ export interface ConfigKeyDoc {
   /** The default as YAML-ish text, `required`, or `optional`. */
   default: string;
   description: string;
-}
-
-interface DefOf {
-  type: string;
-  [key: string]: unknown;
-}
-
-function defOf(schema: Schema): DefOf {
-  return schema._zod.def as unknown as DefOf;
 }
 
 function withoutArticle(text: string): string {
@@ -44,58 +63,67 @@ function formatDefault(value: unknown): string {
   return String(value);
 }
 
-function defaultText(schema: Schema): string {
+/** `required` says whether the parent object requires the key: JSON Schema keeps that on the parent. */
+function defaultText(schema: Schema, required: boolean): string {
   const u = unwrap(schema);
   if (u.hasDefault) return formatDefault(u.defaultValue);
-  return u.optional ? 'optional' : 'required';
+  return required ? 'required' : 'optional';
 }
 
-function row(path: string, schema: Schema, description?: string): ConfigKeyDoc {
-  const u = unwrap(schema);
-  return { path, type: withoutArticle(describeExpected(schema)), default: defaultText(schema), description: description ?? u.description ?? '' };
+function row(path: string, schema: Schema, required: boolean): ConfigKeyDoc {
+  return { path, type: withoutArticle(describeExpected(schema)), default: defaultText(schema, required), description: unwrap(schema).description ?? '' };
 }
 
 function join(prefix: string, key: string): string {
   return prefix === '' ? key : `${prefix}.${key}`;
 }
 
+/** Whether the parent object of a key requires it. */
+function requires(parent: JsonSchema, key: string): boolean {
+  return (parent.required ?? []).includes(key);
+}
+
+/** The literal a discriminated-union option pins its tag key to, as text. */
+function tagValue(option: JsonSchema, key: string): string {
+  const tag = propertiesOf(option)?.[key];
+  return String((tag === undefined ? undefined : literalValues(tag))?.[0] ?? '?');
+}
+
 /**
  * The documented keys under `schema`: leaves, plus a row for each list and for each mapping
- * that is optional or nullable. The members of a discriminated union in a list are listed
- * as `path[tag=value].key`.
+ * that is nullable, or optional without a default. The members of a discriminated union in a
+ * list are listed as `path[tag=value].key`. `required`: whether the parent requires `schema`.
  */
-export function schemaKeys(schema: Schema, prefix = ''): ConfigKeyDoc[] {
+export function schemaKeys(schema: Schema, prefix = '', required = true): ConfigKeyDoc[] {
   const u = unwrap(schema);
-  const def = defOf(u.schema);
+  const node = u.schema;
   const rows: ConfigKeyDoc[] = [];
-  switch (def.type) {
-    case 'object': {
-      if (prefix !== '' && (u.nullable || u.optional)) rows.push(row(prefix, schema));
-      for (const [key, child] of Object.entries(def.shape as Record<string, Schema>)) rows.push(...schemaKeys(child, join(prefix, key)));
-      return rows;
-    }
-    case 'array': {
-      rows.push(row(prefix, schema));
-      const element = unwrap(def.element as Schema).schema;
-      const elementDef = defOf(element);
-      if (elementDef.type === 'object') rows.push(...schemaKeys(element, `${prefix}[]`));
-      const disc = discriminatorValues(element);
-      if (disc !== undefined) {
-        for (const option of elementDef.options as Schema[]) {
-          const shape = objectShape(unwrap(option).schema) ?? {};
-          const tag = unwrap(shape[disc.key] as Schema).schema;
-          const tagValue = String((defOf(tag).values as unknown[] | undefined)?.[0] ?? '?');
-          for (const [key, child] of Object.entries(shape)) {
-            if (key === disc.key) continue;
-            rows.push(...schemaKeys(child, `${prefix}[${disc.key}=${tagValue}].${key}`));
-          }
+  const properties = node.type === 'object' ? propertiesOf(node) : undefined;
+  if (properties !== undefined) {
+    if (prefix !== '' && (u.nullable || (!required && !u.hasDefault))) rows.push(row(prefix, schema, required));
+    for (const [key, child] of Object.entries(properties)) rows.push(...schemaKeys(child, join(prefix, key), requires(node, key)));
+    return rows;
+  }
+  // A tuple (`prefixItems`) is one leaf, like a scalar.
+  if (node.type === 'array' && node.prefixItems === undefined) {
+    rows.push(row(prefix, schema, required));
+    const items = listItems(node);
+    if (items === undefined) return rows;
+    const element = unwrap(items).schema;
+    if (element.type === 'object' && propertiesOf(element) !== undefined) rows.push(...schemaKeys(element, `${prefix}[]`));
+    const disc = discriminatorValues(element);
+    if (disc !== undefined) {
+      for (const option of (element.oneOf ?? element.anyOf ?? []).map((o) => unwrap(o).schema)) {
+        const tag = tagValue(option, disc.key);
+        for (const [key, child] of Object.entries(propertiesOf(option) ?? {})) {
+          if (key === disc.key) continue;
+          rows.push(...schemaKeys(child, `${prefix}[${disc.key}=${tag}].${key}`, requires(option, key)));
         }
       }
-      return rows;
     }
-    default:
-      return [row(prefix, schema)];
+    return rows;
   }
+  return [row(prefix, schema, required)];
 }
 
 /** Every documented key of the run config. */
@@ -103,9 +131,16 @@ export function configKeys(): ConfigKeyDoc[] {
   return schemaKeys(configSchema);
 }
 
+/** What each task trains on, e.g. `twotower: pairs or retrieval; mlm: corpus`. */
+function trainKindsByTask(): string {
+  return Object.entries(TASK_SPECS)
+    .map(([task, spec]) => `${task}: ${orList(spec.trainRecipeKinds)}`)
+    .join('; ');
+}
+
 /** Rules that span several keys (the schema's refinements), in words. */
 const CROSS_FIELD_RULES = [
-  '`data.train[].recipe` must yield training pairs; `data.eval[].recipe` a retrieval split or scored pairs. Each recipe\'s `options` are checked against that recipe\'s own options (below).',
+  `\`data.train[].recipe\` must yield what the task trains on (${trainKindsByTask()}), and \`data.eval[].recipe\` must yield ${orList(RECIPE_LIST_KINDS.eval)}. Each recipe's \`options\` are checked against that recipe's own options (below).`,
   '`data.eval[].metrics` are metric names (below); `data.eval[].name` values must be unique.',
   'Without `model.preset`, `model.hidden_size`, `num_layers`, `num_heads` and `intermediate_size` are required; explicit sizes override a preset.',
   '`model.num_heads` must divide `model.hidden_size`.',
@@ -132,20 +167,19 @@ interface LossDoc {
   keys: ConfigKeyDoc[];
 }
 
+/** One section per member of the `loss:` entries' discriminated union (src/losses/index.ts). */
 function lossDocs(): LossDoc[] {
-  const loss = objectShape(unwrap(configSchema).schema)?.loss;
-  if (loss === undefined) return [];
-  const element = unwrap(defOf(unwrap(loss).schema).element as Schema).schema;
-  const disc = discriminatorValues(element);
-  if (disc === undefined) return [];
-  return (defOf(element).options as Schema[]).map((option) => {
-    const shape = objectShape(unwrap(option).schema) ?? {};
-    const tag = shape[disc.key] as Schema;
-    const name = String((defOf(unwrap(tag).schema).values as unknown[] | undefined)?.[0] ?? '?');
-    const keys = Object.entries(shape)
+  const entry = schemaAt(configSchema, ['loss', 0], undefined);
+  const disc = entry === undefined ? undefined : discriminatorValues(entry);
+  if (entry === undefined || disc === undefined) return [];
+  return (entry.oneOf ?? entry.anyOf ?? []).map((member) => {
+    const option = unwrap(member).schema;
+    const properties = propertiesOf(option) ?? {};
+    const keys = Object.entries(properties)
       .filter(([key]) => key !== disc.key)
-      .flatMap(([key, child]) => schemaKeys(child, key));
-    return { name, citation: unwrap(tag).description ?? '', keys };
+      .flatMap(([key, child]) => schemaKeys(child, key, requires(option, key)));
+    const tag = properties[disc.key];
+    return { name: tagValue(option, disc.key), citation: tag === undefined ? '' : (unwrap(tag).description ?? ''), keys };
   });
 }
 
@@ -161,7 +195,7 @@ function recipeDocs(): RecipeDoc[] {
     name,
     kind: recipe.kind,
     description: recipe.description,
-    keys: schemaKeys(recipe.options as Schema),
+    keys: schemaKeys(recipe.options),
   }));
 }
 
@@ -176,6 +210,8 @@ export function configReference(): string {
     'A run is configured by one YAML file (examples in [configs/](../configs/)), validated before anything runs: every unknown key, wrong type or out-of-range value is reported with its file, line and column. Keys are snake_case.',
     '',
     'Any value can be overridden from the command line with `--set key.path=value` (repeatable), e.g. `--set train.lr=3e-4`, `--set train.clip_grad_norm=null`, `--set data.eval[0].max_queries=100`, `--set \'model.prompts={title: "job title: {text}"}\'`. The value is read as YAML. Each run saves the resolved config (all defaults filled in) as `config.yaml` in its run directory.',
+    '',
+    `**Checking in the editor.** The same schema is published as a JSON Schema, [${CONFIG_JSON_SCHEMA_PATH}](../${CONFIG_JSON_SCHEMA_PATH}) (generated with this page), and every config in configs/ names it on its first line: \`# yaml-language-server: $schema=../${CONFIG_JSON_SCHEMA_PATH}\` (the path is relative to the YAML file). VS Code with Red Hat's YAML extension, or any editor that runs yaml-language-server, reads that line and then completes keys, shows the descriptions below on hover, and marks unknown keys, wrong types and out-of-range values as you type, including each recipe's \`options\` and each loss's keys. Copy the line into a new config, adjusting the path. The rules across keys and the metric names (below) are checked by Kiln only, when it loads the config.`,
     '',
     'In the tables, `[]` stands for every item of a list and `loss[name=X]` for the loss entries named X. *required* keys have no default; *optional* keys may be left out.',
     '',
@@ -195,7 +231,8 @@ export function configReference(): string {
   }
   out.push('## Rules across keys', '', ...CROSS_FIELD_RULES.map((r) => `- ${r}`), '');
 
-  out.push('## Recipes', '', 'Used in `data.train[]` (recipes that yield `pairs`) and `data.eval[]` (`retrieval` or `scored-pairs`); the table lists each recipe\'s `options`.', '');
+  const kindList = (kinds: readonly string[]): string => orList(kinds.map((kind) => `\`${kind}\``));
+  out.push('## Recipes', '', `Used in \`data.train[]\` (recipes that yield ${kindList(RECIPE_LIST_KINDS.train)}, as the task allows) and \`data.eval[]\` (${kindList(RECIPE_LIST_KINDS.eval)}); the table lists each recipe's \`options\`.`, '');
   for (const recipe of recipeDocs()) {
     out.push(`### \`${recipe.name}\` (${recipe.kind})`, '', recipe.description, '');
     out.push(recipe.keys.length === 0 ? 'No options.' : table(recipe.keys, 'Option'), '');
@@ -228,4 +265,62 @@ export function configHelpText(): string {
     .join(', ');
   lines.push('', `Recipes: ${recipes}`, `Metrics: ${metrics}`, 'Override any key with --set key.path=value (YAML value). Full reference: docs/config.md');
   return lines.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// The published JSON Schema (for editors)
+
+/** A converted schema to nest inside another: a copy without its own `$schema`. */
+function nested(schema: JsonSchema): JsonSchema {
+  const { $schema: _dialect, ...rest } = structuredClone(schema);
+  return rest;
+}
+
+/**
+ * Narrows a recipe list's entry schema: `recipe` to the recipes of the kinds the list takes
+ * (RECIPE_LIST_KINDS), and for each of them an if/then that checks `options` against that
+ * recipe's own options (and requires `options` when the recipe has a required option). zod
+ * checks options in a refinement, so its conversion only says "a mapping".
+ */
+function addRecipeOptions(entry: JsonSchema | undefined, list: keyof typeof RECIPE_LIST_KINDS): void {
+  const properties = entry?.properties;
+  if (entry === undefined || properties?.recipe === undefined || properties.options === undefined) {
+    throw new Error(`config JSON Schema: data.${list}[] has no recipe and options keys any more; update addRecipeOptions in src/config/docs.ts`);
+  }
+  const kinds = RECIPE_LIST_KINDS[list];
+  const recipes = Object.entries(RECIPES).filter(([, recipe]) => kinds.includes(recipe.kind));
+  properties.recipe = { ...(properties.recipe as JsonSchema), enum: recipes.map(([name]) => name) };
+  entry.allOf = [
+    ...(entry.allOf ?? []),
+    ...recipes.map(([name, recipe]): JsonSchema => {
+      const options: JsonSchema = { ...nested(toJsonSchema(recipe.options)), description: `Options of recipe ${name} (${recipe.kind}): ${recipe.description}` };
+      const then: JsonSchema = { properties: { options } };
+      if ((options.required ?? []).length > 0) then.required = ['options'];
+      return { if: { properties: { recipe: { const: name } }, required: ['recipe'] }, then };
+    }),
+  ];
+}
+
+/**
+ * The config schema as a standalone JSON Schema (draft 2020-12) for editors and other tools:
+ * the zod schema's conversion, with each recipe's options checked per recipe. Loss entries are
+ * zod's discriminated union, written as a `oneOf` whose members pin `name` with `const`.
+ */
+export function configJsonSchema(): JsonSchema {
+  const body = nested(toJsonSchema(configSchema));
+  addRecipeOptions(schemaAt(body, ['data', 'train', 0], undefined), 'train');
+  addRecipeOptions(schemaAt(body, ['data', 'eval', 0], undefined), 'eval');
+  return {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    $id: CONFIG_JSON_SCHEMA_ID,
+    title: 'Kiln run config',
+    description:
+      'A run config for `kiln train --config FILE` (YAML). Generated from src/config/schema.ts by scripts/gen-config-docs.ts; docs/config.md documents every key. Kiln checks the config again when it loads it, with the rules across keys that JSON Schema cannot express.',
+    ...body,
+  };
+}
+
+/** The text of schema/kiln-config.schema.json. */
+export function configJsonSchemaText(): string {
+  return `${JSON.stringify(configJsonSchema(), null, 2)}\n`;
 }

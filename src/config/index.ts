@@ -3,7 +3,7 @@
  * reports and `--set` overrides, and the generated reference.
  */
 export { configSchema, type ConfigInput, type EvalSpec, type KilnConfig } from './schema.js';
-export { loadConfig, loadResolvedRunConfig, parseConfigText, resolvedYaml, type LoadedConfig } from './load.js';
+export { loadConfig, loadResolvedRunConfig, parseConfigText, resolvedYaml, THIS_MACHINE, type LoadedConfig, type MachineCapabilities } from './load.js';
 export { ConfigError, formatPath } from './errors.js';
 export { applyOverrides, parseKeyPath, type AppliedOverride } from './overrides.js';
 export { configHelpText, configKeys, configReference, type ConfigKeyDoc } from './docs.js';

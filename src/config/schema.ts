@@ -42,7 +42,7 @@ function checkRecipeOptions(value: { recipe: string; options: Record<string, unk
 
 const trainRecipeSchema = z
   .object({
-    recipe: z.string().describe('Name of a training recipe (see datasets/README.md): pairs for twotower and cross-encoder (e.g. esco-occupations), a corpus for mlm (domain-corpus)'),
+    recipe: z.string().describe('Name of a training recipe (see datasets/README.md): Kiln\'s datasets (e.g. esco-occupations; domain-corpus for mlm) or your own files (pairs, triplets, scored-pairs, retrieval)'),
     options: z.record(z.string(), z.unknown()).default({}).describe("The recipe's own options"),
     weight: z.number().positive().max(100).default(1).describe('With data.batching per_source: multiplies how often this recipe is drawn (1 = in proportion to its size)'),
     exclude_eval_queries: z
@@ -101,7 +101,7 @@ const evalSettingsSchema = z
 const evalSchema = z
   .object({
     name: z.string().regex(/^[a-z0-9_-]+$/, 'lower-case letters, digits, _ and - only').describe('Name used in metric keys: <name>/<metric>'),
-    recipe: z.string().describe('A retrieval or scored-pairs recipe, e.g. jobbert-titles, skill-extraction, stsb'),
+    recipe: z.string().describe('A retrieval or scored-pairs recipe: Kiln\'s (jobbert-titles, skill-extraction, stsb) or your own files (retrieval, scored-pairs)'),
     options: z.record(z.string(), z.unknown()).default({}).describe("The recipe's own options"),
     metrics: z
       .array(z.string())

@@ -102,9 +102,9 @@ export function requireFiles(rootOrContext: string | Pick<RecipeContext, 'dataRo
   if (missing.length > 0) {
     const ds = DATASETS[datasetKey];
     throw new DataError(
-      absolute[relativePaths.indexOf(missing[0] as string)] as string,
+      root,
       undefined,
-      `missing data file${missing.length > 1 ? 's' : ''} for ${ds.title} under data root ${root}: ` +
+      `missing data file${missing.length > 1 ? 's' : ''} for ${ds.title}: ` +
         missing.join(', ') +
         `; download it from ${ds.download} and place it under ${join(root, ds.folder)}/ (layout: datasets/README.md)`,
     );

@@ -26,6 +26,14 @@ export function buildInfo(): BuildInfo {
   return native.kg_build_info();
 }
 
+/** Why tensors cannot be put on 'cuda' in this process, as a sentence; null when they can. */
+export function cudaUnavailableReason(): string | null {
+  const info = buildInfo();
+  if (!info.cudaCompiled) return `this libtorch (${info.torchVersion}) is built without CUDA`;
+  if (!info.cudaAvailable || info.cudaDeviceCount === 0) return 'libtorch has CUDA, but no CUDA device is available (kiln info shows what it sees)';
+  return null;
+}
+
 /**
  * Tensor handles that are alive: created, and neither disposed nor collected. A loop that
  * releases what it makes keeps this constant; use it to find leaks.

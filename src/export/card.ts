@@ -8,6 +8,9 @@
  *   model.json       this card
  *   tokenizer.json   the Hugging Face tokenizer the model was trained with
  *   model.onnx       the graph (a two-tower model with separate towers has query.onnx and doc.onnx)
+ *
+ * The same facts, rendered as a Hugging Face README.md model card, describe a
+ * `--format sentence-transformers` export (`sentenceTransformersReadme`, at the end).
  */
 import { z } from 'zod';
 
@@ -102,4 +105,124 @@ export function parseModelCard(value: unknown, file: string): ModelCard {
     throw new Error(`${file}: ${issue.path.join('.') || '(root)'}: ${issue.message}; expected a model card written by \`kiln export\``);
   }
   return parsed.data;
+}
+
+// ---------------------------------------------------------------------------------------
+// README.md: the Hugging Face model card of a sentence-transformers export
+// ---------------------------------------------------------------------------------------
+
+/** The facts a README states about an export: a two-tower card's, without the ONNX format's file layout, and the parity check of the ONNX graph. */
+export type ReadmeCard = Pick<TwoTowerCard, 'modelId' | 'kilnVersion' | 'exportedAt' | 'opset' | 'parameters' | 'source' | 'metrics' | 'distillation' | 'encoder' | 'pooling' | 'head' | 'normalized' | 'dimension' | 'prompts' | 'maxLength'> & {
+  parity?: { inputs: string; outputs: number; maxAbsDiff: number; criterion: string; passed: boolean };
+};
+
+/** How the sentence-transformers directory realises the card (sentence-transformers.ts). */
+export interface SentenceTransformersLayout {
+  maxSeqLength: number;
+  /** { input type: prefix } */
+  prompts: Record<string, string>;
+  normalized: boolean;
+  lowercase: boolean;
+}
+
+/** A single-quoted JavaScript string literal. */
+function jsString(text: string): string {
+  return `'${text.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
+}
+
+/** transformers.js' name for each of Kiln's poolings (the feature-extraction pipeline's `pooling` option). */
+const TRANSFORMERS_JS_POOLING = { mean: 'mean', cls: 'cls', last: 'last_token' } as const;
+
+/**
+ * README.md of a sentence-transformers export: Hugging Face model-card front matter
+ * (https://huggingface.co/docs/hub/model-cards), what the model is, how to embed with
+ * sentence-transformers and transformers.js (prompts included), and where it came from.
+ */
+export function sentenceTransformersReadme(card: ReadmeCard, layout: SentenceTransformersLayout): string {
+  const e = card.encoder;
+  const name = card.source.run;
+  const promptNames = Object.keys(layout.prompts);
+  const examplePrompt = promptNames[0];
+  const similarity = layout.normalized ? 'cosine' : 'dot product';
+  const lines: string[] = [
+    '---',
+    'library_name: sentence-transformers',
+    'pipeline_tag: sentence-similarity',
+    'tags:',
+    '- sentence-transformers',
+    '- feature-extraction',
+    '- sentence-similarity',
+    '- transformers.js',
+    '- kiln',
+    '---',
+    '',
+    `# ${name}`,
+    '',
+    `A BERT text encoder trained with Kiln (run \`${card.source.run}\`) and exported by kiln ${card.kilnVersion} on ${card.exportedAt.slice(0, 10)} as a sentence-transformers model. Model id \`${card.modelId}\`.`,
+    '',
+    '| | |',
+    '| --- | --- |',
+    `| Architecture | BertModel: ${e.numLayers} layers, hidden size ${e.hiddenSize}, ${e.numHeads} heads, feed-forward ${e.intermediateSize}, ${e.vocabSize} WordPiece tokens (${layout.lowercase ? 'uncased' : 'cased'}) |`,
+    `| Parameters | ${card.parameters.toLocaleString('en-US')} |`,
+    `| Embedding | ${card.dimension} dimensions, ${card.pooling === 'last' ? 'last-token' : card.pooling} pooling${layout.normalized ? ', L2-normalised' : ''} |`,
+    `| Similarity | ${similarity} (Kiln's ${card.head} head) |`,
+    `| Max sequence length | ${layout.maxSeqLength} tokens${card.maxLength.query !== layout.maxSeqLength ? ` (Kiln trained queries at ${card.maxLength.query} and documents at ${card.maxLength.doc}; this export truncates every text at the documents' length)` : ''} |`,
+    '',
+  ];
+  if (promptNames.length > 0) {
+    lines.push('## Prompts', '', 'The model was trained with a prefix per input type. Pass the input type as `prompt_name` (sentence-transformers) or prepend the prefix yourself; without one, texts are embedded as they are.', '', '| prompt_name | prefix |', '| --- | --- |');
+    for (const [type, prefix] of Object.entries(layout.prompts)) lines.push(`| \`${type}\` | \`${JSON.stringify(prefix)}\` |`);
+    lines.push('');
+  }
+  const promptArg = examplePrompt === undefined ? '' : `, prompt_name=${JSON.stringify(examplePrompt)}`;
+  const promptJs = examplePrompt === undefined ? '' : `${jsString(layout.prompts[examplePrompt]!)} + `;
+  lines.push(
+    '## Usage (sentence-transformers)',
+    '',
+    '```python',
+    'from sentence_transformers import SentenceTransformer',
+    '',
+    `model = SentenceTransformer("path/to/${name}")`,
+    `embeddings = model.encode(["data engineer", "registered nurse"]${promptArg})`,
+    'similarities = model.similarity(embeddings, embeddings)',
+    '```',
+    '',
+    '## Usage (transformers.js)',
+    '',
+    '```js',
+    "import { env, pipeline } from '@huggingface/transformers';",
+    '',
+    "env.localModelPath = 'path/to/';",
+    'env.allowRemoteModels = false;',
+    `const extractor = await pipeline('feature-extraction', '${name}', { dtype: 'fp32' });`,
+    `const output = await extractor([${promptJs}'data engineer'], { pooling: '${TRANSFORMERS_JS_POOLING[card.pooling]}', normalize: ${layout.normalized} });`,
+    'output.tolist(); // one vector per text',
+    '```',
+    '',
+    `transformers.js (4.3) truncates a text longer than ${layout.maxSeqLength} tokens by cutting off its final \`[SEP]\`, so such a text embeds slightly differently there than in sentence-transformers; shorter texts embed the same.`,
+    ...(card.pooling === 'last' ? ['', "Its `last_token` pooling reads the last position of the padded batch, not the last real token: pass one text per call."] : []),
+    '',
+    '## Files',
+    '',
+    '- `config.json`, `model.safetensors`: the encoder as a Hugging Face `BertModel`. Kiln has no pooler, so `pooler.dense` is all zeros and `pooler_output` is 0; use the pooled sentence embedding instead.',
+    '- `tokenizer.json`, `tokenizer_config.json`, `vocab.txt`, `special_tokens_map.json`: the WordPiece tokenizer the model was trained with.',
+    `- \`modules.json\`, \`sentence_bert_config.json\`, \`1_Pooling/\`${layout.normalized ? ', `2_Normalize`' : ''}, \`config_sentence_transformers.json\`: the sentence-transformers pipeline and prompts.`,
+    `- \`onnx/model.onnx\`: \`input_ids\`, \`attention_mask\`, \`token_type_ids\` → \`last_hidden_state\` [batch, sequence, ${card.dimension}] (opset ${card.opset}), for transformers.js and onnxruntime.`,
+    '',
+  );
+  const metrics = Object.entries(card.metrics);
+  if (metrics.length > 0) {
+    lines.push('## Evaluation (source run)', '', '| metric | value |', '| --- | --- |', ...metrics.map(([metric, value]) => `| ${metric} | ${value.toFixed(4)} |`), '');
+  }
+  const d = card.distillation;
+  if (d !== undefined) {
+    lines.push('## Distillation', '', `Distilled from \`${d.teacher}\` (a ${d.teacherKind}, ${d.teacherParameters.toLocaleString('en-US')} parameters): ${(100 * d.reduction).toFixed(1)}% fewer parameters.`, '');
+    for (const [metric, retention] of Object.entries(d.retention)) lines.push(`- ${metric}: ${(100 * retention).toFixed(1)}% of the teacher`);
+    lines.push('');
+  }
+  if (card.parity !== undefined) {
+    const p = card.parity;
+    lines.push('## Checks', '', `\`onnx/model.onnx\` against Kiln's eager model on ${p.outputs} ${p.inputs}: max |Δ| ${p.maxAbsDiff.toExponential(2)} (${p.criterion}: ${p.passed ? 'passed' : 'failed'}).`, '');
+  }
+  return `${lines.join('\n')}`;
 }

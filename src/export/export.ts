@@ -110,8 +110,16 @@ export function buildExport(exportable: ExportableModel, source: ExportSource, o
   return { card, files };
 }
 
-/** Rebuilds a run's model (src/models/run-model.ts) and checks that its kind has graphs to export. */
-export function loadExportableRun(runPath: string): { exportable: ExportableModel; source: ExportSource } {
+/**
+ * What `kiln export --format` writes: `onnx`, Kiln's own directory (this file: graphs, tokenizer,
+ * model.json) served by `kiln embed`/`serve`; `sentence-transformers`, a Hugging Face directory
+ * for sentence-transformers and transformers.js (sentence-transformers.ts).
+ */
+export const EXPORT_FORMATS = ['onnx', 'sentence-transformers'] as const;
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+
+/** Rebuilds a run's model (src/models/run-model.ts) and checks that its kind has graphs to export (in `format`, for the error's wording). */
+export function loadExportableRun(runPath: string, format: ExportFormat = 'onnx'): { exportable: ExportableModel; source: ExportSource } {
   let loaded: LoadedRunModel;
   try {
     loaded = loadRunModel(runPath);
@@ -121,7 +129,11 @@ export function loadExportableRun(runPath: string): { exportable: ExportableMode
   }
   if (loaded.kind === 'masked-lm') {
     loaded.model.dispose();
-    throw new ExportInputError(`${loaded.runPath}: a masked language model (task: mlm) has no serving graph; export the two-tower or cross-encoder run that starts from it (model.init_from)`);
+    throw new ExportInputError(
+      format === 'onnx'
+        ? `${loaded.runPath}: a masked language model (task: mlm) has no serving graph; export the two-tower or cross-encoder run that starts from it (model.init_from)`
+        : `${loaded.runPath}: cannot export as sentence-transformers: a masked language model (task: mlm) has no trained pooling or embedding; export the two-tower run that starts from it (model.init_from)`,
+    );
   }
   const exportable: ExportableModel = loaded.kind === 'two-tower' ? { kind: 'two-tower', model: loaded.model, maxLength: loaded.json.maxLength } : { kind: 'cross-encoder', model: loaded.model, maxLength: loaded.json.maxLength };
   return { exportable, source: { runId: loaded.runId, runPath: loaded.runPath, metrics: loaded.metrics, tokenizer: loaded.tokenizerJson, distillation: distillationOf(loaded.runPath) } };

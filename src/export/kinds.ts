@@ -63,15 +63,32 @@ function encoderCardFields(encoder: EncoderConfig): ModelCard['encoder'] {
   return { vocabSize, hiddenSize, numLayers, numHeads, intermediateSize, maxPositions, typeVocabSize, layerNormEps, padId };
 }
 
-/** One tower's graph: (input_ids, attention_mask) → embedding [batch, H]. */
-function twoTowerGraph(model: TwoTowerModel, side: 'query' | 'doc', options: { opset: number; quantize: Quantization }): OnnxGraphBuilder {
+/**
+ * What a tower's graph outputs:
+ *   embedding          (input_ids, attention_mask) → embedding [batch, H], pooled and passed
+ *                      through the head's `embed` (Kiln's own format, run by `kiln embed`/`serve`)
+ *   last_hidden_state  (input_ids, attention_mask, token_type_ids) → last_hidden_state
+ *                      [batch, sequence, H], the encoder's output before pooling: Hugging Face
+ *                      BertModel's ONNX signature, which transformers.js feature extraction runs
+ *                      and then pools itself
+ */
+export type TowerGraphOutput = 'embedding' | 'last_hidden_state';
+
+/** One tower's graph (see TowerGraphOutput). */
+export function twoTowerGraph(model: TwoTowerModel, side: 'query' | 'doc', options: { opset: number; quantize: Quantization }, output: TowerGraphOutput = 'embedding'): OnnxGraphBuilder {
   const g = new OnnxGraphBuilder(options.opset);
   const inputIds = g.input('input_ids', 'int64', ['batch', 'sequence']);
   const attentionMask = g.input('attention_mask', 'int64', ['batch', 'sequence']);
+  // Hugging Face's signature takes segment ids (all 0 for one text, as Kiln's towers assume).
+  const tokenTypeIds = output === 'last_hidden_state' ? g.input('token_type_ids', 'int64', ['batch', 'sequence']) : undefined;
   const encoder = side === 'query' ? model.queryEncoder : model.docEncoder;
   const prefix = model.config.towers === 'shared' ? 'encoder' : `${side}_encoder`;
   const maskFloat = emitMaskFloat(g, attentionMask);
-  const hidden = emitBertEncoder(g, encoder, { inputIds, attentionMask }, maskFloat, prefix, options.quantize);
+  const hidden = emitBertEncoder(g, encoder, { inputIds, attentionMask, tokenTypeIds }, maskFloat, prefix, options.quantize);
+  if (output === 'last_hidden_state') {
+    g.output(hidden, 'last_hidden_state', 'float32', ['batch', 'sequence', model.config.encoder.hiddenSize]);
+    return g;
+  }
   const pooled = emitPooling(g, model.config.pooling, hidden, maskFloat, inputIds);
   // The head's `embed`: the cosine head stores unit vectors; dot and Hadamard-MLP heads store the pooled vector.
   const embedding = model.config.head.type === 'cosine' ? emitL2Normalize(g, pooled) : pooled;

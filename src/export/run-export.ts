@@ -48,6 +48,8 @@ export const MAIN_METRIC_MAX_DROP_POINTS = 1;
 
 export interface ExportRunOptions extends ExportOptions {
   outDir?: string;
+  /** onnxruntime intra-op threads for the parity check and --eval (default: onnxruntime's, all cores). */
+  threads?: number;
   dataRoot?: string;
   /** Skip the parity check (not recommended). */
   skipParity?: boolean;
@@ -162,7 +164,7 @@ async function checkStagedExport(
   if (options.evaluate === true && splits === null) throw new ExportCheckError(`--eval needs the run's config.yaml and its data (set --data-root or KILN_DATA): ${loaded as string}`);
   let parity: ParityReport | null = null;
   let parityInputs = 'skipped';
-  const exported = await ExportedModel.load(staging);
+  const exported = await ExportedModel.load(staging, options.threads === undefined ? {} : { threads: options.threads });
   const tokenizer = WordPieceTokenizer.fromTokenizerJson(join(staging, 'tokenizer.json'));
   try {
     if (!options.skipParity) {

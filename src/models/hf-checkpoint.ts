@@ -46,6 +46,10 @@
  * Supported: BERT with absolute positions, exact (erf) GELU — `hidden_act: gelu`, which is
  * what Kiln's BertEncoder computes — and an encoder (not `is_decoder`); pooling mean, cls or
  * last token. Anything else is a HuggingFaceImportError that says so.
+ *
+ * The other direction, for `kiln export --format sentence-transformers`, is at the end:
+ * `bertConfigFor` and `bertModelStateFrom` write the config.json and the BertModel tensor names
+ * that this import reads back unchanged (one name table, HF_NAME_RULES, serves both).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -121,8 +125,8 @@ const BERT_CONFIG_DEFAULTS = {
   position_embedding_type: 'absolute',
 } as const;
 
-/** sentence-transformers Pooling flags → Kiln's pooling; the other flags are named as unsupported. */
-const ST_POOLING: Record<string, PoolingMode | null> = {
+/** sentence-transformers Pooling flags → Kiln's pooling; the other flags are named as unsupported. The export writes the same flags. */
+export const SENTENCE_TRANSFORMERS_POOLING: Record<string, PoolingMode | null> = {
   pooling_mode_mean_tokens: 'mean',
   pooling_mode_cls_token: 'cls',
   pooling_mode_lasttoken: 'last',
@@ -287,14 +291,14 @@ function readSentenceTransformersLayout(dir: string): SentenceTransformersLayout
 function readPooling(path: string): PoolingMode {
   if (!existsSync(path)) throw new HuggingFaceImportError(`${path}: missing; modules.json lists a Pooling module, whose config.json sets pooling_mode_mean_tokens, pooling_mode_cls_token or pooling_mode_lasttoken`);
   const config = readJson(path) as Record<string, unknown>;
-  const on = Object.keys(ST_POOLING).filter((k) => config[k] === true);
+  const on = Object.keys(SENTENCE_TRANSFORMERS_POOLING).filter((k) => config[k] === true);
   const supported = 'pooling_mode_mean_tokens (mean), pooling_mode_cls_token (cls) or pooling_mode_lasttoken (last)';
   if (on.length !== 1) {
     throw new HuggingFaceImportError(
       `${path}: ${on.length === 0 ? 'no pooling mode is set' : `${on.join(', ')} are all set (sentence-transformers concatenates them)`}; Kiln supports exactly one of ${supported}`,
     );
   }
-  const mode = ST_POOLING[on[0]!];
+  const mode = SENTENCE_TRANSFORMERS_POOLING[on[0]!];
   if (mode === null || mode === undefined) throw new HuggingFaceImportError(`${path}: ${on[0]} is not supported; Kiln pools with ${supported}`);
   if (config.include_prompt === false) {
     throw new HuggingFaceImportError(`${path}: include_prompt is false (prompt tokens left out of the pooling), which Kiln does not support; its pooling covers every token`);
@@ -471,10 +475,22 @@ function readWeights(dir: string, device: Device | undefined): { weights: Map<st
   return { weights, weightFiles: files, sourceNames };
 }
 
-/** Hugging Face name → Kiln name: BertModel's names without the task models' `bert.`, TF's LayerNorm gamma/beta renamed. */
+/**
+ * Hugging Face's BERT tensor names → Kiln's: the one table that import and export both read.
+ * Kiln's `BertEncoder` parameters carry `BertModel`'s own names, so a rule here rewrites only
+ * another spelling of the same tensor that checkpoints in the wild use. Import applies every
+ * rule; export writes Kiln's names as they are (BertModel's spelling), which `huggingFaceName`
+ * checks no rule would rewrite, so the two directions cannot drift apart.
+ */
+const HF_NAME_RULES: ReadonlyArray<{ huggingFace: RegExp; kiln: string; source: string }> = [
+  { huggingFace: /^bert\./, kiln: '', source: 'BertForMaskedLM, BertForPreTraining and BertForSequenceClassification nest BertModel under bert.' },
+  { huggingFace: /\.gamma$/, kiln: '.weight', source: "LayerNorm scale in checkpoints converted from Google's TF release" },
+  { huggingFace: /\.beta$/, kiln: '.bias', source: "LayerNorm shift in checkpoints converted from Google's TF release" },
+];
+
+/** Hugging Face name → Kiln name (HF_NAME_RULES applied in order). */
 function kilnName(name: string): string {
-  const bare = name.startsWith('bert.') ? name.slice('bert.'.length) : name;
-  return bare.replace(/\.gamma$/, '.weight').replace(/\.beta$/, '.bias');
+  return HF_NAME_RULES.reduce((renamed, rule) => renamed.replace(rule.huggingFace, rule.kiln), name);
 }
 
 const namesByDepth = new Map<number, string[]>();
@@ -533,6 +549,68 @@ function checkEncoderTensors(weights: Map<string, Tensor>, sourceNames: Map<stri
     else if (!isFloatingDType(t.dtype)) wrong.push(`'${source}' has dtype ${t.dtype}; expected a floating-point tensor`);
   }
   if (wrong.length > 0) throw new HuggingFaceImportError(`${where}: ${wrong.slice(0, 4).join('; ')}${wrong.length > 4 ? `; … (${wrong.length} in all)` : ''}`);
+}
+
+// ---------------------------------------------------------------------------------------
+// Export: Kiln → Hugging Face (what the import above reads back unchanged)
+// ---------------------------------------------------------------------------------------
+
+/**
+ * Kiln `BertEncoder` parameter name → the name Hugging Face's `BertModel` saves it under: the
+ * same name, since Kiln uses BertModel's. Throws if the name is one the import would rewrite
+ * (HF_NAME_RULES), which would mean BertEncoder's naming had drifted from BertModel's.
+ */
+export function huggingFaceName(kiln: string): string {
+  if (kilnName(kiln) !== kiln) throw new Error(`hf-checkpoint: Kiln parameter '${kiln}' is not a BertModel name (the import would read it as '${kilnName(kiln)}'); BertEncoder must keep BertModel's names`);
+  return kiln;
+}
+
+/**
+ * A `BertEncoder`'s weights under `BertModel`'s names, as `save_pretrained` writes them to
+ * model.safetensors: the encoder's own tensors, not copies. BertModel's pooler (a dense layer
+ * and tanh over [CLS], `pooler.dense.*`) has no counterpart in Kiln and is not included.
+ *
+ * @example
+ * saveSafetensors('out/model.safetensors', bertModelStateFrom(model.queryEncoder), { format: 'pt' });
+ */
+export function bertModelStateFrom(encoder: BertEncoder): Map<string, Tensor> {
+  const expected = encoderParameterNames(encoder.config.numLayers);
+  const state = new Map(encoder.namedParameters().map(([name, t]) => [huggingFaceName(name), t] as const));
+  const missing = expected.filter((name) => !state.has(name));
+  if (missing.length > 0 || state.size !== expected.length) {
+    throw new Error(`hf-checkpoint: BertEncoder's parameters [${[...state.keys()].join(', ')}] differ from the names the import reads [${expected.join(', ')}]`);
+  }
+  return state;
+}
+
+/**
+ * config.json (a `BertConfig`) describing a Kiln encoder, which `encoderConfigFrom` reads back
+ * as the same EncoderConfig. `hidden_act: gelu` is the exact (erf) GELU Kiln computes, and
+ * `position_embedding_type: absolute` its learned positions.
+ *
+ * @example
+ * bertConfigFor(tinyEncoder()); // { architectures: ['BertModel'], model_type: 'bert', hidden_size: 32, … }
+ */
+export function bertConfigFor(encoder: EncoderConfig): Record<string, unknown> {
+  return {
+    architectures: ['BertModel'],
+    model_type: 'bert',
+    vocab_size: encoder.vocabSize,
+    hidden_size: encoder.hiddenSize,
+    num_hidden_layers: encoder.numLayers,
+    num_attention_heads: encoder.numHeads,
+    intermediate_size: encoder.intermediateSize,
+    hidden_act: 'gelu',
+    hidden_dropout_prob: encoder.hiddenDropout,
+    attention_probs_dropout_prob: encoder.attentionDropout,
+    max_position_embeddings: encoder.maxPositions,
+    type_vocab_size: encoder.typeVocabSize,
+    initializer_range: encoder.initStd,
+    layer_norm_eps: encoder.layerNormEps,
+    pad_token_id: encoder.padId,
+    position_embedding_type: 'absolute',
+    classifier_dropout: null,
+  };
 }
 
 // ---------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import * as ort from 'onnxruntime-node';
 import { WordPieceTokenizer } from '../data/tokenizer.js';
 import { padBatch } from '../data/batch.js';
 import { applyPrompt } from '../models/config.js';
-import { parseModelCard, type ModelCard } from '../export/card.js';
+import { parseModelCard, type ModelCard, type TwoTowerCard } from '../export/card.js';
 
 export type Side = 'query' | 'doc';
 
@@ -81,11 +81,9 @@ export class ExportedModel {
 
   /** One vector per text, in input order (unit-norm when `card.normalized`). */
   async embed(texts: readonly string[], request: EmbedRequest = {}): Promise<Float32Array[]> {
-    const card = this.card;
-    if (card.kind !== 'two-tower') throw new Error(`${this.dir}: a ${card.kind} scores pairs and has no embeddings; use score()`);
+    const card = this.#twoTowerCard('embeddings', 'use score()');
     const side = request.side ?? 'doc';
-    const prompted = request.inputType === undefined ? texts : texts.map((t) => applyPrompt(card.prompts, request.inputType!, t));
-    const ids = prompted.map((t) => this.tokenizer.encode(t, card.maxLength[side]));
+    const ids = this.#encode(texts, request);
     const session = this.#sessions.get(card.graphs[side])!;
     const out: Float32Array[] = new Array<Float32Array>(texts.length);
     for (const rows of this.#lengthSortedBatches(ids)) {
@@ -102,6 +100,31 @@ export class ExportedModel {
       for (const t of Object.values(result)) t.dispose();
     }
     return out;
+  }
+
+  /**
+   * How many token ids `embed` feeds the model for each text, with the same request: the prompt
+   * template applied, [CLS] and [SEP] included, after truncation to the side's maxLength, padding
+   * excluded (what POST /v1/embeddings reports as usage).
+   */
+  tokenCounts(texts: readonly string[], request: EmbedRequest = {}): number[] {
+    this.#twoTowerCard('token counts', 'count pairs with the tokenizer');
+    return this.#encode(texts, request).map((ids) => ids.length);
+  }
+
+  /** The two-tower card, or an error saying a cross-encoder has no `what`. */
+  #twoTowerCard(what: string, instead: string): TwoTowerCard {
+    const card = this.card;
+    if (card.kind !== 'two-tower') throw new Error(`${this.dir}: a ${card.kind} scores pairs and has no ${what}; ${instead}`);
+    return card;
+  }
+
+  /** Token ids per text as the model gets them: the prompt applied, `[CLS] … [SEP]`, truncated to the side's maxLength. */
+  #encode(texts: readonly string[], request: EmbedRequest): Int32Array[] {
+    const card = this.#twoTowerCard('embeddings', 'use score()');
+    const side = request.side ?? 'doc';
+    const prompted = request.inputType === undefined ? texts : texts.map((t) => applyPrompt(card.prompts, request.inputType!, t));
+    return prompted.map((t) => this.tokenizer.encode(t, card.maxLength[side]));
   }
 
   /** A cross-encoder's score (a logit; sigmoid for a probability) per (query, doc) pair, in input order. */

@@ -1,202 +1,122 @@
 /**
- * A minimal Prometheus registry for `kiln serve`'s GET /metrics: counters, gauges (set, or read
- * from a callback at scrape time) and cumulative histograms, with labels, rendered in the text
- * exposition format 0.0.4 (https://prometheus.io/docs/instrumenting/exposition_formats/).
- * Four metric kinds and one formatter do not justify a dependency on prom-client.
+ * `kiln serve`'s metrics for GET /metrics, kept by prom-client (https://github.com/siimon/prom-client)
+ * and rendered in the Prometheus text exposition format 0.0.4
+ * (https://prometheus.io/docs/instrumenting/exposition_formats/).
+ *
+ * Every server owns a prom-client Registry of its own, never prom-client's process-wide default
+ * one: two servers in one process (tests, a benchmark beside a server) would otherwise share
+ * counts, and the second would fail to register the same metric names.
+ *
+ *   kiln_http_requests_total{route, status}             counter    HTTP requests (route: the route pattern, or "unmatched")
+ *   kiln_http_request_duration_seconds{route}            histogram  request received → response sent
+ *   kiln_batch_size{group}                               histogram  texts (or pairs) per model call
+ *   kiln_batch_requests{group}                           histogram  requests merged into one model call
+ *   kiln_model_call_duration_seconds{group}              histogram  wall time of one model call
+ *   kiln_texts_total{group}                              counter    texts (or pairs) run through the model successfully
+ *   kiln_model_call_errors_total{group}                  counter    model calls that failed
+ *   kiln_overload_rejections_total                       counter    requests refused with 503 (--max-queue)
+ *   kiln_queue_depth                                     gauge      texts (or pairs) waiting, read at each scrape
+ *   kiln_model_info{model, kind, head, dimension}        gauge      the served model (always 1)
+ *
+ * `group` is the micro-batcher's batch group (src/serve/server.ts): `embed:query`,
+ * `embed:doc:title`, `score`, `search`, `skills`… POST /embed and POST /v1/embeddings share the
+ * embed groups, and so their model calls.
  *
  * @example
- * const registry = new MetricsRegistry();
- * const requests = registry.counter('kiln_http_requests_total', 'HTTP requests.', ['route', 'status']);
- * requests.inc({ route: '/embed', status: '200' });
- * registry.render();
- * // # HELP kiln_http_requests_total HTTP requests.
- * // # TYPE kiln_http_requests_total counter
- * // kiln_http_requests_total{route="/embed",status="200"} 1
+ * const metrics = new ServerMetrics({ model: 'twotower@3f2a9c01b2d4', kind: 'two-tower', head: 'cosine', dimension: 256 }, () => 0);
+ * metrics.response('/embed', 200, 0.004);
+ * await metrics.render();
+ * // … # TYPE kiln_http_requests_total counter
+ * //   kiln_http_requests_total{route="/embed",status="200"} 1 …
  */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-/** Content-Type of the rendered text. */
-export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+// Latency buckets (seconds) around the 100 ms p95 target; batch-size buckets in powers of two.
+export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+export const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 
-type Labels<L extends string> = Readonly<Record<L, string>>;
-
-const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
-const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
-
-interface Metric {
-  readonly name: string;
-  render(): string;
+/** What kiln_model_info describes. */
+export interface ServedModelInfo {
+  model: string;
+  kind: string;
+  /** The two-tower head, or "cross-encoder". */
+  head: string;
+  dimension: number;
 }
 
-abstract class Labelled<L extends string> {
-  constructor(
-    readonly name: string,
-    readonly help: string,
-    readonly labelNames: readonly L[],
-  ) {
-    if (!NAME.test(name)) throw new Error(`metric name "${name}" must match ${NAME}`);
-    for (const label of labelNames) if (!LABEL.test(label) || label === 'le') throw new Error(`${name}: label name "${label}" must match ${LABEL} and not be "le"`);
-  }
-
-  /** A stable key for one label set, and the labels in labelNames order (extra keys dropped). */
-  protected normalize(labels: Labels<L>): { key: string; labels: Labels<L> } {
-    const ordered = {} as Record<L, string>;
-    for (const l of this.labelNames) {
-      const value = labels[l];
-      if (typeof value !== 'string') throw new Error(`${this.name}: missing label "${l}" (labels: ${this.labelNames.join(', ')})`);
-      ordered[l] = value;
-    }
-    return { key: JSON.stringify(this.labelNames.map((l) => ordered[l])), labels: ordered };
-  }
-
-  protected header(type: string): string {
-    return `# HELP ${this.name} ${escapeHelp(this.help)}\n# TYPE ${this.name} ${type}\n`;
-  }
+/** One model call, as the micro-batcher reports it (src/serve/micro-batcher.ts BatchReport, group as its key). */
+export interface ModelCallReport {
+  group: string;
+  size: number;
+  requests: number;
+  durationMs: number;
+  error?: Error;
 }
 
-/** A monotonically increasing count per label set. */
-export class Counter<L extends string = never> extends Labelled<L> implements Metric {
-  readonly #values = new Map<string, { labels: Labels<L>; value: number }>();
+export class ServerMetrics {
+  /** This server's registry; GET /metrics renders it. */
+  readonly registry = new Registry();
+  readonly #requests: Counter<'route' | 'status'>;
+  readonly #latency: Histogram<'route'>;
+  readonly #batchSizes: Histogram<'group'>;
+  readonly #batchRequests: Histogram<'group'>;
+  readonly #modelSeconds: Histogram<'group'>;
+  readonly #texts: Counter<'group'>;
+  readonly #failures: Counter<'group'>;
+  readonly #rejections: Counter;
 
-  inc(labels: Labels<L>, by = 1): void {
-    if (!(by >= 0)) throw new Error(`${this.name}: a counter only goes up (inc by ${by})`);
-    const { key, labels: ordered } = this.normalize(labels);
-    const entry = this.#values.get(key);
-    if (entry === undefined) this.#values.set(key, { labels: ordered, value: by });
-    else entry.value += by;
+  /** `queueDepth` is read at every scrape (the batcher's queued items). */
+  constructor(model: ServedModelInfo, queueDepth: () => number) {
+    const registers = [this.registry];
+    this.#requests = new Counter({ name: 'kiln_http_requests_total', help: 'HTTP requests by route and status code.', labelNames: ['route', 'status'], registers });
+    this.#latency = new Histogram({ name: 'kiln_http_request_duration_seconds', help: 'Time from request received to response sent, by route.', labelNames: ['route'], buckets: LATENCY_BUCKETS, registers });
+    this.#batchSizes = new Histogram({ name: 'kiln_batch_size', help: 'Texts (or pairs) per model call, by batch group.', labelNames: ['group'], buckets: BATCH_BUCKETS, registers });
+    this.#batchRequests = new Histogram({ name: 'kiln_batch_requests', help: 'Requests merged into one model call, by batch group.', labelNames: ['group'], buckets: BATCH_BUCKETS, registers });
+    this.#modelSeconds = new Histogram({ name: 'kiln_model_call_duration_seconds', help: 'Wall time of one model call, by batch group.', labelNames: ['group'], buckets: LATENCY_BUCKETS, registers });
+    this.#texts = new Counter({ name: 'kiln_texts_total', help: 'Texts (or pairs) run through the model successfully, by batch group.', labelNames: ['group'], registers });
+    this.#failures = new Counter({ name: 'kiln_model_call_errors_total', help: 'Model calls that failed, by batch group.', labelNames: ['group'], registers });
+    this.#rejections = new Counter({ name: 'kiln_overload_rejections_total', help: 'Requests refused with 503 because the queue was full (--max-queue).', registers });
+    new Gauge({
+      name: 'kiln_queue_depth',
+      help: 'Texts (or pairs) waiting for a model call.',
+      registers,
+      // prom-client calls collect() on every scrape, so the value is never stale.
+      collect() {
+        this.set(queueDepth());
+      },
+    });
+    const info = new Gauge({ name: 'kiln_model_info', help: 'The served model (always 1).', labelNames: ['model', 'kind', 'head', 'dimension'], registers });
+    info.set({ model: model.model, kind: model.kind, head: model.head, dimension: String(model.dimension) }, 1);
   }
 
-  /** The current count for a label set (0 if never incremented). */
-  get(labels: Labels<L>): number {
-    return this.#values.get(this.normalize(labels).key)?.value ?? 0;
+  /** Content-Type of render()'s text (the exposition format's version). */
+  get contentType(): string {
+    return this.registry.contentType;
   }
 
-  render(): string {
-    let out = this.header('counter');
-    for (const { labels, value } of this.#values.values()) out += `${this.name}${formatLabels(labels)} ${formatValue(value)}\n`;
-    return out;
-  }
-}
-
-/** A value that goes up and down: set explicitly, or read from `collect` at every scrape. */
-export class Gauge<L extends string = never> extends Labelled<L> implements Metric {
-  readonly #values = new Map<string, { labels: Labels<L>; value: number }>();
-
-  constructor(name: string, help: string, labelNames: readonly L[], readonly collect?: () => number) {
-    super(name, help, labelNames);
-    if (collect !== undefined && labelNames.length > 0) throw new Error(`${name}: a collected gauge has no labels`);
+  /** One answered request; `route` is the route pattern (never the raw URL, so the label set stays bounded). */
+  response(route: string, status: number, seconds: number): void {
+    this.#requests.inc({ route, status: String(status) });
+    this.#latency.observe({ route }, seconds);
   }
 
-  set(labels: Labels<L>, value: number): void {
-    const { key, labels: ordered } = this.normalize(labels);
-    this.#values.set(key, { labels: ordered, value });
+  /** One model call, successful or failed. */
+  modelCall(report: ModelCallReport): void {
+    const labels = { group: report.group };
+    this.#batchSizes.observe(labels, report.size);
+    this.#batchRequests.observe(labels, report.requests);
+    this.#modelSeconds.observe(labels, report.durationMs / 1000);
+    if (report.error === undefined) this.#texts.inc(labels, report.size);
+    else this.#failures.inc(labels);
   }
 
-  render(): string {
-    let out = this.header('gauge');
-    if (this.collect !== undefined) return `${out}${this.name} ${formatValue(this.collect())}\n`;
-    for (const { labels, value } of this.#values.values()) out += `${this.name}${formatLabels(labels)} ${formatValue(value)}\n`;
-    return out;
-  }
-}
-
-/** Observations counted into cumulative `le` buckets, with their sum and count, per label set. */
-export class Histogram<L extends string = never> extends Labelled<L> implements Metric {
-  readonly buckets: readonly number[];
-  readonly #values = new Map<string, { labels: Labels<L>; counts: number[]; sum: number; count: number }>();
-
-  constructor(name: string, help: string, labelNames: readonly L[], buckets: readonly number[]) {
-    super(name, help, labelNames);
-    if (buckets.length === 0 || buckets.some((b, i) => !Number.isFinite(b) || (i > 0 && b <= buckets[i - 1]!))) {
-      throw new Error(`${name}: buckets must be finite and strictly increasing, got [${buckets.join(', ')}]`);
-    }
-    this.buckets = [...buckets];
+  /** One request refused with 503 because the queue was full. */
+  overloadRejected(): void {
+    this.#rejections.inc();
   }
 
-  observe(labels: Labels<L>, value: number): void {
-    const { key, labels: ordered } = this.normalize(labels);
-    let entry = this.#values.get(key);
-    if (entry === undefined) {
-      entry = { labels: ordered, counts: new Array<number>(this.buckets.length).fill(0), sum: 0, count: 0 };
-      this.#values.set(key, entry);
-    }
-    // Buckets are cumulative in the output; store per-bucket counts and add up when rendering.
-    const index = this.buckets.findIndex((b) => value <= b);
-    if (index >= 0) entry.counts[index]! += 1;
-    entry.sum += value;
-    entry.count += 1;
+  /** The exposition text of every metric. */
+  render(): Promise<string> {
+    return this.registry.metrics();
   }
-
-  /** Observation count and sum for a label set. */
-  get(labels: Labels<L>): { count: number; sum: number } {
-    const entry = this.#values.get(this.normalize(labels).key);
-    return { count: entry?.count ?? 0, sum: entry?.sum ?? 0 };
-  }
-
-  render(): string {
-    let out = this.header('histogram');
-    for (const { labels, counts, sum, count } of this.#values.values()) {
-      let cumulative = 0;
-      this.buckets.forEach((bound, i) => {
-        cumulative += counts[i]!;
-        out += `${this.name}_bucket${formatLabels(labels, formatValue(bound))} ${cumulative}\n`;
-      });
-      out += `${this.name}_bucket${formatLabels(labels, '+Inf')} ${count}\n`;
-      out += `${this.name}_sum${formatLabels(labels)} ${formatValue(sum)}\n`;
-      out += `${this.name}_count${formatLabels(labels)} ${count}\n`;
-    }
-    return out;
-  }
-}
-
-/** Holds metrics in registration order and renders them all. */
-export class MetricsRegistry {
-  readonly #metrics: Metric[] = [];
-
-  counter<L extends string = never>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
-    return this.#add(new Counter<L>(name, help, labelNames));
-  }
-
-  gauge<L extends string = never>(name: string, help: string, labelNames: readonly L[] = []): Gauge<L> {
-    return this.#add(new Gauge<L>(name, help, labelNames));
-  }
-
-  /** A label-less gauge whose value `collect` reads at each scrape (e.g. a queue length). */
-  collectedGauge(name: string, help: string, collect: () => number): Gauge {
-    return this.#add(new Gauge(name, help, [], collect));
-  }
-
-  histogram<L extends string = never>(name: string, help: string, labelNames: readonly L[], buckets: readonly number[]): Histogram<L> {
-    return this.#add(new Histogram<L>(name, help, labelNames, buckets));
-  }
-
-  render(): string {
-    return this.#metrics.map((m) => m.render()).join('');
-  }
-
-  #add<M extends Metric>(metric: M): M {
-    if (this.#metrics.some((m) => m.name === metric.name)) throw new Error(`metric "${metric.name}" is registered twice`);
-    this.#metrics.push(metric);
-    return metric;
-  }
-}
-
-function formatLabels(labels: Readonly<Record<string, string>>, le?: string): string {
-  const parts = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`);
-  if (le !== undefined) parts.push(`le="${le}"`);
-  return parts.length === 0 ? '' : `{${parts.join(',')}}`;
-}
-
-function formatValue(value: number): string {
-  if (Number.isNaN(value)) return 'NaN';
-  if (value === Infinity) return '+Inf';
-  if (value === -Infinity) return '-Inf';
-  return String(value);
-}
-
-function escapeLabel(value: string): string {
-  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
-}
-
-function escapeHelp(value: string): string {
-  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
 }

@@ -21,16 +21,24 @@
  *                 document in order (one for "text"); an id left out is the document's 1-based
  *                 position. The sentences' embeddings share the micro-batcher (batch group
  *                 "skills", the query tower with the skills model's sentence prompt)
+ *   POST /v1/embeddings  OpenAI-compatible: {"input": "..." | [...], "model": name, "encoding_format"?,
+ *                 "dimensions"?, "user"?} → {"object": "list", "data": [{"object": "embedding", "index",
+ *                 "embedding"}], "model", "usage"} (two-tower; the query side unless the model name
+ *                 ends in ":doc" or the body has "side": "doc"; ./openai-compat.ts has the decisions)
+ *   GET /v1/models  the names the model is served under, for OpenAI clients to discover
  *   GET /healthz  200 {"status": "ok", "model": id}; 503 once shutdown has begun
- *   GET /metrics  Prometheus text: requests by route and status, latency, batch sizes, texts
- *                 processed, model-call time and failures, queue depth, model info
+ *   GET /metrics  Prometheus text (prom-client, ./metrics.ts): requests by route and status,
+ *                 latency, batch sizes, texts processed, model-call time and failures, queue
+ *                 depth, model info
  *
  * Concurrent requests go through one MicroBatcher (src/serve/micro-batcher.ts): texts arriving
  * within maxWaitMs share one onnxruntime call of at most maxBatch rows, grouped by side and
  * input type, and only one model call runs at a time (onnxruntime already uses every core).
  *
  * Errors follow fastify's shape {"statusCode", "error", "message"}; a 400's message names the
- * field (`texts[3]: expected a non-empty string, got number`), a 413 the byte limit.
+ * field (`texts[3]: expected a non-empty string, got number`), a 413 the byte limit. Under /v1/
+ * they take OpenAI's shape {"error": {"message", "type", "param", "code"}} with the same
+ * statuses, so that OpenAI clients raise their usual error classes.
  *
  * @example
  * const model = await ExportedModel.load('exports/twotower');
@@ -50,7 +58,8 @@ import { z } from 'zod';
 import type { ModelCard } from '../export/card.js';
 import { ExportedModel, type Side } from './exported-model.js';
 import { BatcherClosedError, MicroBatcher, type BatchReport } from './micro-batcher.js';
-import { MetricsRegistry, PROMETHEUS_CONTENT_TYPE } from './metrics.js';
+import { ServerMetrics } from './metrics.js';
+import { OPENAI_PATH_PREFIX, OpenAiRequestError, base64Embedding, modelObject, openAiErrorBody, planEmbeddings, retrieveModel, servedModelNames } from './openai-compat.js';
 import { SEARCH_MODES, SearchIndex, type SearchMode } from './search-index.js';
 import type { Candidates } from '../eval/lexical.js';
 import type { FusedHit } from '../eval/fusion.js';
@@ -58,7 +67,7 @@ import { segmentPosting } from '../skills/sections.js';
 import { SkillTagger } from '../skills/tagger.js';
 
 /** What the server needs of a model: ExportedModel, or a stand-in with the same surface. */
-export type ServableModel = Pick<ExportedModel, 'modelId' | 'dimension' | 'card' | 'embed' | 'score'>;
+export type ServableModel = Pick<ExportedModel, 'modelId' | 'dimension' | 'card' | 'embed' | 'score' | 'tokenCounts'>;
 
 export interface ServerOptions {
   /** Most texts (or pairs) per model call (default 64). */
@@ -81,19 +90,20 @@ export interface ServerOptions {
   index?: SearchIndex;
   /** A skills model built with this model (`kiln skills build`): adds POST /skills. */
   skills?: SkillTagger;
+  /**
+   * More names the OpenAI-compatible routes accept for the model, beside its id and run name
+   * (`--served-model-name`), e.g. the name a client has hard-coded.
+   */
+  modelNames?: readonly string[];
 }
 
-export const SERVER_DEFAULTS: Required<Omit<ServerOptions, 'log' | 'index' | 'skills'>> = {
+export const SERVER_DEFAULTS: Required<Omit<ServerOptions, 'log' | 'index' | 'skills' | 'modelNames'>> = {
   maxBatch: 64,
   maxWaitMs: 5,
   maxBodyBytes: 1 << 20,
   maxTexts: 256,
   maxQueue: 4096,
 };
-
-// Latency buckets (seconds) around the 100 ms p95 target; batch-size buckets in powers of two.
-const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 
 /** A batch group: which graph and prompt a text goes through. */
 type EmbedGroup = { side: Side; inputType: string | undefined };
@@ -136,29 +146,18 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
     throw new Error(skillsModelMismatch(options.skills.files.dir, options.skills.files.manifest.modelId, model.modelId));
   }
 
-  // --- metrics -------------------------------------------------------------------------------
-  const registry = new MetricsRegistry();
-  const requests = registry.counter('kiln_http_requests_total', 'HTTP requests by route and status code.', ['route', 'status']);
-  const latency = registry.histogram('kiln_http_request_duration_seconds', 'Time from request received to response sent, by route.', ['route'], LATENCY_BUCKETS);
-  const batchSizes = registry.histogram('kiln_batch_size', 'Texts (or pairs) per model call, by batch group.', ['group'], BATCH_BUCKETS);
-  const batchRequests = registry.histogram('kiln_batch_requests', 'Requests merged into one model call, by batch group.', ['group'], BATCH_BUCKETS);
-  const modelSeconds = registry.histogram('kiln_model_call_duration_seconds', 'Wall time of one model call, by batch group.', ['group'], LATENCY_BUCKETS);
-  const texts = registry.counter('kiln_texts_total', 'Texts (or pairs) run through the model successfully, by batch group.', ['group']);
-  const failures = registry.counter('kiln_model_call_errors_total', 'Model calls that failed, by batch group.', ['group']);
-  const info = registry.gauge('kiln_model_info', 'The served model (always 1).', ['model', 'kind', 'head', 'dimension']);
-  info.set({ model: model.modelId, kind: card.kind, head: card.kind === 'two-tower' ? card.head : 'cross-encoder', dimension: String(model.dimension) }, 1);
+  const modelNames = servedModelNames(model.modelId, (options.modelNames ?? []).map((name) => name.trim()));
+  if (modelNames.includes('')) throw new Error('modelNames: a served model name must not be empty');
 
+  // --- metrics (./metrics.ts: this server's own prom-client registry) -------------------------
+  // The queue depth is read from the batcher at scrape time; it is created below.
+  const metrics = new ServerMetrics(
+    { model: model.modelId, kind: card.kind, head: card.kind === 'two-tower' ? card.head : 'cross-encoder', dimension: model.dimension },
+    () => batcher.queuedItems,
+  );
   const onBatch = (report: BatchReport<string>): void => {
-    const labels = { group: report.group };
-    batchSizes.observe(labels, report.size);
-    batchRequests.observe(labels, report.requests);
-    modelSeconds.observe(labels, report.durationMs / 1000);
-    if (report.error === undefined) {
-      texts.inc(labels, report.size);
-    } else {
-      failures.inc(labels);
-      log(`model call failed (${report.group}, ${report.size} items from ${report.requests} requests): ${report.error.message}`);
-    }
+    metrics.modelCall(report);
+    if (report.error !== undefined) log(`model call failed (${report.group}, ${report.size} items from ${report.requests} requests): ${report.error.message}`);
   };
 
   // --- the batcher: ONE per server, so one model call at a time -------------------------------
@@ -184,16 +183,14 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
       onBatch: (r) => onBatch({ ...r, group: groupKey(r.group) }),
     },
   );
-  registry.collectedGauge('kiln_queue_depth', 'Texts (or pairs) waiting for a model call.', () => batcher.queuedItems);
   const embedTexts = async (list: readonly string[], group: EmbedGroup): Promise<Float32Array[]> => (await batcher.submit(list, group)) as Float32Array[];
   const scorePairs = async (pairs: readonly Pair[]): Promise<number[]> => (await batcher.submit(pairs, 'score')) as number[];
-  const rejected = registry.counter('kiln_overload_rejections_total', 'Requests refused with 503 because the queue was full (--max-queue).', []);
   /** A 503 when `count` more items would overflow the queue; undefined when there is room. */
   const shed = (reply: FastifyReply, count: number): FastifyReply | undefined => {
     if (batcher.queuedItems + count <= settings.maxQueue) return undefined;
-    rejected.inc({});
+    metrics.overloadRejected();
     reply.header('retry-after', '1');
-    return sendError(reply, 503, `overloaded: ${batcher.queuedItems} texts are queued (limit ${settings.maxQueue}, --max-queue); retry shortly`);
+    return sendError(reply, 503, `overloaded: ${batcher.queuedItems} texts are queued (limit ${settings.maxQueue}, --max-queue); retry shortly`, { code: 'overloaded' });
   };
 
   // --- the app -------------------------------------------------------------------------------
@@ -206,9 +203,7 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
 
   app.addHook('onResponse', async (request, reply) => {
     // Unmatched URLs share one label so scanners cannot blow up the label set.
-    const route = request.routeOptions.url ?? 'unmatched';
-    requests.inc({ route, status: String(reply.statusCode) });
-    latency.observe({ route }, reply.elapsedTime / 1000);
+    metrics.response(request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
   });
   // The HTTP server's close waits for every connection to end, and reaps idle keep-alive ones only
   // once, when it starts. Two kinds would hold it open (for the 72 s keep-alive timeout, or until
@@ -253,6 +248,12 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
     if (status >= 500) log(`${request.method} ${request.url}: ${error.stack ?? error.message}`);
     return sendError(reply, status, status >= 500 ? `internal error: ${error.message}` : error.message);
   });
+  // fastify's own 404 text, but in OpenAI's shape under /v1/ (where a client may try a route
+  // Kiln does not offer, such as /v1/chat/completions).
+  app.setNotFoundHandler((request, reply) => {
+    const offered = request.url.startsWith(OPENAI_PATH_PREFIX) ? '; the OpenAI-compatible routes here are POST /v1/embeddings and GET /v1/models' : '';
+    return sendError(reply, 404, `Route ${request.method}:${request.url} not found${offered}`, { code: 'unknown_url' });
+  });
 
   app.get('/healthz', async (_request, reply) => {
     if (closing) return sendError(reply, 503, 'shutting down');
@@ -260,8 +261,8 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
   });
 
   app.get('/metrics', async (_request, reply) => {
-    reply.type(PROMETHEUS_CONTENT_TYPE);
-    return registry.render();
+    reply.type(metrics.contentType);
+    return metrics.render();
   });
 
   const embedSchema = z.strictObject({
@@ -282,6 +283,33 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
     if (overloaded !== undefined) return overloaded;
     const vectors = await embedTexts(body.texts, { side: body.side ?? 'doc', inputType: body.type });
     return { model: model.modelId, dimension: model.dimension, vectors: vectors.map((v) => Array.from(v)) };
+  });
+
+  // --- OpenAI-compatible routes (./openai-compat.ts) ------------------------------------------
+  const served = { modelId: model.modelId, dimension: model.dimension, card, names: modelNames };
+  app.get('/v1/models', async () => ({ object: 'list', data: modelNames.map((name) => modelObject(name, card)) }));
+
+  app.get<{ Params: { model: string } }>('/v1/models/:model', async (request, reply) => {
+    const found = retrieveModel(request.params.model, served);
+    return found instanceof OpenAiRequestError ? sendError(reply, found.status, found.message, found) : found;
+  });
+
+  app.post('/v1/embeddings', async (request, reply) => {
+    const plan = planEmbeddings(request.body, served, settings.maxTexts);
+    if (plan instanceof OpenAiRequestError) return sendError(reply, plan.status, plan.message, plan);
+    const overloaded = shed(reply, plan.texts.length);
+    if (overloaded !== undefined) return overloaded;
+    const group: EmbedGroup = { side: plan.side, inputType: plan.type };
+    // Counted here, outside the batcher: tokenizing a text again costs microseconds, next to
+    // the milliseconds of its share of the model call.
+    const tokens = model.tokenCounts(plan.texts, group).reduce((sum, n) => sum + n, 0);
+    const vectors = await embedTexts(plan.texts, group);
+    return {
+      object: 'list',
+      data: vectors.map((vector, index) => ({ object: 'embedding', index, embedding: plan.encodingFormat === 'base64' ? base64Embedding(vector) : Array.from(vector) })),
+      model: model.modelId,
+      usage: { prompt_tokens: tokens, total_tokens: tokens },
+    };
   });
 
   const nonEmpty = z
@@ -377,7 +405,7 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
       }
       // The lexical workers' queue has the same bound as the model's.
       if (mode !== 'dense' && index.lexical.pending >= settings.maxQueue) {
-        rejected.inc({});
+        metrics.overloadRejected();
         reply.header('retry-after', '1');
         return sendError(reply, 503, `overloaded: ${index.lexical.pending} lexical queries are queued (limit ${settings.maxQueue}, --max-queue); retry shortly`);
       }
@@ -452,7 +480,7 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
     };
     const refuse = (reply: FastifyReply, error: QueueFullError): FastifyReply => {
       if (error.status === 400) return sendError(reply, 400, error.message);
-      rejected.inc({});
+      metrics.overloadRejected();
       reply.header('retry-after', '1');
       return sendError(reply, 503, error.message);
     };
@@ -478,7 +506,7 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
       // The lexical rankers' workers have the same bound as the model's queue.
       const lexicalPending = skills.index.lexical.pending;
       if (lexicalPending >= settings.maxQueue) {
-        rejected.inc({});
+        metrics.overloadRejected();
         reply.header('retry-after', '1');
         return sendError(reply, 503, `overloaded: ${lexicalPending} lexical queries are queued (limit ${settings.maxQueue}, --max-queue); retry shortly`);
       }
@@ -606,7 +634,14 @@ function readSkillsModelId(dir: string): string {
 
 // --- helpers -----------------------------------------------------------------------------------
 
-function sendError(reply: FastifyReply, statusCode: number, message: string): FastifyReply {
+/**
+ * An error reply: fastify's shape, or under /v1/ OpenAI's, where `details` fills its `param`
+ * (the field at fault) and `code` (e.g. model_not_found).
+ */
+function sendError(reply: FastifyReply, statusCode: number, message: string, details: { param?: string | null; code?: string | null } = {}): FastifyReply {
+  if (reply.request.url.startsWith(OPENAI_PATH_PREFIX)) {
+    return reply.code(statusCode).send(openAiErrorBody(statusCode, message, details.param ?? null, details.code ?? null));
+  }
   const error = { 400: 'Bad Request', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 404: 'Not Found', 500: 'Internal Server Error', 503: 'Service Unavailable' }[statusCode] ?? 'Error';
   return reply.code(statusCode).send({ statusCode, error, message });
 }

@@ -224,7 +224,7 @@ export async function loadSkillGraph(
   ctx: RecipeContext,
   skills: readonly EscoConcept[],
 ): Promise<{ graph: SkillGraph; skipped: { groupRows: number; unknownUris: number; selfLoops: number } }> {
-  requireFiles(ctx.dataRoot, 'esco', [SKILL_GRAPH_FILES.broader, SKILL_GRAPH_FILES.related]);
+  requireFiles(ctx, 'esco', [SKILL_GRAPH_FILES.broader, SKILL_GRAPH_FILES.related]);
   const index = new Map<string, number>();
   skills.forEach((s, i) => index.set(s.uri, i));
   const skipped = { groupRows: 0, unknownUris: 0, selfLoops: 0 };

@@ -20,7 +20,7 @@ export interface Posting {
 
 export async function readSkillspanPostings(ctx: RecipeContext, split: 'train' | 'dev'): Promise<Posting[]> {
   const rel = `skillspan/json/${split}.json`;
-  requireFiles(ctx.dataRoot, 'skillspan', [rel]);
+  requireFiles(ctx, 'skillspan', [rel]);
   const postings: Posting[] = [];
   let current: { key: string; source: 'tech' | 'house'; idx: number; origin: string; lines: string[] } | null = null;
   const flush = (): void => {

@@ -26,6 +26,21 @@ export interface MetricRecord {
   value: number;
 }
 
+/**
+ * The fix to print when `dir`, given where an exported model is expected (`--model DIR` of
+ * `kiln embed`, `serve`, `index build` and `skills build`), is a training run; null when it is
+ * not one. A run has a model.json too (its model config, not an export's card), so without
+ * this check loading it fails on the card's schema, which does not say what to do.
+ */
+export function trainingRunGivenAsModel(flag: string, dir: string): string | null {
+  const path = resolve(dir);
+  if (!existsSync(join(path, 'config.yaml'))) return null;
+  // An export keeps its ONNX graphs beside its card; a run directory never holds one itself
+  // (`kiln export` writes into <run>/onnx/, a directory of its own).
+  if (readdirSync(path).some((file) => file.endsWith('.onnx'))) return null;
+  return `${flag} ${dir} is a training run; run \`kiln export --run ${dir} --out DIR\` first, then pass ${flag} DIR`;
+}
+
 export class RunDirectory {
   readonly path: string;
 

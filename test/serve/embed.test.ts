@@ -178,7 +178,7 @@ describe('embedFile with a stand-in model', () => {
       `${input}:6: the text ("text") is empty after normalisation; expected some text`,
       `${input}:7: no "id" key (keys: "text"); expected an id`,
       `${input}:8: id "a" repeated (first at line 1); ids must be unique`,
-      `${input}:9: a JSON array; expected an object with "text" and "id"`,
+      `${input}:9: a JSON array; expected an object`,
     ]);
     expect(summary).toMatchObject({ read: 10, skipped: 7, written: 3, reused: 0, deduplicated: 1, computed: 2, idsFromRowNumbers: false });
     expect(summary.badRows).toEqual(bad);

@@ -16,7 +16,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import type { TwoTowerCard, CrossEncoderCard } from '../../src/export/card.js';
 import { ExportedModel, type EmbedRequest } from '../../src/serve/exported-model.js';
-import { MetricsRegistry } from '../../src/serve/metrics.js';
+import { register as promClientDefaultRegistry } from 'prom-client';
+
+import { ServerMetrics } from '../../src/serve/metrics.js';
 import { buildServer, type ServableModel, type ServerOptions } from '../../src/serve/server.js';
 import { REPO_ROOT } from '../helpers/python.js';
 
@@ -72,6 +74,9 @@ interface FakeModel extends ServableModel {
   failNext: boolean;
 }
 
+/** The stand-in's token count: [CLS] + one per space-separated word + [SEP] (the prompt ignored). */
+const fakeTokenCount = (text: string): number => 2 + text.split(' ').length;
+
 function fakeModel(card: TwoTowerCard | CrossEncoderCard): FakeModel {
   const model: FakeModel = {
     card,
@@ -89,6 +94,9 @@ function fakeModel(card: TwoTowerCard | CrossEncoderCard): FakeModel {
         throw new Error('onnxruntime: simulated failure');
       }
       return texts.map((t) => fakeVector(t, request.side ?? 'doc', request.inputType));
+    },
+    tokenCounts(texts) {
+      return texts.map(fakeTokenCount);
     },
     async score(pairs) {
       model.scoreCalls.push(pairs.map(([a, b]) => [a, b]));
@@ -113,10 +121,25 @@ function expectVectors(actual: number[][], expected: Float32Array[], tolerance =
   });
 }
 
-/** The value of one sample line of a Prometheus text dump, e.g. metric('kiln_batch_size_count{group="embed:doc"}'). */
+/**
+ * The value of one sample of a Prometheus text dump, e.g. metric(text, 'kiln_batch_size_bucket{group="embed:doc",le="4"}').
+ * Labels match in any order: the format leaves their order to the writer (prom-client puts `le` first).
+ */
 function metric(text: string, sample: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
-  return line === undefined ? undefined : Number(line.slice(sample.length + 1));
+  const wanted = canonicalSample(sample);
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || line.trim() === '') continue;
+    const space = line.lastIndexOf(' ');
+    if (canonicalSample(line.slice(0, space)) === wanted) return Number(line.slice(space + 1));
+  }
+  return undefined;
+}
+
+/** `name{b="2",a="1"}` → `name{a="1",b="2"}` (label values here hold no commas). */
+function canonicalSample(sample: string): string {
+  const brace = sample.indexOf('{');
+  if (brace < 0) return sample;
+  return `${sample.slice(0, brace)}{${sample.slice(brace + 1, -1).split(',').sort().join(',')}}`;
 }
 
 describe('kiln serve with a stand-in two-tower model', () => {
@@ -347,6 +370,165 @@ describe('kiln serve with a stand-in two-tower model', () => {
   });
 });
 
+describe('the OpenAI-compatible routes with a stand-in model', () => {
+  // The stand-in's id is fake-cosine@000000000000, so its run name is fake-cosine.
+  const v1 = (app: FastifyInstance, payload: unknown) => post(app, '/v1/embeddings', payload);
+
+  it('POST /v1/embeddings embeds on the query side by default, sharing model calls with POST /embed', async () => {
+    const model = fakeModel(twoTowerCard());
+    const app = build(model, { maxWaitMs: 5 });
+    const [openai, embed] = await Promise.all([v1(app, { model: 'fake-cosine', input: ['data engineer', 'nurse'] }), post(app, '/embed', { texts: ['cook'], side: 'query' })]);
+    expect(openai.statusCode, openai.body).toBe(200);
+    expect(embed.statusCode, embed.body).toBe(200);
+    const body = openai.json();
+    expect(body).toEqual({
+      object: 'list',
+      data: [
+        { object: 'embedding', index: 0, embedding: Array.from(fakeVector('data engineer', 'query')) },
+        { object: 'embedding', index: 1, embedding: Array.from(fakeVector('nurse', 'query')) },
+      ],
+      model: 'fake-cosine@000000000000',
+      usage: { prompt_tokens: 4 + 3, total_tokens: 4 + 3 }, // the stand-in counts [CLS] + words + [SEP]
+    });
+    expect(model.embedCalls).toEqual([{ texts: ['data engineer', 'nurse', 'cook'], request: { side: 'query', inputType: undefined } }]);
+
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metric(metrics, 'kiln_http_requests_total{route="/v1/embeddings",status="200"}')).toBe(1);
+    expect(metric(metrics, 'kiln_http_request_duration_seconds_count{route="/v1/embeddings"}')).toBe(1);
+    expect(metric(metrics, 'kiln_texts_total{group="embed:query"}')).toBe(3);
+    await app.close();
+  });
+
+  it('selects the side and prompt type by model-name suffix or by the body fields side and type', async () => {
+    const model = fakeModel(twoTowerCard());
+    const app = build(model);
+    const embedding = async (payload: object) => {
+      const reply = await v1(app, { input: 'nurse', ...payload });
+      expect(reply.statusCode, reply.body).toBe(200);
+      return reply.json().data[0].embedding as number[];
+    };
+    expect(await embedding({ model: 'fake-cosine:doc' })).toEqual(Array.from(fakeVector('nurse', 'doc')));
+    expect(await embedding({ model: 'fake-cosine@000000000000:query:title' })).toEqual(Array.from(fakeVector('nurse', 'query', 'title')));
+    expect(await embedding({ model: 'fake-cosine', side: 'doc', type: 'title' })).toEqual(Array.from(fakeVector('nurse', 'doc', 'title')));
+    expect(await embedding({ model: 'fake-cosine:doc', side: 'doc' })).toEqual(Array.from(fakeVector('nurse', 'doc')));
+    await app.close();
+  });
+
+  it('accepts --served-model-name aliases and lists every name on GET /v1/models', async () => {
+    const app = build(fakeModel(twoTowerCard()), { modelNames: ['text-embedding-3-small'] });
+    const models = await app.inject({ method: 'GET', url: '/v1/models' });
+    expect(models.json()).toEqual({
+      object: 'list',
+      data: ['fake-cosine@000000000000', 'fake-cosine', 'text-embedding-3-small'].map((id) => ({ id, object: 'model', created: Date.parse('2026-01-01T00:00:00.000Z') / 1000, owned_by: 'kiln' })),
+    });
+    expect((await v1(app, { model: 'text-embedding-3-small:doc', input: 'a' })).statusCode).toBe(200);
+    const one = await app.inject({ method: 'GET', url: `/v1/models/${encodeURIComponent('fake-cosine:doc')}` });
+    expect(one.json()).toEqual({ id: 'fake-cosine:doc', object: 'model', created: Date.parse('2026-01-01T00:00:00.000Z') / 1000, owned_by: 'kiln' });
+    const missing = await app.inject({ method: 'GET', url: '/v1/models/gpt-4' });
+    expect(missing.statusCode).toBe(404);
+    expect(missing.json().error.code).toBe('model_not_found');
+    await app.close();
+  });
+
+  it('returns base64 as the little-endian float32 bytes of the vector', async () => {
+    const app = build(fakeModel(twoTowerCard()));
+    const reply = await v1(app, { model: 'fake-cosine', input: ['nurse'], encoding_format: 'base64' });
+    const bytes = Buffer.from(reply.json().data[0].embedding as string, 'base64');
+    expect(bytes.length).toBe(4 * 4);
+    expect(Array.from({ length: 4 }, (_, i) => bytes.readFloatLE(4 * i))).toEqual(Array.from(fakeVector('nurse', 'query')));
+    await app.close();
+  });
+
+  const MODEL_LIST = '`fake-cosine@000000000000`, `fake-cosine`';
+  it.each([
+    ['no input', { model: 'fake-cosine' }, 400, 'input: expected a string or an array of strings, got nothing', 'input', null],
+    ['an empty string', { model: 'fake-cosine', input: '' }, 400, 'input: expected a non-empty string, got an empty string', 'input', null],
+    ['an empty array', { model: 'fake-cosine', input: [] }, 400, 'input: expected at least one text, got an empty array', 'input', null],
+    ['an empty string in the list', { model: 'fake-cosine', input: ['a', ''] }, 400, 'input[1]: expected a non-empty string, got an empty string', 'input', null],
+    ['a number in the list', { model: 'fake-cosine', input: ['a', 7] }, 400, 'input[1]: expected a non-empty string, got number 7', 'input', null],
+    ['token ids', { model: 'fake-cosine', input: [101, 2023, 102] }, 400, "input: token-id arrays are not supported: kiln serve tokenizes text with the model's own tokenizer; send the text as a string or an array of strings", 'input', null],
+    ['lists of token ids', { model: 'fake-cosine', input: [[101, 102]] }, 400, 'input: token-id arrays are not supported', 'input', null],
+    ['too many inputs', { model: 'fake-cosine', input: Array.from({ length: 9 }, (_, i) => `t${i}`) }, 400, 'input: 9 inputs exceed the limit of 8 per request (--max-texts); split the request', 'input', null],
+    ['no model', { input: 'a' }, 400, "model: expected the served model's name (GET /v1/models lists it), got nothing", 'model', null],
+    ['another model', { model: 'text-embedding-3-small', input: 'a' }, 404, `The model \`text-embedding-3-small\` does not exist: this server serves ${MODEL_LIST} (GET /v1/models); add :doc for the document side, e.g. \`fake-cosine@000000000000:doc\``, 'model', 'model_not_found'],
+    ['an unknown side suffix', { model: 'fake-cosine:passage', input: 'a' }, 404, 'The model `fake-cosine:passage` does not exist: after `fake-cosine:` expected the side, query or doc (e.g. `fake-cosine:doc`), got `passage`', 'model', 'model_not_found'],
+    ['an unknown prompt-type suffix', { model: 'fake-cosine:query:skill', input: 'a' }, 404, 'The model `fake-cosine:query:skill` does not exist: `skill` is not a prompt type of `fake-cosine`; its prompt types are `title`', 'model', 'model_not_found'],
+    ['a suffix and side that disagree', { model: 'fake-cosine:doc', input: 'a', side: 'query' }, 400, 'side: the model name selects the doc side but side is "query"; give one of them', 'side', null],
+    ['an unknown type', { model: 'fake-cosine', input: 'a', type: 'skill' }, 400, 'type: "skill" is not a prompt type of this model; expected one of "title" (or omit type)', 'type', null],
+    ['a bad encoding_format', { model: 'fake-cosine', input: 'a', encoding_format: 'int8' }, 400, 'encoding_format: expected "float" or "base64", got the string "int8"', 'encoding_format', null],
+    ['other dimensions', { model: 'fake-cosine', input: 'a', dimensions: 2 }, 400, "dimensions: this model's embeddings have 4 dimensions and cannot be shortened (Kiln models are not trained for truncated, Matryoshka-style vectors); omit dimensions or send 4", 'dimensions', null],
+    ['an unknown field', { model: 'fake-cosine', input: 'a', input_type: 'query' }, 400, 'body: unknown field "input_type"; expected input, model, encoding_format, dimensions, user (OpenAI) or side, type (Kiln)', 'input_type', null],
+  ])('POST /v1/embeddings with %s is an OpenAI error naming the field', async (_name, payload, status, message, param, code) => {
+    const model = fakeModel(twoTowerCard());
+    const app = build(model, { maxTexts: 8 });
+    const reply = await v1(app, payload);
+    expect(reply.statusCode).toBe(status);
+    const { error } = reply.json() as { error: { message: string; type: string; param: string | null; code: string | null } };
+    expect(error.message).toContain(message);
+    expect(error).toEqual({ message: error.message, type: 'invalid_request_error', param, code });
+    expect(model.embedCalls).toHaveLength(0);
+    await app.close();
+  });
+
+  it('answers the limits, failures and unknown routes under /v1/ in OpenAI\'s shape, with /embed\'s statuses', async () => {
+    const model = fakeModel(twoTowerCard());
+    const app = build(model, { maxBodyBytes: 1000, maxQueue: 2, maxBatch: 1, maxWaitMs: 0 });
+    const error = (reply: { json(): unknown }) => (reply.json() as { error: Record<string, unknown> }).error;
+
+    const tooBig = await v1(app, { model: 'fake-cosine', input: 'x'.repeat(2000) });
+    expect(tooBig.statusCode).toBe(413);
+    expect(error(tooBig)).toEqual({ message: 'body: larger than the limit of 1000 bytes (--max-body-bytes); send fewer or shorter texts per request', type: 'invalid_request_error', param: null, code: null });
+
+    const notJson = await app.inject({ method: 'POST', url: '/v1/embeddings', payload: '{"input": ', headers: { 'content-type': 'application/json' } });
+    expect(notJson.statusCode).toBe(400);
+    expect(error(notJson).message).toMatch(/^body: expected a JSON object/);
+
+    const form = await app.inject({ method: 'POST', url: '/v1/embeddings', payload: 'input=a', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(form.statusCode).toBe(415);
+    expect(error(form).type).toBe('invalid_request_error');
+
+    const chat = await post(app, '/v1/chat/completions', { model: 'fake-cosine', messages: [] });
+    expect(chat.statusCode).toBe(404);
+    expect(error(chat)).toEqual({ message: 'Route POST:/v1/chat/completions not found; the OpenAI-compatible routes here are POST /v1/embeddings and GET /v1/models', type: 'invalid_request_error', param: null, code: 'unknown_url' });
+    expect((await app.inject({ method: 'GET', url: '/nope' })).json()).toEqual({ statusCode: 404, error: 'Not Found', message: 'Route GET:/nope not found' });
+
+    model.delayMs = 50; // the first call holds the model while the next request queues
+    const first = v1(app, { model: 'fake-cosine', input: ['a'] });
+    await new Promise((r) => setTimeout(r, 10));
+    const queued = v1(app, { model: 'fake-cosine', input: ['b', 'c'] }); // 2 queued: the limit
+    await new Promise((r) => setTimeout(r, 5));
+    const refused = await v1(app, { model: 'fake-cosine', input: 'd' });
+    expect(refused.statusCode).toBe(503);
+    expect(refused.headers['retry-after']).toBe('1');
+    expect(error(refused)).toEqual({ message: 'overloaded: 2 texts are queued (limit 2, --max-queue); retry shortly', type: 'server_error', param: null, code: 'overloaded' });
+    expect((await first).statusCode).toBe(200);
+    expect((await queued).statusCode).toBe(200);
+
+    model.delayMs = 0;
+    model.failNext = true;
+    const failed = await v1(app, { model: 'fake-cosine', input: 'e' });
+    expect(failed.statusCode).toBe(500);
+    expect(error(failed)).toEqual({ message: 'internal error: onnxruntime: simulated failure', type: 'server_error', param: null, code: null });
+
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metric(metrics, 'kiln_overload_rejections_total')).toBe(1);
+    expect(metric(metrics, 'kiln_http_requests_total{route="/v1/embeddings",status="503"}')).toBe(1);
+    expect(metric(metrics, 'kiln_http_requests_total{route="/v1/embeddings",status="500"}')).toBe(1);
+    expect(metric(metrics, 'kiln_http_requests_total{route="unmatched",status="404"}')).toBe(2);
+    await app.close();
+  });
+
+  it('refuses embeddings of a cross-encoder, which it still lists', async () => {
+    const app = build(fakeModel(crossCard));
+    expect((await app.inject({ method: 'GET', url: '/v1/models' })).json().data.map((m: { id: string }) => m.id)).toEqual(['fake-cross@000000000000', 'fake-cross']);
+    const reply = await v1(app, { model: 'fake-cross', input: 'a' });
+    expect(reply.statusCode).toBe(400);
+    expect(reply.json().error).toMatchObject({ param: 'model', code: 'model_not_embedding' });
+    expect(reply.json().error.message).toContain('is a cross-encoder: it scores (query, doc) pairs and has no embeddings; use POST /score');
+    await app.close();
+  });
+});
+
 describe('kiln serve with a stand-in cross-encoder', () => {
   it('POST /score returns the model scores, batching pairs across requests', async () => {
     const model = fakeModel(crossCard);
@@ -384,38 +566,46 @@ describe('kiln serve with a stand-in cross-encoder', () => {
   });
 });
 
-describe('the Prometheus formatter', () => {
-  it('renders cumulative buckets, label sets in label-name order, escaped values and collected gauges', () => {
-    const registry = new MetricsRegistry();
-    const h = registry.histogram('t_seconds', 'A histogram.', ['route'], [0.1, 1]);
-    h.observe({ route: '/a' }, 0.05);
-    h.observe({ route: '/a' }, 0.5);
-    h.observe({ route: '/a' }, 5);
-    const c = registry.counter('t_total', 'Line one\nline two.', ['b', 'a']);
-    c.inc({ a: 'x"y\\z\n', b: '1' }, 2);
+describe('the metrics (prom-client)', () => {
+  const info = { model: 'a@000000000000', kind: 'two-tower', head: 'cosine', dimension: 4 };
+
+  it('keeps each server\'s metrics in its own registry, never prom-client\'s global one', async () => {
+    const first = new ServerMetrics(info, () => 0);
+    const second = new ServerMetrics({ ...info, model: 'b@000000000000' }, () => 0); // same names: no "already registered"
+    first.response('/embed', 200, 0.004);
+    first.response('/embed', 200, 0.02);
+    second.response('/embed', 400, 0.001);
+    const one = await first.render();
+    const two = await second.render();
+    expect(metric(one, 'kiln_http_requests_total{route="/embed",status="200"}')).toBe(2);
+    expect(metric(one, 'kiln_http_requests_total{route="/embed",status="400"}')).toBeUndefined();
+    expect(metric(two, 'kiln_http_requests_total{route="/embed",status="400"}')).toBe(1);
+    expect(metric(one, 'kiln_model_info{model="a@000000000000",kind="two-tower",head="cosine",dimension="4"}')).toBe(1);
+    expect(metric(two, 'kiln_model_info{model="a@000000000000",kind="two-tower",head="cosine",dimension="4"}')).toBeUndefined();
+    expect(await promClientDefaultRegistry.metrics()).not.toContain('kiln_');
+  });
+
+  it('renders cumulative histogram buckets, escaped label values and the queue depth read at scrape time', async () => {
     let depth = 3;
-    registry.collectedGauge('t_depth', 'Depth.', () => depth);
+    const metrics = new ServerMetrics({ ...info, model: 'x"y\\z\n' }, () => depth);
+    for (const size of [1, 3, 3, 2000]) metrics.modelCall({ group: 'embed:doc', size, requests: 1, durationMs: 5 });
+    metrics.modelCall({ group: 'embed:doc', size: 2, requests: 2, durationMs: 1, error: new Error('boom') });
+    metrics.overloadRejected();
     depth = 4;
-    expect(registry.render()).toBe(
-      [
-        '# HELP t_seconds A histogram.',
-        '# TYPE t_seconds histogram',
-        't_seconds_bucket{route="/a",le="0.1"} 1',
-        't_seconds_bucket{route="/a",le="1"} 2',
-        't_seconds_bucket{route="/a",le="+Inf"} 3',
-        't_seconds_sum{route="/a"} 5.55',
-        't_seconds_count{route="/a"} 3',
-        '# HELP t_total Line one\\nline two.',
-        '# TYPE t_total counter',
-        't_total{b="1",a="x\\"y\\\\z\\n"} 2',
-        '# HELP t_depth Depth.',
-        '# TYPE t_depth gauge',
-        't_depth 4',
-        '',
-      ].join('\n'),
-    );
-    expect(() => c.inc({ b: '1' } as never)).toThrow('t_total: missing label "a" (labels: b, a)');
-    expect(() => registry.counter('t_total', 'again')).toThrow('metric "t_total" is registered twice');
+    const text = await metrics.render();
+    expect(metrics.contentType).toBe('text/plain; version=0.0.4; charset=utf-8');
+    expect(metric(text, 'kiln_batch_size_bucket{group="embed:doc",le="1"}')).toBe(1);
+    expect(metric(text, 'kiln_batch_size_bucket{group="embed:doc",le="2"}')).toBe(2); // the failed call's 2 counts too
+    expect(metric(text, 'kiln_batch_size_bucket{group="embed:doc",le="4"}')).toBe(4);
+    expect(metric(text, 'kiln_batch_size_bucket{group="embed:doc",le="1024"}')).toBe(4);
+    expect(metric(text, 'kiln_batch_size_bucket{group="embed:doc",le="+Inf"}')).toBe(5);
+    expect(metric(text, 'kiln_batch_size_sum{group="embed:doc"}')).toBe(2009);
+    expect(metric(text, 'kiln_model_call_duration_seconds_sum{group="embed:doc"}')).toBeCloseTo(0.021, 9);
+    expect(metric(text, 'kiln_texts_total{group="embed:doc"}')).toBe(2007); // successful calls only
+    expect(metric(text, 'kiln_model_call_errors_total{group="embed:doc"}')).toBe(1);
+    expect(metric(text, 'kiln_overload_rejections_total')).toBe(1);
+    expect(metric(text, 'kiln_queue_depth')).toBe(4);
+    expect(text).toContain('kiln_model_info{model="x\\"y\\\\z\\n",kind="two-tower",head="cosine",dimension="4"} 1');
   });
 });
 
@@ -519,7 +709,7 @@ describe('kiln serve on tiny exported ONNX models', () => {
   it('the CLI serves on the port it prints, answers, and exits 0 on SIGTERM', async () => {
     const bin = join(REPO_ROOT, 'bin', 'kiln.js');
     expect(existsSync(join(REPO_ROOT, 'dist', 'cli', 'commands', 'serve.js')), 'build first: npx tsc -p tsconfig.build.json').toBe(true);
-    const child = spawn(process.execPath, [bin, 'serve', '--model', dirs.twoTower, '--port', '0', '--threads', '1'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, 'serve', '--model', dirs.twoTower, '--port', '0', '--threads', '1', '--served-model-name', 'text-embedding-3-small'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
@@ -539,6 +729,12 @@ describe('kiln serve on tiny exported ONNX models', () => {
       const reply = await fetch(`${url}/embed`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ texts: ['cook'] }) });
       expect(reply.status).toBe(200);
       expectVectors(((await reply.json()) as { vectors: number[][] }).vectors, await twoTower.embed(['cook']), 1e-6);
+      const runName = twoTower.modelId.slice(0, twoTower.modelId.lastIndexOf('@'));
+      expect(stdout).toContain(`OpenAI-compatible API: ${url}/v1 (model ${twoTower.modelId}, ${runName}, text-embedding-3-small; add :doc for the document side)\n`);
+      const openai = await fetch(`${url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'text-embedding-3-small', input: 'cook' }) });
+      expect(openai.status).toBe(200);
+      const embedded = (await openai.json()) as { data: { embedding: number[] }[] };
+      expectVectors([embedded.data[0]!.embedding], await twoTower.embed(['cook'], { side: 'query' }), 1e-6);
       child.kill('SIGTERM');
       expect(await exited, stderr).toBe(0);
       expect(stdout).toContain('SIGTERM: draining in-flight requests, then stopping\nstopped\n');

@@ -4,6 +4,7 @@
  * pairs, `kiln eval` and `kiln export` work on the run; triplets add their negatives to every
  * batch; and a CSV whose columns are not mapped is one line and exit 2, with no run written.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,6 +55,16 @@ describe('own data through the CLI', () => {
     const summary = JSON.parse(readFileSync(join(run, 'summary.json'), 'utf8')) as { status: string; metrics: Record<string, number> };
     expect(summary.status).toBe('completed');
     expect(summary.metrics['dev/mrr']).toBeGreaterThan(0);
+    // Every data file read is recorded with its SHA-256: the pairs, the BEIR files and the vocabulary.
+    const recorded = (JSON.parse(readFileSync(join(run, 'summary.json'), 'utf8')) as { dataFiles: Array<{ path: string; bytes: number; sha256: string }> }).dataFiles;
+    const examples = join(process.cwd(), 'configs', 'examples', 'data');
+    const expectedFiles = [join(examples, 'beir', 'corpus.jsonl'), join(examples, 'beir', 'qrels', 'dev.tsv'), join(examples, 'beir', 'queries.jsonl'), join(examples, 'pairs.csv')];
+    expect(recorded.map((f) => f.path).filter((p) => p.startsWith(examples))).toEqual(expectedFiles);
+    expect(recorded.some((f) => f.path.endsWith(join('bert-vocab', 'vocab.txt')))).toBe(true);
+    for (const file of recorded) {
+      const bytes = readFileSync(file.path);
+      expect(file).toEqual({ path: file.path, bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') });
+    }
     // The saved config names the CSV by its absolute path: the run resumes and evaluates from anywhere.
     expect(readFileSync(join(run, 'config.yaml'), 'utf8')).toContain(`path: ${join(process.cwd(), 'configs', 'examples', 'data', 'pairs.csv')}`);
     const evaluated = kiln(['eval', '--run', run, '--json']);

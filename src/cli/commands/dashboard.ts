@@ -1,5 +1,5 @@
 /**
- * `kiln dashboard [--port 8600] [--host 127.0.0.1] [--runs DIR]`: the run store as a local web
+ * `kiln dashboard [--port 8600] [--host 127.0.0.1] [--runs DIR] [--json]`: the run store as a local web
  * page (src/track/dashboard/): the run table, curves, params diff, parallel coordinates and a
  * detail page per run, live while runs train. Binds 127.0.0.1 unless --host says otherwise.
  * Ctrl-C (SIGINT) or SIGTERM closes it.
@@ -13,6 +13,7 @@ interface DashboardArgs {
   port: number;
   host: string;
   runs: string;
+  json: boolean;
 }
 
 export const dashboardCommand: CommandModule<object, DashboardArgs> = {
@@ -22,7 +23,8 @@ export const dashboardCommand: CommandModule<object, DashboardArgs> = {
     y
       .option('port', { type: 'number', default: 8600, describe: 'Port (0 picks a free one)' })
       .option('host', { type: 'string', default: '127.0.0.1', describe: 'Address to bind (0.0.0.0 exposes it to the network)' })
-      .option('runs', { type: 'string', default: 'runs', describe: 'Directory that holds run directories and kiln.db' }),
+      .option('runs', { type: 'string', default: 'runs', describe: 'Directory that holds run directories and kiln.db' })
+      .option('json', { type: 'boolean', default: false, describe: 'Print the address as one JSON line {url, runs} once listening (for scripts with --port 0)' }),
   handler: async (args) => {
     let dashboard: ReturnType<typeof buildDashboard>;
     try {
@@ -36,7 +38,7 @@ export const dashboardCommand: CommandModule<object, DashboardArgs> = {
       throw error;
     }
     const address = await dashboard.app.listen({ port: args.port, host: args.host });
-    process.stdout.write(`kiln dashboard: ${address}/ (runs in ${dashboard.store.root}; Ctrl-C stops it)\n`);
+    process.stdout.write(args.json ? `${JSON.stringify({ url: `${address}/`, runs: dashboard.store.root })}\n` : `kiln dashboard: ${address}/ (runs in ${dashboard.store.root}; Ctrl-C stops it)\n`);
     await new Promise<void>((resolvePromise) => {
       const stop = (): void => {
         process.off('SIGINT', stop);

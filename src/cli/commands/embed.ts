@@ -1,7 +1,7 @@
 /**
  * `kiln embed --model DIR --input FILE(.jsonl|.csv|.arrow) --out FILE.arrow [--previous FILE.arrow]
  *            [--shard i/n] [--side query|doc] [--type INPUT_TYPE] [--id-field NAME]
- *            [--text-field NAME] [--batch-size N] [--threads N] [--quiet]`
+ *            [--text-field NAME] [--batch-size N] [--threads N] [--quiet] [--json]`
  *
  * Embeds a file with an exported model (`kiln export`'s directory, run by onnxruntime) into an
  * Arrow file of (id, content_hash, model_id, vector). With --previous, vectors of unchanged
@@ -22,6 +22,7 @@ import { ConfigError } from '../../config/index.js';
 import { DataError } from '../../data/types.js';
 import { EmbedError, embedFile, formatSummary, parseShard } from '../../serve/embed.js';
 import type { Side } from '../../serve/exported-model.js';
+import { trainingRunGivenAsModel } from '../../track/run-dir.js';
 import { UsageError } from '../usage.js';
 
 interface EmbedArgs {
@@ -37,6 +38,7 @@ interface EmbedArgs {
   'batch-size': number;
   threads?: number;
   quiet: boolean;
+  json: boolean;
 }
 
 export const embedCommand: CommandModule<object, EmbedArgs> = {
@@ -55,7 +57,8 @@ export const embedCommand: CommandModule<object, EmbedArgs> = {
       .option('text-field', { type: 'string', default: 'text', describe: 'Text column/key' })
       .option('batch-size', { type: 'number', default: 64, describe: 'Texts per onnxruntime call' })
       .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: all cores)' })
-      .option('quiet', { type: 'boolean', default: false, describe: 'Plain log lines instead of a progress bar' })
+      .option('quiet', { type: 'boolean', default: false, describe: 'No progress bar or progress lines on stderr; notes about the input, the summary and errors still print' })
+      .option('json', { type: 'boolean', default: false, describe: 'Print the summary (rows read, reused, computed, …) as JSON on stdout' })
       .check((args) => {
         try {
           if (args.shard !== undefined) parseShard(args.shard);
@@ -64,6 +67,8 @@ export const embedCommand: CommandModule<object, EmbedArgs> = {
         }
         if (!Number.isInteger(args['batch-size']) || args['batch-size'] < 1) throw new UsageError(`--batch-size ${args['batch-size']}: expected a positive integer`);
         if (args.threads !== undefined && (!Number.isInteger(args.threads) || args.threads < 1)) throw new UsageError(`--threads ${args.threads}: expected a positive integer`);
+        const trainingRun = trainingRunGivenAsModel('--model', args.model);
+        if (trainingRun !== null) throw new UsageError(trainingRun);
         return true;
       }),
   handler: async (args) => {
@@ -88,9 +93,9 @@ export const embedCommand: CommandModule<object, EmbedArgs> = {
         textField: args['text-field'],
         batchSize: args['batch-size'],
         threads: args.threads,
-        progress: args.quiet || !process.stderr.isTTY ? 'plain' : 'bar',
+        progress: args.quiet ? 'none' : process.stderr.isTTY ? 'bar' : 'plain',
       });
-      process.stdout.write(`${formatSummary(summary).join('\n')}\n`);
+      process.stdout.write(args.json ? `${JSON.stringify(summary, null, 2)}\n` : `${formatSummary(summary).join('\n')}\n`);
     } catch (error) {
       if (error instanceof EmbedError || error instanceof DataError || error instanceof ConfigError) {
         process.stderr.write(`${(error as Error).message}\n`);

@@ -11,7 +11,7 @@
  */
 import type { CommandModule } from 'yargs';
 
-import { ConfigError, loadConfig, loadResolvedRunConfig } from '../../config/index.js';
+import { ConfigError, loadConfig, loadResolvedRunConfig, THIS_MACHINE } from '../../config/index.js';
 import { DataError } from '../../data/types.js';
 import { UsageError } from '../usage.js';
 import { evaluateRun } from '../../train/evaluate-run.js';
@@ -29,6 +29,7 @@ interface EvalArgs {
   'data-root'?: string;
   json: boolean;
   save: boolean;
+  threads?: number;
 }
 
 export const evalCommand: CommandModule<object, EvalArgs> = {
@@ -49,17 +50,20 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
       .option('data-root', { type: 'string', describe: 'Data root (default: $KILN_DATA)' })
       .option('json', { type: 'boolean', default: false, describe: 'Print metrics as JSON' })
       .option('save', { type: 'boolean', default: false, describe: 'Write the results to <run>/eval.json' })
+      .option('threads', { type: 'number', describe: "libtorch intra-op threads for the model (default: the run's train.threads)" })
       .check((args) => {
         if ((args.run === undefined) === (args.config === undefined)) throw new UsageError('give exactly one of --run runs/<id> or --config FILE');
         if (args.config !== undefined && args.baseline.length === 0) throw new UsageError('--config evaluates a baseline only: add --baseline bm25 (a model needs --run)');
         if (args.set.length > 0 && args.config === undefined) throw new UsageError("--set changes a config: give --config (a run's config.yaml is fixed)");
         if (args.save && args.run === undefined) throw new UsageError('--save writes into a run: give --run');
         if (args.hybrid && args.run === undefined) throw new UsageError('--hybrid fuses a model with a lexical ranker: give --run runs/<id>');
+        if (args.threads !== undefined && (!Number.isInteger(args.threads) || args.threads < 1)) throw new UsageError(`--threads ${args.threads}: expected a positive integer`);
         return true;
       }),
   handler: async (args) => {
     try {
-      const loaded = args.run !== undefined ? loadResolvedRunConfig(args.run) : loadConfig(args.config!, args.set);
+      // A run's model is evaluated on train.device: this machine must have it. A baseline alone computes nothing there.
+      const loaded = args.run !== undefined ? loadResolvedRunConfig(args.run, THIS_MACHINE) : loadConfig(args.config!, args.set);
       const evaluate = (): ReturnType<typeof evaluateRun> =>
         evaluateRun(loaded.config, {
           runPath: args.run,
@@ -68,6 +72,7 @@ export const evalCommand: CommandModule<object, EvalArgs> = {
           hybrid: args.hybrid,
           dataRoot: args['data-root'],
           save: args.save,
+          threads: args.threads,
         });
       // An evaluation of a run is recorded in the run store beside it; a baseline of a config has no run.
       const params = { splits: JSON.stringify(args.split), baselines: JSON.stringify(args.baseline), hybrid: JSON.stringify(args.hybrid) };

@@ -3,7 +3,8 @@
  *                   [--id-field NAME] [--text-field NAME] [--labels-field NAME]
  *                   [--doc-type TYPE] [--query-type TYPE] [--lexical tfidf_char|bm25]
  *                   [--method rrf|weighted] [--weight W] [--rrf-k K] [--window N]
- *                   [--fields text,labels] [--match best|joined] [--ann-threshold N] [--threads N]`
+ *                   [--fields text,labels] [--match best|joined] [--ann-threshold N] [--threads N]
+ *                   [--quiet] [--json]`
  *
  * Builds a search index for `kiln serve --index`: the corpus vectors (through `kiln embed`, so a
  * rebuild into the same directory reuses every unchanged vector), the documents the lexical
@@ -24,6 +25,7 @@ import { EmbedError } from '../../serve/embed.js';
 import { buildSearchIndex, DEFAULT_ANN_THRESHOLD } from '../../serve/search-index.js';
 import { DEFAULT_HYBRID, FUSION_METHODS, type FusionMethod } from '../../eval/fusion.js';
 import { DEFAULT_LEXICAL_SETTINGS, LEXICAL_NAMES, type LabelMatch, type LexicalField, type LexicalName } from '../../eval/lexical.js';
+import { trainingRunGivenAsModel } from '../../track/run-dir.js';
 import { UsageError } from '../usage.js';
 
 interface IndexBuildArgs {
@@ -44,6 +46,8 @@ interface IndexBuildArgs {
   match: LabelMatch;
   'ann-threshold': number;
   threads?: number;
+  quiet: boolean;
+  json: boolean;
 }
 
 const buildCommand: CommandModule<object, IndexBuildArgs> = {
@@ -68,6 +72,8 @@ const buildCommand: CommandModule<object, IndexBuildArgs> = {
       .option('match', { type: 'string', choices: ['best', 'joined'] as const, default: DEFAULT_LEXICAL_SETTINGS.match, describe: "A document's lexical score: its best label's, or all labels as one text" })
       .option('ann-threshold', { type: 'number', default: DEFAULT_ANN_THRESHOLD, describe: 'Above this many documents, dense search uses HNSW (recall measured at build) instead of an exact scan' })
       .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: all cores)' })
+      .option('quiet', { type: 'boolean', default: false, describe: 'No progress notes on stderr (vectors, lexical, dense); the result and errors still print' })
+      .option('json', { type: 'boolean', default: false, describe: 'Print the result (the index manifest, directory and seconds) as JSON on stdout' })
       .check((args) => {
         if (!(args.weight >= 0 && args.weight <= 1)) throw new UsageError(`--weight ${args.weight}: expected a number in [0, 1]`);
         if (!(args['rrf-k'] > 0) || !Number.isFinite(args['rrf-k'])) throw new UsageError(`--rrf-k ${args['rrf-k']}: expected a number > 0`);
@@ -80,6 +86,8 @@ const buildCommand: CommandModule<object, IndexBuildArgs> = {
         if (fields.includes('labels') && args['labels-field'] === undefined && args.fields !== DEFAULT_LEXICAL_SETTINGS.fields.join(',')) {
           throw new UsageError('--fields names labels: give --labels-field NAME (the column with the labels)');
         }
+        const trainingRun = trainingRunGivenAsModel('--model', args.model);
+        if (trainingRun !== null) throw new UsageError(trainingRun);
         return true;
       }),
   handler: async (args) => {
@@ -97,7 +105,12 @@ const buildCommand: CommandModule<object, IndexBuildArgs> = {
         hybrid: { lexical: args.lexical, method: args.method, weight: args.weight, k: args['rrf-k'], window: args.window },
         annThreshold: args['ann-threshold'],
         threads: args.threads,
+        log: args.quiet ? () => {} : undefined,
       });
+      if (args.json) {
+        process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+        return;
+      }
       const m = summary.manifest;
       const dense = m.dense.search === 'exact' ? 'exact dense search' : `HNSW (efSearch ${m.dense.efSearch}, recall@${m.dense.recall.k} ${m.dense.recall.value.toFixed(4)} against exact search)`;
       process.stdout.write(`index ${summary.out}: ${m.documents} documents, model ${m.modelId}, ${dense}, ${m.hybrid.lexical} lexical, ${m.hybrid.method} fusion (weight ${m.hybrid.weight}); ${summary.seconds.toFixed(1)} s\n`);

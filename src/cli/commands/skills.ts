@@ -3,10 +3,11 @@
  *
  *   kiln skills build    --model EXPORT_DIR --out SKILLS_DIR [--data-root DIR] [--threads N]
  *                        [--weights dense=1,bm25=0.5,tfidf_char=0.5,trie=1] [--threshold T] [--top-k K]
+ *                        [--quiet] [--json]
  *   kiln skills extract  --model SKILLS_DIR [--input FILE|-] [--out FILE] [--text-field NAME]
- *                        [--id-field NAME] [--no-expand] [--threshold T] [--top-k K] [--pretty]
- *   kiln skills eval     --model SKILLS_DIR [--data-root DIR] [--json] [--tune [--write]]
- *   kiln skills postings --split dev|train [--out FILE] [--data-root DIR]
+ *                        [--id-field NAME] [--no-expand] [--threshold T] [--top-k K] [--pretty] [--quiet]
+ *   kiln skills eval     --model SKILLS_DIR [--data-root DIR] [--json] [--tune [--write]] [--threads N]
+ *   kiln skills postings --split dev|train [--out FILE] [--data-root DIR] [--quiet]
  *
  * build: the taxonomy trie, the skills graph and the skill embeddings of an exported two-tower
  * model, in one directory (src/skills/model.ts). extract: job postings or profiles (JSONL, CSV
@@ -30,12 +31,13 @@ import { evaluateSkillsSplit, formatSkillsReport, splitSignals, tuneExtraction }
 import { buildSkillsModel, DEFAULT_SKILLS_SETTINGS, SKILL_SIGNALS, SkillsModelError, writeSkillsSettings, type SkillSignal, type SkillsSettings } from '../../skills/model.js';
 import { readSkillspanPostings } from '../../skills/postings.js';
 import { SkillTagger, type ExtractedDocument } from '../../skills/tagger.js';
+import { trainingRunGivenAsModel } from '../../track/run-dir.js';
 import { writeFileAtomic } from '../../util/atomic-write.js';
 import { UsageError } from '../usage.js';
 
 /** User errors: their message is the report (exit 2), never a stack trace. */
 function isUserError(error: unknown): error is Error {
-  return error instanceof DataError || error instanceof EmbedError || error instanceof SkillsModelError || (error instanceof Error && /^missing data file/.test(error.message));
+  return error instanceof DataError || error instanceof EmbedError || error instanceof SkillsModelError;
 }
 
 async function reportUserErrors(run: () => Promise<void>): Promise<void> {
@@ -60,6 +62,8 @@ interface BuildArgs {
   out: string;
   'data-root'?: string;
   threads?: number;
+  quiet: boolean;
+  json: boolean;
   weights?: string;
   threshold?: number;
   'top-k'?: number;
@@ -95,11 +99,15 @@ const buildCommand: CommandModule<object, BuildArgs> = {
       })
       .option('threshold', { type: 'number', describe: `The semantic tagger's cosine threshold (default ${DEFAULT_SKILLS_SETTINGS.semantic.threshold})` })
       .option('top-k', { type: 'number', describe: `Semantic skills a sentence may add (default ${DEFAULT_SKILLS_SETTINGS.semantic.topK})` })
+      .option('quiet', { type: 'boolean', default: false, describe: 'No progress notes on stderr (taxonomy, vectors, lexical); the result and errors still print' })
+      .option('json', { type: 'boolean', default: false, describe: 'Print the result (directory, manifest, seconds) as JSON on stdout' })
       .check((args) => {
         positiveInteger('--threads', args.threads);
         positiveInteger('--top-k', args['top-k']);
         if (args.threshold !== undefined && !(args.threshold >= -1 && args.threshold <= 1)) throw new UsageError(`--threshold ${args.threshold}: expected a cosine in [-1, 1]`);
         if (args.weights !== undefined) parseWeights(args.weights);
+        const trainingRun = trainingRunGivenAsModel('--model', args.model);
+        if (trainingRun !== null) throw new UsageError(trainingRun);
         return true;
       }),
   handler: (args) =>
@@ -111,7 +119,11 @@ const buildCommand: CommandModule<object, BuildArgs> = {
         fusion: { ...defaults.fusion, weights: args.weights === undefined ? defaults.fusion.weights : parseWeights(args.weights) },
         semantic: { ...defaults.semantic, threshold: args.threshold ?? defaults.semantic.threshold, topK: args['top-k'] ?? defaults.semantic.topK },
       };
-      const { out, manifest, seconds } = await buildSkillsModel({ model: args.model, out: args.out, ctx, threads: args.threads, settings });
+      const { out, manifest, seconds } = await buildSkillsModel({ model: args.model, out: args.out, ctx, threads: args.threads, settings, log: args.quiet ? () => {} : undefined });
+      if (args.json) {
+        process.stdout.write(`${JSON.stringify({ out, manifest, seconds }, null, 2)}\n`);
+        return;
+      }
       const t = manifest.taxonomy;
       process.stdout.write(`skills model ${out}: ${t.skills} skills, ${t.trieLabels} trie labels, ${t.edges.broader + t.edges.essential + t.edges.optional} graph edges, model ${manifest.modelId}; ${seconds.toFixed(1)} s\n`);
     }),
@@ -129,6 +141,7 @@ interface ExtractArgs {
   pretty: boolean;
   'batch-size': number;
   threads?: number;
+  quiet: boolean;
 }
 
 /** A human-readable rendering of one record (--pretty). */
@@ -160,6 +173,7 @@ const extractCommand: CommandModule<object, ExtractArgs> = {
       .option('pretty', { type: 'boolean', default: false, describe: 'Print a readable summary instead of JSONL (stdout only)' })
       .option('batch-size', { type: 'number', default: 32, describe: 'Documents per model call' })
       .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: all cores)' })
+      .option('quiet', { type: 'boolean', default: false, describe: 'No closing note on stderr (documents written); skipped rows and errors still print' })
       .check((args) => {
         if (args.threshold !== undefined && !(args.threshold >= -1 && args.threshold <= 1)) throw new UsageError(`--threshold ${args.threshold}: expected a cosine in [-1, 1]`);
         positiveInteger('--top-k', args['top-k']);
@@ -206,7 +220,7 @@ const extractCommand: CommandModule<object, ExtractArgs> = {
         }
         if (args.out !== undefined) {
           writeFileAtomic(resolve(args.out), records.map((r) => Buffer.from(r, 'utf8')));
-          process.stderr.write(`${records.length} documents → ${resolve(args.out)}${skipped > 0 ? `; ${skipped} bad row(s) skipped` : ''}\n`);
+          if (!args.quiet) process.stderr.write(`${records.length} documents → ${resolve(args.out)}${skipped > 0 ? `; ${skipped} bad row(s) skipped` : ''}\n`);
         }
       } finally {
         await tagger.release();
@@ -290,6 +304,7 @@ interface PostingsArgs {
   split: 'train' | 'dev';
   out?: string;
   'data-root'?: string;
+  quiet: boolean;
 }
 
 const postingsCommand: CommandModule<object, PostingsArgs> = {
@@ -299,7 +314,8 @@ const postingsCommand: CommandModule<object, PostingsArgs> = {
     y
       .option('split', { type: 'string', choices: ['train', 'dev'] as const, default: 'dev' as const, describe: 'SkillSpan json/<split>.json' })
       .option('out', { type: 'string', describe: 'Write here (atomically) instead of stdout' })
-      .option('data-root', { type: 'string', describe: 'Data root (default: $KILN_DATA)' }),
+      .option('data-root', { type: 'string', describe: 'Data root (default: $KILN_DATA)' })
+      .option('quiet', { type: 'boolean', default: false, describe: 'No closing note on stderr (postings written); errors still print' }),
   handler: (args) =>
     reportUserErrors(async () => {
       const ctx = createContext({ dataRoot: resolveDataRoot(args['data-root']), onBadRow: 'fail' });
@@ -308,7 +324,7 @@ const postingsCommand: CommandModule<object, PostingsArgs> = {
       if (args.out === undefined) for (const line of lines) process.stdout.write(line);
       else {
         writeFileAtomic(resolve(args.out), lines.map((l) => Buffer.from(l, 'utf8')));
-        process.stderr.write(`${postings.length} postings → ${resolve(args.out)}\n`);
+        if (!args.quiet) process.stderr.write(`${postings.length} postings → ${resolve(args.out)}\n`);
       }
     }),
 };

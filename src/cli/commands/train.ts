@@ -1,16 +1,24 @@
 /**
- * `kiln train --config FILE [--set key=value ...] [--data-root DIR] [--runs DIR] [--quiet]`
+ * `kiln train --config FILE [--set key=value ...] [--data-root DIR] [--runs DIR] [--threads N] [--quiet] [--json]`
+ * `kiln train --config FILE --dry-run [--json]`
  * `kiln train --resume runs/<id>`
  *
  * A bad config exits with code 2 and writes nothing; the run directory is created only after
- * the config is valid and the data has loaded. The config reference is the epilogue below.
+ * the config is valid and the data has loaded. --dry-run stops before that: it loads the data,
+ * builds the model and times a few steps (src/train/dry-run.ts), and writes nothing. The config
+ * reference is the epilogue below.
+ *
+ * @example
+ *   kiln train --config configs/tiny.yaml --dry-run
+ *   kiln train --config configs/tiny.yaml --quiet --json > summary.json
  */
 import type { CommandModule } from 'yargs';
 
-import { ConfigError, configHelpText, loadConfig, loadResolvedRunConfig } from '../../config/index.js';
+import { ConfigError, configHelpText, loadConfig, loadResolvedRunConfig, THIS_MACHINE } from '../../config/index.js';
 import { DataError } from '../../data/types.js';
 import { UsageError } from '../usage.js';
 import { trainRun } from '../../train/run.js';
+import { dryRunTraining, formatDryRun } from '../../train/dry-run.js';
 import { StoreError } from '../../track/store.js';
 
 interface TrainArgs {
@@ -20,6 +28,9 @@ interface TrainArgs {
   'data-root'?: string;
   runs: string;
   quiet: boolean;
+  json: boolean;
+  threads?: number;
+  'dry-run': boolean;
   'tracking-uri'?: string;
   experiment: string;
 }
@@ -34,7 +45,14 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       .option('resume', { type: 'string', describe: 'Continue an interrupted run from its last checkpoint: --resume runs/<id>' })
       .option('data-root', { type: 'string', describe: 'Data root (default: $KILN_DATA)' })
       .option('runs', { type: 'string', default: 'runs', describe: 'Directory that holds run directories' })
-      .option('quiet', { type: 'boolean', default: false, describe: 'Plain log lines instead of a progress bar' })
+      .option('quiet', { type: 'boolean', default: false, describe: 'No progress bar, and no per-step, evaluation or checkpoint lines on stderr (train.log keeps them); the result and errors still print' })
+      .option('json', { type: 'boolean', default: false, describe: "Print the run's summary (or, with --dry-run, its report) as JSON on stdout" })
+      .option('threads', { type: 'number', describe: 'libtorch intra-op threads (default: train.threads, whose auto is the fastest measured policy)' })
+      .option('dry-run', {
+        type: 'boolean',
+        default: false,
+        describe: 'Validate the config, load and batch the data, build the model, time a few steps and print the parameter count and an estimated training time; writes nothing',
+      })
       .option('tracking-uri', { type: 'string', default: process.env.MLFLOW_TRACKING_URI, describe: 'Also log the run to this MLflow tracking server (default: $MLFLOW_TRACKING_URI)' })
       .option('experiment', { type: 'string', default: process.env.MLFLOW_EXPERIMENT_NAME ?? 'kiln', describe: 'MLflow experiment name (default: $MLFLOW_EXPERIMENT_NAME or kiln)' })
       .check((args) => {
@@ -43,19 +61,30 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
         }
         if ((args.config === undefined) === (args.resume === undefined)) throw new UsageError('give exactly one of --config FILE or --resume runs/<id>');
         if (args.resume !== undefined && args.set.length > 0) throw new UsageError('--set cannot change a run being resumed (its config.yaml is fixed)');
+        if (args['dry-run'] && args.resume !== undefined) throw new UsageError('--dry-run checks a new run: give --config FILE (a run being resumed was checked when it started)');
+        if (args.threads !== undefined && (!Number.isInteger(args.threads) || args.threads < 1)) throw new UsageError(`--threads ${args.threads}: expected a positive integer`);
         return true;
       })
       .epilogue(`Config keys (YAML):\n${configHelpText()}`),
   handler: async (args) => {
     try {
-      const loaded = args.resume !== undefined ? loadResolvedRunConfig(args.resume) : loadConfig(args.config!, args.set);
+      // THIS_MACHINE: a config this machine cannot run (train.device: cuda without CUDA) fails here, before any data loads.
+      const loaded = args.resume !== undefined ? loadResolvedRunConfig(args.resume, THIS_MACHINE) : loadConfig(args.config!, args.set, THIS_MACHINE);
+      if (args['dry-run']) {
+        const report = await dryRunTraining(loaded, { dataRoot: args['data-root'], threads: args.threads });
+        process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatDryRun(report)}\n`);
+        return;
+      }
       const summary = await trainRun(loaded, {
         dataRoot: args['data-root'],
         runsRoot: args.runs,
         resumeRun: args.resume,
+        threads: args.threads,
+        quiet: args.quiet,
         plainProgress: args.quiet || !process.stderr.isTTY,
         mlflow: args['tracking-uri'] === undefined || args['tracking-uri'] === '' ? undefined : { trackingUri: args['tracking-uri'], experiment: args.experiment },
       });
+      if (args.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
       process.exitCode = summary.status === 'diverged' ? 1 : 0;
     } catch (error) {
       if (error instanceof ConfigError) {
