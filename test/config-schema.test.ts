@@ -19,6 +19,7 @@ import { configSchema, loadConfig, parseConfigText } from '../src/config/index.j
 import { RECIPES } from '../src/data/recipes/index.js';
 import { describeExpected, schemaAt, toJsonSchema, unwrap } from '../src/config/describe.js';
 import { CONFIG_JSON_SCHEMA_ID, CONFIG_JSON_SCHEMA_PATH, configJsonSchemaText } from '../src/config/docs.js';
+import { BASE_CONFIG } from './helpers/config-base.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SCHEMA_FILE = join(REPO, CONFIG_JSON_SCHEMA_PATH);
@@ -42,25 +43,7 @@ function errorText(errors: readonly ErrorObject[] | null | undefined): string {
 }
 
 // A valid config (the one test/config.test.ts starts from), as data.
-const BASE = parseYaml(`name: unit-test
-data:
-  train:
-    - recipe: esco-occupations
-      options: {include_description: true}
-    - recipe: esco-skills
-  eval:
-    - name: jobbert
-      recipe: jobbert-titles
-      metrics: [mrr, recall@5]
-model:
-  preset: bert-tiny
-loss:
-  - name: infonce
-    temperature: 0.05
-train:
-  steps: 100
-  lr: 0.001
-`) as Record<string, unknown>;
+const BASE = parseYaml(BASE_CONFIG) as Record<string, unknown>;
 
 /** BASE with `edit` applied to a deep copy. */
 function variant(edit: (config: any) => void): unknown {

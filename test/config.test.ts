@@ -17,29 +17,12 @@ import {
   parseKeyPath,
 } from '../src/config/index.js';
 import { KILN_VERSION } from '../src/version.js';
+import { BASE_CONFIG } from './helpers/config-base.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-// Line numbers below refer to this text.
-const BASE = `name: unit-test
-data:
-  train:
-    - recipe: esco-occupations
-      options: {include_description: true}
-    - recipe: esco-skills
-  eval:
-    - name: jobbert
-      recipe: jobbert-titles
-      metrics: [mrr, recall@5]
-model:
-  preset: bert-tiny
-loss:
-  - name: infonce
-    temperature: 0.05
-train:
-  steps: 100
-  lr: 0.001
-`;
+// Line numbers below refer to this text (test/helpers/config-base.ts).
+const BASE = BASE_CONFIG;
 
 /** The problems a config text (and overrides) produce; fails the test if it is valid. */
 function problems(text: string, overrides: string[] = []): string[] {

@@ -282,8 +282,8 @@ export function modelObject(id: string, card: ModelCard): { id: string; object: 
   return { id, object: 'model', created: Number.isFinite(exported) ? Math.floor(exported / 1000) : 0, owned_by: 'kiln' };
 }
 
-/** A short description of a JSON value for error messages. */
-function describe(value: unknown): string {
+/** A short description of a JSON value for error messages (shared with server.ts's request schemas). */
+export function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
   if (value === null) return 'null';
   if (Array.isArray(value)) return `an array of ${value.length}`;

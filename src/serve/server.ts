@@ -59,7 +59,7 @@ import type { ModelCard } from '../export/card.js';
 import { ExportedModel, type Side } from './exported-model.js';
 import { BatcherClosedError, MicroBatcher, type BatchReport } from './micro-batcher.js';
 import { ServerMetrics } from './metrics.js';
-import { OPENAI_PATH_PREFIX, OpenAiRequestError, base64Embedding, modelObject, openAiErrorBody, planEmbeddings, retrieveModel, servedModelNames } from './openai-compat.js';
+import { OPENAI_PATH_PREFIX, OpenAiRequestError, base64Embedding, describe, modelObject, openAiErrorBody, planEmbeddings, retrieveModel, servedModelNames } from './openai-compat.js';
 import { SEARCH_MODES, SearchIndex, type SearchMode } from './search-index.js';
 import type { Candidates } from '../eval/lexical.js';
 import type { FusedHit } from '../eval/fusion.js';
@@ -680,16 +680,6 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T | string {
 /** ['texts', 3] → 'texts[3]'; ['pairs', 2, 1] → 'pairs[2][1]'. */
 function formatPath(path: readonly PropertyKey[]): string {
   return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i > 0 ? '.' : ''}${String(p)}`)).join('');
-}
-
-/** A short description of a JSON value for error messages. */
-function describe(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return `an array of ${value.length}`;
-  if (typeof value === 'string') return value.length > 40 ? `the string ${JSON.stringify(`${value.slice(0, 40)}…`)}` : `the string ${JSON.stringify(value)}`;
-  if (typeof value === 'object') return 'an object';
-  return `${typeof value} ${String(value)}`;
 }
 
 function countOf(value: unknown): number {

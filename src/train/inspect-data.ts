@@ -90,7 +90,8 @@ function sidesOf(loaded: LoadedData, config: KilnConfig, isTraining: boolean): {
     const a = loaded.data.map((p) => prompt(p.aType ?? 'sentence', p.a));
     const b = loaded.data.map((p) => prompt(p.bType ?? 'sentence', p.b));
     const examples = loaded.data.map((p, i) => ({ a: a[i]!, b: b[i]!, score: String(p.score) }));
-    return { sides: [{ name: 'a', texts: a, maxLength: queryMax }, { name: 'b', texts: b, maxLength: queryMax }], examples, keys: loaded.data.map((p) => `${p.a}\u0000${p.b}`) };
+    const bMax = loaded.data[0]?.bSide === 'doc' ? docMax : queryMax;
+    return { sides: [{ name: 'a', texts: a, maxLength: queryMax }, { name: 'b', texts: b, maxLength: bMax }], examples, keys: loaded.data.map((p) => `${p.a}\u0000${p.b}`) };
   }
   const pairs = trainingPairs(loaded);
   const queries = pairs.map((p) => prompt(p.queryType, p.query));

@@ -11,10 +11,9 @@
  */
 import type { CommandModule } from 'yargs';
 
-import { ConfigError, loadConfig } from '../../config/index.js';
-import { DataError } from '../../data/types.js';
+import { loadConfig } from '../../config/index.js';
 import { formatInspection, inspectData } from '../../train/inspect-data.js';
-import { UsageError } from '../usage.js';
+import { reportUserError, UsageError } from '../usage.js';
 
 interface InspectArgs {
   config: string;
@@ -46,17 +45,7 @@ const inspectCommand: CommandModule<object, InspectArgs> = {
       const report = await inspectData(config, { dataRoot: args['data-root'], samples: args.samples });
       process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatInspection(report)}\n`);
     } catch (error) {
-      if (error instanceof ConfigError) {
-        process.stderr.write(`${error.message}\n`);
-        process.exitCode = 2;
-        return;
-      }
-      if (error instanceof DataError) {
-        process.stderr.write(`data error: ${error.message}\n`);
-        process.exitCode = 2;
-        return;
-      }
-      throw error;
+      if (!reportUserError(error)) throw error;
     }
   },
 };

@@ -14,12 +14,10 @@
  */
 import type { CommandModule } from 'yargs';
 
-import { ConfigError, configHelpText, loadConfig, loadResolvedRunConfig, THIS_MACHINE } from '../../config/index.js';
-import { DataError } from '../../data/types.js';
-import { UsageError } from '../usage.js';
+import { configHelpText, loadConfig, loadResolvedRunConfig, THIS_MACHINE } from '../../config/index.js';
+import { reportUserError, UsageError } from '../usage.js';
 import { trainRun } from '../../train/run.js';
 import { dryRunTraining, formatDryRun } from '../../train/dry-run.js';
-import { StoreError } from '../../track/store.js';
 
 interface TrainArgs {
   config?: string;
@@ -87,22 +85,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       if (args.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
       process.exitCode = summary.status === 'diverged' ? 1 : 0;
     } catch (error) {
-      if (error instanceof ConfigError) {
-        process.stderr.write(`${error.message}\n`);
-        process.exitCode = 2;
-        return;
-      }
-      if (error instanceof DataError) {
-        process.stderr.write(`data error: ${error.message}\n`);
-        process.exitCode = 2;
-        return;
-      }
-      if (error instanceof StoreError) {
-        process.stderr.write(`run store: ${error.message}\n`);
-        process.exitCode = 2;
-        return;
-      }
-      throw error;
+      if (!reportUserError(error)) throw error;
     }
   },
 };
