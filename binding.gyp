@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "kiln_native",
-      "sources": ["native/kiln_api.cc", "native/kiln_ops.cc"],
+      "sources": ["native/kiln_api.cc", "native/kiln_ops.cc", "native/kiln_dist.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node native/libtorch.cjs --includes)"

@@ -34,6 +34,13 @@ function layout() {
 
 const { includes, libDir } = layout();
 const hasCuda = fs.existsSync(path.join(libDir, 'libtorch_cuda.so'));
+// The collectives (native/kiln_dist.cc) need c10d's ProcessGroupGloo.hpp, which includes Gloo's
+// own headers: Debian ships those in libgloo-dev, a pytorch.org libtorch does not ship them at
+// all. Without them the addon still builds, and creating a process group says what to install.
+const searchDirs = [...includes, '/usr/include'];
+const hasGloo =
+  searchDirs.some((d) => fs.existsSync(path.join(d, 'torch/csrc/distributed/c10d/ProcessGroupGloo.hpp'))) &&
+  searchDirs.some((d) => fs.existsSync(path.join(d, 'gloo/config.h')));
 const what = process.argv[2];
 if (what === '--includes') {
   // /usr/include is already on the default search path; repeating it as -I breaks #include_next.
@@ -44,7 +51,7 @@ if (what === '--includes') {
   libs.push('-Wl,--as-needed');
   console.log(libs.join(' '));
 } else if (what === '--defines') {
-  console.log(hasCuda ? 'KILN_WITH_CUDA=1' : 'KILN_WITH_CUDA=0');
+  console.log([hasCuda ? 'KILN_WITH_CUDA=1' : 'KILN_WITH_CUDA=0', ...(hasGloo ? ['KILN_WITH_GLOO=1', 'USE_C10D_GLOO'] : ['KILN_WITH_GLOO=0'])].join(' '));
 } else {
   console.error('usage: libtorch.cjs --includes|--libs|--defines');
   process.exit(2);
