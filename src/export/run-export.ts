@@ -15,7 +15,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { loadResolvedRunConfig } from '../config/index.js';
-import { createContext, resolveDataRoot } from '../data/files.js';
+import { createContext } from '../data/files.js';
 import { WordPieceTokenizer } from '../data/tokenizer.js';
 import { ModelEmbedder } from '../eval/embedder.js';
 import { evaluateSplitsWithModel } from '../eval/splits.js';

@@ -35,8 +35,7 @@
  *   // summary: { read: 15463, skipped: 0, written: 15463, reused: 0, deduplicated: 1804, computed: 13659, … }
  */
 import { createHash } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
-import { basename, extname, resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 
 import { SingleBar } from 'cli-progress';
 

@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 
 import { loadRunModel } from '../models/index.js';
-import { createContext, resolveDataRoot } from '../data/files.js';
+import { createContext } from '../data/files.js';
 import { evaluateSplitsWithBm25, evaluateSplitsWithLexical } from '../eval/splits.js';
 import type { LexicalName } from '../eval/lexical.js';
 import { formatHybridReport, type HybridSplitReport } from '../eval/hybrid.js';
