@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { distributedEnvironment, tensor, type ProcessGroupOptions } from '../src/engine/index.js';
 import type { CollectivesResult, FailureResult, GatherGradResult, WorkerPlan } from './helpers/dist-worker.mjs';
-import { GATHER_GRAD_INPUTS, GATHER_GRAD_WEIGHT, gatherGradLoss } from './helpers/dist-gather-case.js';
+import { GATHER_GRAD_INPUTS, GATHER_GRAD_SCALE, GATHER_GRAD_WEIGHT, gatherGradLoss } from './helpers/dist-gather-case.js';
 import { REPO_ROOT } from './helpers/python.js';
 
 const WORKER = 'test/helpers/dist-worker.mts';
@@ -120,23 +120,28 @@ describe('ProcessGroup over a TCP store, 2 ranks', () => {
 });
 
 describe('allGatherWithGrad, 2 ranks', () => {
-  it('gives every rank the whole batch, and the rank-summed gradient equals one process computing the loss over it', async () => {
+  it('gives every rank the whole batch, and the rank-averaged gradient equals one process computing the loss over it', async () => {
     const [rank0, rank1] = (await runRanks('gather-grad', await tcpGroups(2, 10_000))).map((o) => resultOf<GatherGradResult>(o));
     // The reference: one process, all four rows, the same loss, plain autograd.
     const weight = tensor(GATHER_GRAD_WEIGHT, { dtype: 'float32', shape: [2, 3] }).requiresGrad_();
+    const scale = tensor(GATHER_GRAD_SCALE, { dtype: 'float32' }).requiresGrad_();
     const embeddings = tensor(GATHER_GRAD_INPUTS.flat(), { dtype: 'float32', shape: [4, 2] }).matmul(weight);
-    const loss = gatherGradLoss(embeddings);
+    const loss = gatherGradLoss(embeddings, scale);
     loss.backward();
     const expected = weight.grad!.toArray();
+    const expectedScale = scale.grad!.item();
     for (const result of [rank0!, rank1!]) {
       expect(result.gatheredShape).toEqual([4, 3]);
       expect(result.loss).toBeCloseTo(loss.item(), 6);
       result.gradient.forEach((g, i) => expect(g).toBeCloseTo(expected[i]!, 5));
+      // After the gather every rank sees the whole batch: its own gradient is already the whole one.
+      expect(result.localScaleGradient).toBeCloseTo(expectedScale, 5);
+      expect(result.scaleGradient).toBeCloseTo(expectedScale, 5);
     }
-    // Neither rank's own gradient is the whole one: the case couples the ranks' rows, and the
-    // two local parts add up to it.
+    // Neither rank's own encoder gradient is the whole one: the case couples the ranks' rows, and
+    // the two local parts (each scaled by the world size) average to it.
     for (const result of [rank0!, rank1!]) expect(Math.max(...result.localGradient.map((g, i) => Math.abs(g - expected[i]!)))).toBeGreaterThan(1e-2);
-    rank0!.localGradient.forEach((g, i) => expect(g + rank1!.localGradient[i]!).toBeCloseTo(expected[i]!, 5));
+    rank0!.localGradient.forEach((g, i) => expect((g + rank1!.localGradient[i]!) / 2).toBeCloseTo(expected[i]!, 5));
   }, 30_000);
 });
 

@@ -202,8 +202,17 @@ const modelSchema = z
 const trainSchema = z
   .object({
     steps: positiveInt.describe('Optimizer steps'),
-    batch_size: z.number().int().min(2).default(32).describe('Pairs per micro-batch (in-batch negatives come from it)'),
-    grad_accum: positiveInt.default(1).describe('Micro-batches per optimizer step'),
+    batch_size: z
+      .number()
+      .int()
+      .min(2)
+      .default(32)
+      .describe('Examples per optimizer step, cut into grad_accum micro-batches and shared among the processes of kiln train --nproc (in-batch negatives come from a micro-batch, or with loss gather_negatives from every process\'s micro-batch)'),
+    grad_accum: positiveInt.default(1).describe('Micro-batches each process cuts its share of the batch into (equal slices; batch_size must divide evenly): less memory, the same examples per step'),
+    zero: z
+      .union([z.literal(0), z.literal(1)])
+      .default(0)
+      .describe('1: partition the AdamW state across the processes of a data-parallel run (ZeRO stage 1); each keeps and updates only its share. No effect in one process'),
     lr: z.number().positive().max(1).default(5e-4).describe('Peak learning rate'),
     weight_decay: z.number().min(0).default(0.01).describe('AdamW decoupled weight decay (not applied to biases and LayerNorm)'),
     betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.999]).describe('AdamW betas'),
@@ -341,7 +350,20 @@ export const configSchema = z
     if (c.train.warmup_steps > c.train.steps) {
       ctx.addIssue({ code: 'custom', path: ['train', 'warmup_steps'], message: `warm-up (${c.train.warmup_steps}) is longer than train.steps (${c.train.steps})` });
     }
+    if (c.train.batch_size % c.train.grad_accum !== 0) {
+      ctx.addIssue({ code: 'custom', path: ['train', 'grad_accum'], message: `train.batch_size ${c.train.batch_size} does not cut into ${c.train.grad_accum} equal micro-batches; use a grad_accum that divides it` });
+    }
     const task = TASK_SPECS[c.task];
+    const gathering = c.loss.map((entry) => ('gather_negatives' in entry ? entry.gather_negatives : null));
+    if (gathering.some((g) => g === true)) {
+      if (c.task !== 'twotower') {
+        ctx.addIssue({ code: 'custom', path: ['loss', gathering.indexOf(true), 'gather_negatives'], message: `gathers in-batch negatives across processes, which only task twotower has; task ${c.task} trains on each process's own slice (remove it)` });
+      } else {
+        gathering.forEach((g, j) => {
+          if (g === false) ctx.addIssue({ code: 'custom', path: ['loss', j, 'gather_negatives'], message: 'the score losses of a run share one score matrix: set gather_negatives on all of them or none' });
+        });
+      }
+    }
     c.data.train.forEach((entry, i) => {
       const kind = (RECIPES as Record<string, { kind: string } | undefined>)[entry.recipe]?.kind;
       // Kinds no task trains on (texts) are reported by the entry's own check.

@@ -168,25 +168,31 @@ export class ProcessGroup {
 
 /**
  * Every rank's `local` [n, ...] concatenated in rank order, [worldSize·n, ...], differentiable
- * with respect to this rank's own slice: the other ranks' slices are constants here (gathered
- * from detached copies). Every rank must pass the same n.
+ * with respect to this rank's own slice (the other ranks' slices are constants here, gathered
+ * from detached copies), for a loss that EVERY rank computes identically over the gathered
+ * tensor (contrastive training with in-batch negatives from all ranks). Every rank must pass
+ * the same n.
  *
- * Why no collective in the backward pass: when every rank computes the same loss L over the
- * gathered tensor (contrastive training with negatives from all ranks), rank r's backward gives
- * exactly ∂L/∂E_r through its own slice, i.e. every term of L that involves its embeddings, and
- * the SUM over ranks of the parameter gradients is the gradient of L as one process computing
- * it over the whole batch would get. (torch.distributed.nn.all_gather reaches the same result
- * with an all-reduce inside its backward; here the parameter all-reduce the trainer does
- * anyway plays that part.) Averaging the gradients instead of summing them divides by the
- * world size, so a trainer that averages scales L by worldSize.
+ * The gradient reaching `local` is scaled by worldSize, so that AVERAGING parameter gradients
+ * across ranks, as data-parallel training does, gives exactly the gradient of one process
+ * computing the loss over the whole batch:
+ *   - a parameter upstream of the gather (the encoder) gets ∂L/∂E_r·W on rank r; the average
+ *     over ranks is Σ_r ∂L/∂E_r·∂E_r/∂θ, every term of L;
+ *   - a parameter downstream of it (a learnt temperature, an interaction head) sees the whole
+ *     batch on every rank, so each rank already has the full ∂L/∂θ and the average keeps it.
+ * This is what torch.distributed.nn.functional.all_gather gives under DDP (its backward
+ * all-reduces the gathered gradient, W identical copies for a loss every rank computes) without
+ * a collective in the backward pass: the scaling is exact, `local + (W−1)·(local − local)`,
+ * whose value is `local` bit for bit and whose gradient is W.
  */
 export function allGatherWithGrad(group: ProcessGroup, local: Tensor): Tensor {
   const n = local.shape[0];
   if (n === undefined) throw new Error(`rank ${group.rank}: allGatherWithGrad needs a tensor with a first dimension, got a scalar`);
   const gathered = group.allgather(local.detach());
+  const own = group.worldSize === 1 ? local : local.add(local.sub(local.detach()).mul(group.worldSize - 1));
   const parts: Tensor[] = [];
   if (group.rank > 0) parts.push(gathered.narrow(0, 0, group.rank * n));
-  parts.push(local);
+  parts.push(own);
   const after = group.worldSize - 1 - group.rank;
   if (after > 0) parts.push(gathered.narrow(0, (group.rank + 1) * n, after * n));
   return cat(parts, 0);

@@ -104,12 +104,20 @@ export type LossName = keyof typeof LOSSES;
 export const LOSS_NAMES = Object.keys(LOSSES) as LossName[];
 
 const weightSchema = z.number().min(0).finite().default(1).describe('Weight w of this loss in the total Σ w·L.');
+/**
+ * Not an option of the loss itself but of the score matrix it reads: with several processes,
+ * every rank's embeddings are gathered into one matrix (src/train/strategies/two-tower.ts).
+ */
+const gatherNegativesSchema = z
+  .boolean()
+  .default(false)
+  .describe('With several processes (kiln train --nproc N), all-gather every rank\'s embeddings so the in-batch negatives are the whole batch, as in one process; no effect in one process. The score losses of a run share one matrix: set it on all of them or none.');
 
 /** One `loss:` entry: `name` picks the member, whose other keys are that loss's options plus `weight`. */
 export const lossEntrySchema = z.discriminatedUnion('name', [
-  bceOptionsSchema.safeExtend({ name: z.literal('bce').describe(BceLoss.citation), weight: weightSchema }),
-  infonceOptionsSchema.safeExtend({ name: z.literal('infonce').describe(InfonceLoss.citation), weight: weightSchema }),
-  vpMatrixOptionsSchema.safeExtend({ name: z.literal('vp_matrix').describe(VpMatrixLoss.citation), weight: weightSchema }),
+  bceOptionsSchema.safeExtend({ name: z.literal('bce').describe(BceLoss.citation), weight: weightSchema, gather_negatives: gatherNegativesSchema }),
+  infonceOptionsSchema.safeExtend({ name: z.literal('infonce').describe(InfonceLoss.citation), weight: weightSchema, gather_negatives: gatherNegativesSchema }),
+  vpMatrixOptionsSchema.safeExtend({ name: z.literal('vp_matrix').describe(VpMatrixLoss.citation), weight: weightSchema, gather_negatives: gatherNegativesSchema }),
   maskedLmOptionsSchema.safeExtend({ name: z.literal('masked_lm').describe(MaskedLmLoss.citation), weight: weightSchema }),
   embeddingMseOptionsSchema.safeExtend({ name: z.literal('embedding_mse').describe(EmbeddingMseLoss.citation), weight: weightSchema }),
   similarityKlOptionsSchema.safeExtend({ name: z.literal('similarity_kl').describe(SimilarityKlLoss.citation), weight: weightSchema }),
@@ -123,12 +131,19 @@ export type LossEntryInput = z.input<typeof lossEntrySchema>;
 /** A validated `loss:` entry (defaults applied). */
 export type LossEntry = z.output<typeof lossEntrySchema>;
 
+/** True when the run's score losses gather negatives across processes (`gather_negatives` on every score loss). */
+export function gathersNegatives(entries: readonly LossEntry[]): boolean {
+  return entries.some((entry) => 'gather_negatives' in entry && entry.gather_negatives === true);
+}
+
 /** A whole `loss:` list: at least one entry. */
 export const lossListSchema = z.array(lossEntrySchema).min(1);
 
 /** Builds one loss from a (raw or validated) entry; `name` and `weight` are not loss options. */
 export function createLoss(entry: LossEntryInput, factory: LossFactoryOptions = {}): AnyLoss {
-  const { name, weight: _weight, ...options } = lossEntrySchema.parse(entry);
+  const { name, weight: _weight, ...rest } = lossEntrySchema.parse(entry);
+  // gather_negatives shapes the batch (the strategy reads it), not the loss.
+  const { gather_negatives: _gather, ...options } = rest as typeof rest & { gather_negatives?: boolean };
   const definition: LossDefinition = LOSSES[name];
   return definition.create(options, factory);
 }

@@ -11,8 +11,15 @@
 import { PairBatcher, type BatcherState } from '../data/batch.js';
 import { HardNegativeMiner } from '../data/negatives.js';
 import { Rng } from '../data/rng.js';
+import { sliceBatches, type BatchSource, type SlicedBatchSource } from '../data/step-slices.js';
 import type { KilnConfig } from '../config/schema.js';
 import type { NegativeMiner, NegativePool, PairBatchSource, TokenizedPairs } from './strategies/two-tower.js';
+import type { ParallelPlace } from './task.js';
+
+/** This process's micro-batches of each step's batch: grad_accum slices of its rank's share (src/data/step-slices.ts). */
+export function stepBatches(source: BatchSource, config: KilnConfig, parallel: ParallelPlace | undefined): SlicedBatchSource {
+  return sliceBatches(source, { gradAccum: config.train.grad_accum, rank: parallel?.rank ?? 0, worldSize: parallel?.worldSize ?? 1 });
+}
 
 function batcherFor(pairs: TokenizedPairs, start: number, end: number, config: KilnConfig, seed: number): PairBatcher {
   const items = [];

@@ -14,6 +14,12 @@ export interface StepContext {
   step: number;
   /** 0-based micro-batch within the step (gradient accumulation). */
   microStep: number;
+  /**
+   * Which slice of the step's batch this micro-batch is: rank·grad_accum + microStep
+   * (src/data/step-slices.ts). Randomness drawn per micro-batch (masking) is keyed on it, so it
+   * does not depend on how the batch is split across processes.
+   */
+  slice: number;
 }
 
 export interface StepOutput {

@@ -15,6 +15,7 @@ import type { HybridSplitReport } from '../eval/hybrid.js';
 import type { KilnConfig } from '../config/schema.js';
 import type { EndEvent } from '../track/events.js';
 import type { TrainStrategy } from './strategy.js';
+import type { ProcessGroup } from '../engine/index.js';
 
 export interface TaskContext {
   config: KilnConfig;
@@ -29,6 +30,15 @@ export interface TaskStartOptions {
   resuming: boolean;
   /** The run directory (a task may keep files there: a distillation's teacher cache). */
   runPath: string;
+  /** This process's place in a data-parallel run; absent = one process. */
+  parallel?: ParallelPlace;
+}
+
+/** Where a process sits in a data-parallel run: its slices of each batch, and the group to gather negatives over. */
+export interface ParallelPlace {
+  rank: number;
+  worldSize: number;
+  group: ProcessGroup;
 }
 
 export interface PreparedTask {

@@ -13,7 +13,7 @@
  *   reports the loss and the parameter gradient summed over ranks.
  */
 import { ProcessGroup, allGatherWithGrad, full, tensor, type ProcessGroupOptions, type Tensor } from '../../src/engine/index.js';
-import { GATHER_GRAD_INPUTS, GATHER_GRAD_WEIGHT, gatherGradLoss } from './dist-gather-case.js';
+import { GATHER_GRAD_INPUTS, GATHER_GRAD_SCALE, GATHER_GRAD_WEIGHT, gatherGradLoss } from './dist-gather-case.js';
 
 export interface WorkerPlan {
   scenario: 'collectives' | 'peer-killed' | 'peer-silent' | 'create-only' | 'gather-grad';
@@ -98,10 +98,14 @@ function collectives(group: ProcessGroup): CollectivesResult {
 export interface GatherGradResult {
   rank: number;
   loss: number;
-  /** d loss / d weight, summed over ranks (the trainer's gradient all-reduce). */
+  /** d loss / d weight, averaged over ranks (the trainer's gradient all-reduce). */
   gradient: number[];
-  /** This rank's own d loss / d weight, before the sum: only the terms through its own rows. */
+  /** This rank's own d loss / d weight, before the average: worldSize × the terms through its own rows. */
   localGradient: number[];
+  /** d loss / d scale (a parameter after the gather), averaged over ranks. */
+  scaleGradient: number;
+  /** This rank's own d loss / d scale: already the whole one. */
+  localScaleGradient: number;
   gatheredShape: number[];
 }
 
@@ -111,12 +115,16 @@ function gatherGrad(group: ProcessGroup): GatherGradResult {
   const weight = tensor(GATHER_GRAD_WEIGHT, { dtype: 'float32', shape: [2, 3] }).requiresGrad_();
   const rows = GATHER_GRAD_INPUTS.slice(group.rank * 2, group.rank * 2 + 2).flat();
   const local: Tensor = tensor(rows, { dtype: 'float32', shape: [2, 2] }).matmul(weight);
+  const scale = tensor(GATHER_GRAD_SCALE, { dtype: 'float32' }).requiresGrad_();
   const gathered = allGatherWithGrad(group, local);
-  const loss = gatherGradLoss(gathered);
+  const loss = gatherGradLoss(gathered, scale);
   loss.backward();
   const localGradient = weight.grad!.toArray();
-  const gradient = group.allreduce(weight.grad!.contiguous(), 'sum').toArray();
-  return { rank: group.rank, loss: loss.item(), gradient, localGradient, gatheredShape: gathered.shape };
+  // Data-parallel training averages every parameter's gradient across ranks.
+  const gradient = group.allreduce(weight.grad!.contiguous(), 'avg').toArray();
+  const localScaleGradient = scale.grad!.item();
+  const scaleGradient = group.allreduce(scale.grad!.contiguous(), 'avg').item();
+  return { rank: group.rank, loss: loss.item(), gradient, localGradient, scaleGradient, localScaleGradient, gatheredShape: gathered.shape };
 }
 
 const plan = JSON.parse(process.argv[2] ?? '{}') as WorkerPlan;

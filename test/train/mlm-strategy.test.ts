@@ -74,7 +74,7 @@ describe('MlmStrategy', () => {
     const heldOut = maskHeldOut(sequences, mask, 9);
     const before = evaluateMaskedLm(model, heldOut, { batchSize: 8, precision: 'fp32', device: 'cpu' });
     for (let step = 0; step < 300; step++) {
-      tidy(() => strategy.step({ step, microStep: 0 }).loss.backward());
+      tidy(() => strategy.step({ step, microStep: 0, slice: 0 }).loss.backward());
       optimizer.step();
       optimizer.zeroGrad();
     }

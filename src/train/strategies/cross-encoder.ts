@@ -55,7 +55,7 @@ export class CrossEncoderStrategy implements TrainStrategy {
   step(context: StepContext): StepOutput {
     const { k, tokenizer } = this.o;
     const items = this.o.batches.next();
-    const rng = Rng.derive(this.o.seed, `cross-encoder:${context.step}:${context.microStep}`);
+    const rng = Rng.derive(this.o.seed, `cross-encoder:${context.step}:${context.slice}`);
     const encoded: Array<{ ids: Int32Array; typeIds: Int32Array }> = [];
     const pools = this.o.candidates.candidatesOf(items);
     for (const [row, i] of items.entries()) {

@@ -85,7 +85,7 @@ export class DistillStrategy implements TrainStrategy {
     const candidateDocs: number[][] = [];
     const candidates = this.o.candidates;
     if (candidates !== null) {
-      const rng = Rng.derive(this.o.seed, `distill:${context.step}:${context.microStep}`);
+      const rng = Rng.derive(this.o.seed, `distill:${context.step}:${context.slice}`);
       const pools = candidates.source.candidatesOf(items);
       for (const [row, i] of items.entries()) {
         const pool = pools[row]!;

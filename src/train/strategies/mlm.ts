@@ -7,13 +7,14 @@
  *   positions  flat indices b·L + t where y ≠ −100
  *   loss       masked_lm(model.predict(x̃, positions), y[positions])
  *
- * The masking of step s, micro-batch m is drawn from Rng.derive(seed, `mlm:s:m`), a pure
+ * The masking of step s, batch slice k is drawn from Rng.derive(seed, `mlm:s:k`), a pure
  * function of the step: a resumed run masks exactly as the uninterrupted one, with nothing but
  * the batch position in the checkpoint.
  */
 import { fromTypedArray, noGrad, tidy, type Tensor } from '../../engine/index.js';
 import { IGNORE_INDEX, maskTokens, type MaskOptions } from '../../data/mlm.js';
 import { Rng } from '../../data/rng.js';
+import type { BatchSource } from '../../data/step-slices.js';
 import { padToTensors, type MaskedLanguageModel } from '../../models/index.js';
 import type { WeightedLoss } from '../../losses/index.js';
 import type { StepContext, StepOutput, TrainStrategy } from '../strategy.js';
@@ -103,7 +104,7 @@ export interface MlmStrategyOptions {
   model: MaskedLanguageModel;
   loss: WeightedLoss;
   sequences: readonly Int32Array[];
-  batches: ShuffledBatches;
+  batches: BatchSource;
   mask: MaskOptions;
   seed: number;
   device: 'cpu' | 'cuda';
@@ -121,7 +122,7 @@ export class MlmStrategy implements TrainStrategy {
 
   step(context: StepContext): StepOutput {
     const items = this.o.batches.next();
-    const rng = Rng.derive(this.o.seed, `mlm:${context.step}:${context.microStep}`);
+    const rng = Rng.derive(this.o.seed, `mlm:${context.step}:${context.slice}`);
     const batch = maskBatch([...items].map((i) => this.o.sequences[i]!), this.o.mask, rng, this.o.device);
     const logits = this.o.model.predict(batch, batch.positions);
     const { total, parts } = this.o.loss.forward({ tokens: { logits, labels: batch.labels } });

@@ -12,8 +12,17 @@
  *                                                  with target label(i) for scored pairs
  *   exclude[i, j] = group(i) = group(j), j ≠ i     in-batch items of the same concept are not negatives
  *   loss = Σ w_l · loss_l(S, exclude)
+ *
+ * With `gather` (loss `gather_negatives` across W processes), each rank encodes its own slice
+ * and the embeddings of every rank are all-gathered (allGatherWithGrad) before the score matrix:
+ *   Q = [q_0; …; q_{W−1}]                           [W·b, H]
+ *   D = [positives_0; …; positives_{W−1}; extra_0; …; extra_{W−1}]   extras padded to the
+ *       largest count and the padding excluded in every row
+ * so every rank computes the loss of the whole batch, as one process would (same columns, in
+ * another order for the extras), and in-batch negatives grow with the world size.
  */
-import { fromTypedArray, noGrad, type Tensor } from '../../engine/index.js';
+import { allGatherWithGrad, cat, fromTypedArray, noGrad, tensor, zeros, type ProcessGroup, type Tensor } from '../../engine/index.js';
+import type { BatchSource, SlicedBatchSource } from '../../data/step-slices.js';
 import { padToTensors } from '../../models/inputs.js';
 import { embedTyped, type ModelEmbedder } from '../../eval/embedder.js';
 import type { TwoTowerModel } from '../../models/index.js';
@@ -44,11 +53,7 @@ export interface NegativePool {
 }
 
 /** Yields batches of pair indices; its state resumes the exact sequence. */
-export interface PairBatchSource {
-  next(): Int32Array;
-  state(): unknown;
-  restore(state: unknown): void;
-}
+export type PairBatchSource = BatchSource;
 
 /** Top-k pool documents per query with same-concept documents excluded (src/data/negatives.ts). */
 export interface NegativeMiner {
@@ -61,12 +66,14 @@ export interface TwoTowerStrategyOptions {
   model: TwoTowerModel;
   loss: WeightedLoss;
   pairs: TokenizedPairs;
-  batches: PairBatchSource;
+  batches: SlicedBatchSource;
   padId: number;
   padTo: { query: number; doc: number } | null;
   maskSameGroup: boolean;
   device: 'cpu' | 'cuda';
   hardNegatives: { k: number; refreshEvery: number; startStep: number; pool: NegativePool; miner: NegativeMiner; embedder: ModelEmbedder } | null;
+  /** Gather every rank's embeddings into one score matrix (loss `gather_negatives`); null = this rank's slice alone. */
+  gather?: ProcessGroup | null;
 }
 
 /**
@@ -74,14 +81,17 @@ export interface TwoTowerStrategyOptions {
  * positive (column i), so in-batch items of the same concept are not scored as negatives;
  * undefined when there is none.
  */
-export function sameGroupExclusion(queryGroups: ArrayLike<number>, candidateGroups: ArrayLike<number>, device: 'cpu' | 'cuda'): Tensor | undefined {
+export function sameGroupExclusion(queryGroups: ArrayLike<number>, candidateGroups: ArrayLike<number>, device: 'cpu' | 'cuda', options: { sameGroup?: boolean; columns?: ReadonlySet<number> } = {}): Tensor | undefined {
   const b = queryGroups.length;
   const c = candidateGroups.length;
+  const sameGroup = options.sameGroup ?? true;
+  const columns = options.columns ?? new Set<number>();
   const mask = new Uint8Array(b * c);
   let any = false;
   for (let i = 0; i < b; i++) {
     for (let j = 0; j < c; j++) {
-      if (j !== i && candidateGroups[j] === queryGroups[i]) {
+      // `columns`: candidates excluded for every query (the padding of gathered negatives).
+      if (columns.has(j) || (sameGroup && j !== i && candidateGroups[j] === queryGroups[i])) {
         mask[i * c + j] = 1;
         any = true;
       }
@@ -89,6 +99,9 @@ export function sameGroupExclusion(queryGroups: ArrayLike<number>, candidateGrou
   }
   return any ? fromTypedArray(mask, { shape: [b, c], dtype: 'bool', device }) : undefined;
 }
+
+/** The group of a padding row among gathered extra candidates. */
+const PADDING_GROUP = -(2 ** 31);
 
 export class TwoTowerStrategy implements TrainStrategy {
   readonly modules;
@@ -154,11 +167,20 @@ export class TwoTowerStrategy implements TrainStrategy {
     }
     const docs = padToTensors(docSeqs, this.o.padId, this.o.device, this.o.padTo?.doc);
     const d = model.encode('doc', docs);
-    const scores = model.head.matrix(q, d); // [B, C]
 
-    const exclude = this.o.maskSameGroup ? sameGroupExclusion(groups, candidateGroups, this.o.device) : undefined;
-    const positiveTarget = pairs.label === null ? undefined : fromTypedArray(Float32Array.from(items, (i) => pairs.label![i]!), { shape: [b], device: this.o.device });
-    const { total, parts } = this.o.loss.forward({ scores: { scores, exclude, groups, ...(positiveTarget === undefined ? {} : { positiveTarget }) } });
+    // One process's batch, or with `gather` the whole batch of every rank.
+    const all = this.o.gather === null || this.o.gather === undefined || this.o.gather.worldSize === 1 ? null : this.#gather(this.o.gather, q, d, candidateGroups.slice(b));
+    const scores = all === null ? model.head.matrix(q, d) : model.head.matrix(all.q, all.d); // [B, C]
+    const batchItems = all === null ? items : all.items;
+    const queryGroups = all === null ? groups : Int32Array.from(batchItems, (i) => pairs.group[i]!);
+    const exclude =
+      all === null
+        ? this.o.maskSameGroup
+          ? sameGroupExclusion(groups, candidateGroups, this.o.device)
+          : undefined
+        : sameGroupExclusion(queryGroups, all.candidateGroups, this.o.device, { sameGroup: this.o.maskSameGroup, columns: all.padding });
+    const positiveTarget = pairs.label === null ? undefined : fromTypedArray(Float32Array.from(batchItems, (i) => pairs.label![i]!), { shape: [batchItems.length], device: this.o.device });
+    const { total, parts } = this.o.loss.forward({ scores: { scores, exclude, groups: queryGroups, ...(positiveTarget === undefined ? {} : { positiveTarget }) } });
     const logs: Record<string, number> = {};
     for (const [name, value] of Object.entries(parts)) logs[`loss_${name}`] = value.item();
     if (exclude !== undefined) logs.masked_fraction = exclude.float().mean().item();
@@ -166,6 +188,36 @@ export class TwoTowerStrategy implements TrainStrategy {
     if (explicit > 0) logs.explicit_negatives = explicit / b;
     const seqTokens = queries.inputIds.numel + docs.inputIds.numel;
     return { loss: total, logs, examples: b, tokens: seqTokens };
+  }
+
+  /**
+   * Every rank's queries, positives and extra candidates (explicit and mined negatives), in rank
+   * order. Extras are padded to the largest count across ranks, because an all-gather needs one
+   * shape; the padding columns are returned for exclusion. Explicit negatives get fresh unique
+   * groups here (each rank numbered its own from −b−1 down).
+   */
+  #gather(group: ProcessGroup, q: Tensor, d: Tensor, extraGroups: readonly number[]): { q: Tensor; d: Tensor; items: Int32Array; candidateGroups: Int32Array; padding: Set<number> } {
+    const slices = this.o.batches.slicesAcrossRanks();
+    const items = Int32Array.from(slices.flatMap((s) => [...s]));
+    const b = q.shape[0]!;
+    const extra = extraGroups.length;
+    const counts = Array.from(group.allgather(tensor([extra], { dtype: 'int32' })).toTypedArray() as Int32Array);
+    const most = Math.max(...counts);
+    const allQueries = allGatherWithGrad(group, q);
+    const positives = allGatherWithGrad(group, d.narrow(0, 0, b));
+    const candidateGroups: number[] = Array.from(items, (i) => this.o.pairs.group[i]!);
+    const padding = new Set<number>();
+    if (most === 0) return { q: allQueries, d: positives, items, candidateGroups: Int32Array.from(candidateGroups), padding };
+    const hidden = d.shape[1]!;
+    const own = extra === most ? d.narrow(0, b, extra) : cat([...(extra > 0 ? [d.narrow(0, b, extra)] : []), zeros([most - extra, hidden], { dtype: d.dtype, device: this.o.device })], 0);
+    const extras = allGatherWithGrad(group, own);
+    const paddedGroups = Int32Array.from({ length: most }, (_, j) => (j < extra ? extraGroups[j]! : PADDING_GROUP));
+    const gatheredGroups = group.allgather(fromTypedArray(paddedGroups, { shape: [most], dtype: 'int32' })).toTypedArray() as Int32Array;
+    for (const g of gatheredGroups) {
+      if (g === PADDING_GROUP) padding.add(candidateGroups.length);
+      candidateGroups.push(g >= 0 ? g : -candidateGroups.length - 1);
+    }
+    return { q: allQueries, d: cat([positives, extras], 0), items, candidateGroups: Int32Array.from(candidateGroups), padding };
   }
 
   state(): unknown {

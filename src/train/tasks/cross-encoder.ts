@@ -15,7 +15,7 @@ import type { KilnConfig } from '../../config/schema.js';
 import { loadRunData, prepareEncoder } from '../setup.js';
 import { applyInitSource, formatInitReport } from '../init-from.js';
 import { formatSummaryTable, lexicalBaselinesAfter } from '../summary.js';
-import { createPairBatchSource } from '../data-adapters.js';
+import { createPairBatchSource, stepBatches } from '../data-adapters.js';
 import { CandidateMiner, resolveRunSource } from '../cross-encoder-negatives.js';
 import { CrossEncoderStrategy } from '../strategies/cross-encoder.js';
 import type { Task } from '../task.js';
@@ -84,7 +84,7 @@ export const crossEncoderTask: Task = {
       tokenizer,
       dataFiles: [...base.files, ...data.filesRead],
       describeData: () => [...describePairData(data), `${negatives.k} negatives per positive${negatives.random > 0 ? ` (${negatives.random} random)` : ''} from ${mined.description}`],
-      start({ resuming }) {
+      start({ resuming, parallel }) {
         const model = new CrossEncoderModel(modelConfig);
         const kinded: KindedModel = { kind: 'cross-encoder', model, json };
         if (base.init !== null && !resuming) write(formatInitReport(applyInitSource(kinded, base.init)));
@@ -97,7 +97,7 @@ export const crossEncoderTask: Task = {
           randomNegatives: negatives.random,
           poolTexts: pool.texts,
           k: negatives.k,
-          batches: createPairBatchSource(pairs, data.pairRanges, config),
+          batches: stepBatches(createPairBatchSource(pairs, data.pairRanges, config), config, parallel),
           tokenizer,
           maxLength,
           seed: config.seed,

@@ -31,7 +31,7 @@ import { RunDirectory } from '../../track/run-dir.js';
 import { loadRunData, prepareEncoder, twoTowerConfigFrom } from '../setup.js';
 import { applyInitSource, formatInitReport, resolveInitSource } from '../init-from.js';
 import { formatSummaryTable, lexicalBaselinesAfter } from '../summary.js';
-import { createPairBatchSource } from '../data-adapters.js';
+import { createPairBatchSource, stepBatches } from '../data-adapters.js';
 import { CandidateMiner } from '../cross-encoder-negatives.js';
 import { loadTeacher, precomputeExportedTeacher, resolveTeacherPath, type Teacher } from '../teacher.js';
 import { parseModelCard } from '../../export/card.js';
@@ -192,7 +192,7 @@ export const distillTask: Task = {
       tokenizer,
       dataFiles: [...base.files, ...data.filesRead],
       describeData: () => [...describePairData(data), `teacher ${teacherPath.path} (${teacherPath.origin})`],
-      start({ resuming, runPath }) {
+      start({ resuming, runPath, parallel }) {
         const teacher = loadTeacher(teacherPath.path, { maxLength, cacheDirectory: join(runPath, TEACHER_CACHE_DIR), precomputed });
         try {
           const reused = teacher.cache.loadFromRuns(join(runPath, '..'));
@@ -222,7 +222,7 @@ export const distillTask: Task = {
             pairs,
             texts: data.pairs,
             pool,
-            batches: createPairBatchSource(pairs, data.pairRanges, config),
+            batches: stepBatches(createPairBatchSource(pairs, data.pairRanges, config), config, parallel),
             padId: tokenizer.padId,
             device: config.train.device,
             maskSameGroup: config.train.mask_same_group,

@@ -16,6 +16,7 @@ import { evaluateMaskedLm, maskHeldOut } from '../../eval/masked-lm.js';
 import { prepareEncoder } from '../setup.js';
 import { applyInitSource, formatInitReport } from '../init-from.js';
 import { MlmStrategy, ShuffledBatches } from '../strategies/mlm.js';
+import { stepBatches } from '../data-adapters.js';
 import type { Task } from '../task.js';
 
 export const mlmTask: Task = {
@@ -62,7 +63,7 @@ export const mlmTask: Task = {
       describeData: () => [
         `${texts.length} texts (${Object.entries(counts).map(([r, n]) => `${r} ${n}`).join(', ')}), ${tokenCount} WordPiece tokens packed into ${packed.length} sequences of ≤${length} in ${tokenizeSeconds.toFixed(1)} s; ${heldOut.length} held out`,
       ],
-      start({ resuming }) {
+      start({ resuming, parallel }) {
         const model = new MaskedLanguageModel(modelConfig);
         const kinded: KindedModel = { kind: 'masked-lm', model, json: { kind: 'masked-lm', ...modelConfig, maxLength: { sequence: length } } };
         if (base.init !== null && !resuming) write(formatInitReport(applyInitSource(kinded, base.init)));
@@ -71,7 +72,7 @@ export const mlmTask: Task = {
           model,
           loss,
           sequences: training,
-          batches: new ShuffledBatches(training.length, config.train.batch_size, config.seed),
+          batches: stepBatches(new ShuffledBatches(training.length, config.train.batch_size, config.seed), config, parallel),
           mask,
           seed: config.seed,
           device: config.train.device,

@@ -4,7 +4,7 @@
  * (strategies/two-tower.ts). Evaluated on the retrieval and STS splits, with BM25 (and
  * character TF-IDF where a hybrid fuses it) beside every number.
  */
-import { createWeightedLoss } from '../../losses/index.js';
+import { createWeightedLoss, gathersNegatives } from '../../losses/index.js';
 import { TwoTowerModel, type KindedModel } from '../../models/index.js';
 import { ModelEmbedder } from '../../eval/embedder.js';
 import { DEFAULT_HYBRID, evaluateSplitsWithModel } from '../../eval/splits.js';
@@ -15,7 +15,7 @@ import type { KilnConfig } from '../../config/schema.js';
 import { loadRunData, prepareEncoder, twoTowerConfigFrom, type RunData } from '../setup.js';
 import { applyInitSource, formatInitReport } from '../init-from.js';
 import { formatSummaryTable, lexicalBaselinesAfter } from '../summary.js';
-import { createNegativeMiner, createPairBatchSource } from '../data-adapters.js';
+import { createNegativeMiner, createPairBatchSource, stepBatches } from '../data-adapters.js';
 import { TwoTowerStrategy, type NegativePool, type TokenizedPairs } from '../strategies/two-tower.js';
 import type { Task } from '../task.js';
 
@@ -86,7 +86,7 @@ export const twoTowerTask: Task = {
       tokenizer,
       describeData: () => describePairData(data),
       dataFiles: [...base.files, ...data.filesRead],
-      start({ resuming }) {
+      start({ resuming, parallel }) {
         const model = new TwoTowerModel(modelConfig);
         const kinded: KindedModel = { kind: 'two-tower', model, json: { kind: 'two-tower', ...modelConfig, maxLength } };
         if (base.init !== null && !resuming) write(formatInitReport(applyInitSource(kinded, base.init)));
@@ -98,12 +98,13 @@ export const twoTowerTask: Task = {
           model,
           loss,
           pairs,
-          batches: createPairBatchSource(pairs, data.pairRanges, config),
+          batches: stepBatches(createPairBatchSource(pairs, data.pairRanges, config), config, parallel),
           padId: tokenizer.padId,
           padTo: config.data.padding === 'max_length' ? maxLength : null,
           maskSameGroup: config.train.mask_same_group,
           device: config.train.device,
           hardNegatives: hard.k > 0 ? { k: hard.k, refreshEvery: hard.refresh_every, startStep: hard.start_step, pool, miner: createNegativeMiner(pool), embedder } : null,
+          gather: parallel !== undefined && gathersNegatives(config.loss) ? parallel.group : null,
         });
         return {
           model: kinded,
