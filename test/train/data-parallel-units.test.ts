@@ -1,3 +1,4 @@
+/** The pieces of data-parallel training without processes: batch slicing, the ZeRO-1 partition, the thread policy. */
 import { describe, expect, it } from 'vitest';
 
 import { checkBatchSlicing, sliceBatches, type BatchSource } from '../../src/data/step-slices.js';
@@ -86,5 +87,25 @@ describe('ZeRO-1 partition', () => {
 
   it('reports the AdamW moments (8 bytes per element) a rank does not keep', () => {
     expect(zeroMemoryReport([10, 100, 50, 60, 5], [0, 0, 1, 1, 0], 1)).toEqual({ ownedElements: 110, totalElements: 225, savedBytes: 115 * 8 });
+  });
+});
+
+describe('the thread policy among local workers', () => {
+  it('gives each of N local workers cores / N threads in bf16 (at least one), and one libtorch thread in fp32', async () => {
+    const { availableParallelism } = await import('node:os');
+    const { applyThreadPolicy } = await import('../../src/train/run.js');
+    const { getNumThreads, setNumThreads } = await import('../../src/engine/index.js');
+    const before = getNumThreads();
+    try {
+      const cores = availableParallelism();
+      expect(applyThreadPolicy('auto', 'bf16', 1)).toBe(cores);
+      expect(applyThreadPolicy('auto', 'bf16', 2)).toBe(Math.max(1, Math.floor(cores / 2)));
+      expect(applyThreadPolicy('auto', 'bf16', cores * 4)).toBe(1);
+      expect(applyThreadPolicy('auto', 'fp32', 2)).toBe(1);
+      expect(applyThreadPolicy(3, 'bf16', 2)).toBe(3); // an explicit count is kept
+      expect(getNumThreads()).toBe(3);
+    } finally {
+      setNumThreads(before);
+    }
   });
 });
