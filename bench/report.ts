@@ -27,7 +27,7 @@ export const BEGIN_MARKER = '<!-- bench:begin -->';
 export const END_MARKER = '<!-- bench:end -->';
 
 /** The benchmarks `npm run bench` knows, in the order it runs them. */
-export const BENCH_NAMES = ['engine', 'train', 'infer', 'serve', 'memory', 'skills-trie', 'search', 'skills-serve'] as const;
+export const BENCH_NAMES = ['engine', 'train', 'infer', 'serve', 'memory', 'dist', 'skills-trie', 'search', 'skills-serve'] as const;
 export type BenchName = (typeof BENCH_NAMES)[number];
 
 // =============================================================================================
@@ -119,12 +119,15 @@ export function markdownTable(header: readonly string[], rows: readonly (readonl
   return [header, sep, ...rows].map((r, i) => `| ${(i === 1 ? r : r.map(cell)).join(' | ')} |`).join('\n');
 }
 
-/** The table of one benchmark's rows; `reference` names the reference columns ('PyTorch'). */
-export function renderRows(rows: readonly Row[], reference: string): string {
+/**
+ * The table of one benchmark's rows; `reference` names the reference columns ('PyTorch'),
+ * `subject` the measured ones ('Kiln', or for dist '2 processes' against '1 process').
+ */
+export function renderRows(rows: readonly Row[], reference: string, subject = 'Kiln'): string {
   const withNotes = rows.some((r) => r.note !== undefined && r.note !== '');
   // A target is one number, not a measurement: no 'median' in its header.
   const refMedian = reference === 'target' ? 'target' : `${reference} median`;
-  const header = ['metric', 'unit', 'Kiln median', 'Kiln min–max', refMedian, `${reference} min–max`, `Kiln / ${reference}`, 'paired'];
+  const header = ['metric', 'unit', `${subject} median`, `${subject} min–max`, refMedian, `${reference} min–max`, `${subject} / ${reference}`, 'paired'];
   if (withNotes) header.push('notes');
   const body = rows.map((r) => {
     const line = [
@@ -230,6 +233,73 @@ export interface MemoryJson {
   /** Live tensor count unchanged and RSS growth under `rssBoundMiB`. */
   bounded: boolean;
   rssBoundMiB: number;
+}
+
+/** bench/dist.ts: 1p = 1 process × 2 threads, 2p = 2 processes × 1 thread (`kiln train --nproc 2`). */
+export type DistMode = '1p' | '2p';
+
+/** One `kiln train` of bench/dist.ts. */
+export interface DistRun {
+  precision: string;
+  mode: DistMode;
+  /** 0-based. */
+  round: number;
+  processes: number;
+  /** libtorch intra-op threads per process (--threads). */
+  threads: number;
+  /** OPENBLAS_NUM_THREADS and OMP_NUM_THREADS as the run got them. */
+  env: Record<string, string>;
+  command: string;
+  batchSize: number;
+  parameters: number;
+  worldSize: number;
+  /** summary.json's wallSeconds (the training loop). */
+  wallSeconds: number;
+  /** The whole command, start-up and data loading included. */
+  elapsedSeconds: number;
+  /** train/examples_per_second of each step after the warm-up. */
+  examplesPerSecond: number[];
+  /** train/comm_seconds of each step after the warm-up (rank 0); null in one process. */
+  commSeconds: number[] | null;
+  medianExamplesPerSecond: number;
+  medianCommSeconds: number | null;
+}
+
+/** bench/dist.ts's summary of one precision: medians over rounds of the runs' medians over steps. */
+export interface DistPrecisionResult {
+  precision: string;
+  batchSize: number;
+  parameters: number;
+  /** Per round, in round order. */
+  onePerRound: number[];
+  twoPerRound: number[];
+  /** 2p / 1p of each round. */
+  pairedRatios: number[];
+  /** Median comm seconds per step of each round's 2-process run. */
+  commPerRound: number[];
+  oneExamplesPerSecond: number;
+  twoExamplesPerSecond: number;
+  /** twoExamplesPerSecond / oneExamplesPerSecond. */
+  ratio: number;
+  pairedRatio: number;
+  /** batchSize / the median examples/s of each mode. */
+  oneStepSeconds: number;
+  twoStepSeconds: number;
+  commSeconds: number;
+  /** commSeconds / twoStepSeconds. */
+  commShare: number;
+  /** parameters × 4 bytes of fp32 gradients. */
+  allreduceBytes: number;
+  /** 2·(W−1)/W × allreduceBytes. */
+  ringBytesPerRank: number;
+}
+
+/** bench/dist.ts. */
+export interface DistJson {
+  machine: { cpu: string; cores: number; node: string };
+  config: { config: string; steps: number; warmup: number; rounds: number; precisions: string[]; sets: string[]; dataRoot: string; worldSize: number };
+  results: DistPrecisionResult[];
+  runs: DistRun[];
 }
 
 /** bench/skills-trie.ts. */
@@ -396,6 +466,46 @@ export function memoryRows(j: MemoryJson): Row[] {
   ];
 }
 
+/**
+ * Data parallelism has no PyTorch counterpart here: Kiln's 2 processes × 1 thread are set against
+ * its own 1 process × 2 threads (the reference columns), per precision; collective time and
+ * allreduce volume belong to the 2-process runs only.
+ */
+export function distRows(j: DistJson): Row[] {
+  const w = j.config.worldSize;
+  const rows: Row[] = [];
+  for (const x of j.results) {
+    const two = summarize(x.twoPerRound);
+    const one = summarize(x.onePerRound);
+    rows.push({
+      metric: `${x.precision} training, batch ${x.batchSize}: ${w} processes × 1 thread vs 1 process × ${w} threads`,
+      unit: 'examples/s ↑',
+      kiln: two,
+      reference: one,
+      ratio: ratioOf(two, one),
+      paired: x.pairedRatios.length > 0 ? median(x.pairedRatios) : null,
+      note: `step ${formatNumber(x.twoStepSeconds * 1000)} ms vs ${formatNumber(x.oneStepSeconds * 1000)} ms`,
+    });
+    rows.push({
+      metric: `${x.precision} time in collectives per step (rank 0)`,
+      unit: 'ms ↓',
+      kiln: summarize(x.commPerRound.map((s) => s * 1000)),
+      reference: null,
+      ratio: null,
+      note: `${formatNumber(x.commShare * 100)}% of the median ${w}-process step; gradient allreduce + stats exchange, waiting included`,
+    });
+    rows.push({
+      metric: `${x.precision} gradient allreduce per step`,
+      unit: 'MB ↓',
+      kiln: single(x.allreduceBytes / 1e6),
+      reference: null,
+      ratio: null,
+      note: `${x.parameters} parameters × 4 B fp32; ring: ${formatNumber(x.ringBytesPerRank / 1e6)} MB sent per rank`,
+    });
+  }
+  return rows;
+}
+
 /** The tagger has no PyTorch counterpart: its reference columns hold the target. */
 export function skillsTrieRows(j: SkillsTrieJson): Row[] {
   const rate = summarize(j.sentencesPerSecond);
@@ -447,8 +557,8 @@ function machinesText(j: SkillsServeJson): string {
   return j.machinesNeeded === null ? `no rate passed: no count of machines for ${j.target.caseStudyRate} edits/s` : `${j.machinesNeeded} × ${j.cores}-core machines for ${j.target.caseStudyRate} edits/s`;
 }
 
-/** The rows for `name`'s JSON, and the name of its reference columns. */
-export function rowsFor(name: BenchName, json: unknown): { rows: Row[]; reference: string; verdict: string | null } {
+/** The rows for `name`'s JSON, the names of its reference (and, where not Kiln, measured) columns. */
+export function rowsFor(name: BenchName, json: unknown): { rows: Row[]; reference: string; subject?: string; verdict: string | null } {
   switch (name) {
     case 'engine': {
       const j = json as EngineJson;
@@ -469,6 +579,11 @@ export function rowsFor(name: BenchName, json: unknown): { rows: Row[]; referenc
     case 'memory': {
       const j = json as MemoryJson;
       return { rows: memoryRows(j), reference: 'PyTorch', verdict: `memory bounded: ${j.bounded ? 'yes' : 'NO'}` };
+    }
+    case 'dist': {
+      const j = json as DistJson;
+      const w = j.config.worldSize;
+      return { rows: distRows(j), reference: '1 process', subject: `${w} processes`, verdict: null };
     }
     case 'skills-trie': {
       const j = json as SkillsTrieJson;
@@ -579,8 +694,8 @@ export function renderBench(o: BenchOutcome): string {
     parts.push(`Result: ${statusText(o)}. No numbers from this run.`);
   } else {
     try {
-      const { rows, reference, verdict } = rowsFor(o.name, o.json);
-      parts.push(renderRows(rows, reference));
+      const { rows, reference, subject, verdict } = rowsFor(o.name, o.json);
+      parts.push(renderRows(rows, reference, subject));
       if (verdict !== null) parts.push('', `Targets: ${verdict}.`);
     } catch (error) {
       parts.push(`Result: **failed**: the JSON could not be read (${(error as Error).message}).`);
@@ -597,10 +712,11 @@ export function renderReport(run: { machine: Machine; command: string; outcomes:
     '',
     ...(run.quick === true ? ['**Smoke run (`--quick`)**: every benchmark at its smallest settings, on a smoke-sized model where one was trained here. These numbers check that the suite runs; they are not measurements to compare.', ''] : []),
     'Generated by `bench/run.ts` from the JSON of one run; everything outside the `bench:begin`/`bench:end` markers is written by hand.',
-    'Medians and min–max are over the rounds (engine, memory: per-round medians) or over every timed step (train);',
+    'Medians and min–max are over the rounds (engine, memory, dist: per-round medians) or over every timed step (train);',
     'a single value has no min–max. The ratio is Kiln / reference of the medians (↑: higher is better, ↓: lower);',
     '"paired" is the median of back-to-back ratios where the benchmark measured them (infer: the per-round speed-up over PyTorch at its best thread count).',
     'Serving, search, the skills trie tagger and skills serving have no PyTorch counterpart: their reference columns hold the target.',
+    'dist sets Kiln against itself: 2 processes × 1 thread (`kiln train --nproc 2`) in the measured columns, 1 process × 2 threads in the reference columns.',
     '',
     '```sh',
     run.command,

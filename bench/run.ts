@@ -5,7 +5,7 @@
  *
  * Each benchmark runs as its own child process, output streamed as it comes:
  *   node --import tsx bench/<name>.ts --json bench/results/<name>.json [settings]
- * in the order engine, train, infer, serve, memory, skills-trie, search (only with --index),
+ * in the order engine, train, infer, serve, memory, dist, skills-trie, search (only with --index),
  * skills-serve. A benchmark's old JSON is deleted first, so the tables only ever hold numbers of this run. One
  * that fails (non-zero exit, no JSON) is reported as failed with its exit code, the others
  * still run, and this script exits 1 at the end.
@@ -19,10 +19,11 @@
  * skills model (`--skills DIR`, else built by it from the export). `--run runs/<id>` and `--model
  * DIR` name them; without them, `configs/tiny.yaml` is trained into a temporary runs directory
  * and exported there (`bin/kiln.js` runs from dist/: build it first), and the tables say so.
- * $KILN_DATA must name the data root for infer, serve, skills-trie, search and skills-serve.
+ * dist trains configs/twotower.yaml itself (`bin/kiln.js`, from dist/), in 1 process and in 2.
+ * $KILN_DATA must name the data root for infer, serve, dist, skills-trie, search and skills-serve.
  *
  * Options:
- *   --only engine,train,...   a subset (engine, train, infer, serve, memory, skills-trie, search, skills-serve)
+ *   --only engine,train,...   a subset (engine, train, infer, serve, memory, dist, skills-trie, search, skills-serve)
  *   --quick                   each benchmark's smallest sensible settings: a smoke run, not numbers to keep
  *   --out FILE                the markdown file to update (default BENCHMARKS.md)
  *   --run DIR                 the run for infer (default: tiny.yaml, trained here)
@@ -57,6 +58,7 @@ const QUICK: Record<BenchName, string[]> = {
   infer: ['--texts', '256', '--rounds', '1', '--threads', '1', '--no-int8'],
   serve: ['--rate', '20', '--duration', '3', '--connections', '5', '--warmup', '5'],
   memory: ['--steps', '300', '--rounds', '2', '--warmup', '100'],
+  dist: ['--rounds', '1', '--steps', '6', '--warmup', '2', '--precisions', 'fp32'],
   'skills-trie': ['--reps', '2', '--min-seconds', '0.25'],
   search: ['--rate', '20', '--duration', '3', '--warmup', '5', '--modes', 'hybrid', '--arrivals', 'paced'],
   'skills-serve': ['--quick'],
@@ -91,7 +93,7 @@ const selected: BenchName[] = (() => {
 if (selected.length === 0) usage('--only names no benchmark');
 if (selected.includes('search') && opts.index === undefined) usage('search needs an index: pass --index DIR (build one with `npx kiln index build`; see bench/search.ts)');
 if (selected.includes('search') && opts.model === undefined) usage('search needs the model its index was built with: pass --model DIR with --index');
-const needsData = selected.filter((n) => n === 'infer' || n === 'serve' || n === 'skills-trie' || n === 'search' || n === 'skills-serve');
+const needsData = selected.filter((n) => n === 'infer' || n === 'serve' || n === 'dist' || n === 'skills-trie' || n === 'search' || n === 'skills-serve');
 const dataRoot = process.env['KILN_DATA'];
 if (needsData.length > 0 && (dataRoot === undefined || dataRoot === '')) {
   usage(`${needsData.join(', ')} ${needsData.length === 1 ? 'reads' : 'read'} the data root from $KILN_DATA, which is not set: export KILN_DATA=<data root>, or leave them out (--only engine,train,memory)`);

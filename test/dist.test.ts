@@ -7,7 +7,6 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +15,7 @@ import { distributedEnvironment, tensor, type ProcessGroupOptions } from '../src
 import type { CollectivesResult, FailureResult, GatherGradResult, WorkerPlan } from './helpers/dist-worker.mjs';
 import { GATHER_GRAD_INPUTS, GATHER_GRAD_SCALE, GATHER_GRAD_WEIGHT, gatherGradLoss } from './helpers/dist-gather-case.js';
 import { REPO_ROOT } from './helpers/python.js';
+import { freePort } from '../src/train/launch.js';
 
 const WORKER = 'test/helpers/dist-worker.mts';
 // Past this a worker is killed and the test fails: nothing below may hang.
@@ -27,19 +27,6 @@ interface WorkerOutcome {
   signal: NodeJS.Signals | null;
   result: unknown;
   stderr: string;
-}
-
-/** A port the OS just found free on loopback (bound to port 0, read, released). */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function runWorker(plan: WorkerPlan): Promise<WorkerOutcome> {

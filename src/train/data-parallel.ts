@@ -84,7 +84,8 @@ export class DataParallel {
     return seconds;
   }
 
-  #timed<T>(fn: () => T): T {
+  /** Runs `fn` (a collective) and counts its time in `comm_seconds`: for collectives outside this class (gathered negatives). */
+  timed<T>(fn: () => T): T {
     const start = performance.now();
     try {
       return fn();
@@ -99,7 +100,7 @@ export class DataParallel {
       tidy(() =>
         noGrad(() => {
           const flat = cat(bucket.map((t) => t.detach().reshape(-1)), 0);
-          this.#timed(() => this.group.broadcast(flat, root));
+          this.timed(() => this.group.broadcast(flat, root));
           unflattenInto(flat, bucket);
         }),
       );
@@ -142,7 +143,7 @@ export class DataParallel {
             buffer.narrow(0, offset, g.numel).copy_(g.reshape(-1));
             offset += g.numel;
           }
-          this.#timed(() => this.group.allreduce(buffer, 'avg'));
+          this.timed(() => this.group.allreduce(buffer, 'avg'));
           unflattenInto(buffer, grads);
         }),
       );
@@ -160,7 +161,7 @@ export class DataParallel {
   sumNumbers(values: readonly number[]): number[] {
     return tidy(() => {
       const t = tensor(Float64Array.from(values), { dtype: 'float64' });
-      this.#timed(() => this.group.allreduce(t, 'sum'));
+      this.timed(() => this.group.allreduce(t, 'sum'));
       return Array.from(t.toTypedArray() as Float64Array);
     });
   }
@@ -168,12 +169,12 @@ export class DataParallel {
   /** Every rank's bytes, in rank order (lengths may differ). */
   gatherBytes(bytes: Uint8Array): Buffer[] {
     return tidy(() => {
-      const lengths = this.#timed(() => this.group.allgather(tensor(BigInt64Array.from([BigInt(bytes.length)]), { dtype: 'int64' })));
+      const lengths = this.timed(() => this.group.allgather(tensor(BigInt64Array.from([BigInt(bytes.length)]), { dtype: 'int64' })));
       const sizes = Array.from(lengths.toTypedArray() as BigInt64Array, Number);
       const longest = Math.max(...sizes, 1);
       const padded = new Uint8Array(longest);
       padded.set(bytes);
-      const gathered = this.#timed(() => this.group.allgather(fromBytes(padded, 'uint8', [longest])));
+      const gathered = this.timed(() => this.group.allgather(fromBytes(padded, 'uint8', [longest])));
       const all = Buffer.from((gathered.toTypedArray() as Uint8Array).slice());
       return sizes.map((size, r) => all.subarray(r * longest, r * longest + size));
     });
@@ -183,10 +184,10 @@ export class DataParallel {
   broadcastBytes(bytes: Uint8Array | null, root = 0): Buffer {
     return tidy(() => {
       const length = tensor(BigInt64Array.from([BigInt(this.rank === root ? bytes!.length : 0)]), { dtype: 'int64' });
-      this.#timed(() => this.group.broadcast(length, root));
+      this.timed(() => this.group.broadcast(length, root));
       const size = Number((length.toTypedArray() as BigInt64Array)[0]);
       const buffer = fromBytes(this.rank === root ? bytes! : new Uint8Array(size), 'uint8', [size]);
-      if (size > 0) this.#timed(() => this.group.broadcast(buffer, root));
+      if (size > 0) this.timed(() => this.group.broadcast(buffer, root));
       return Buffer.from((buffer.toTypedArray() as Uint8Array).slice());
     });
   }

@@ -231,7 +231,7 @@ export async function trainRun(loaded: LoadedRunConfig, options: TrainRunOptions
     let task: ReturnType<typeof prepared.start>;
     try {
       if (dp !== null) dp.broadcastJson(run.path); // the other ranks name the run in their messages
-      task = prepared.start({ resuming, runPath: run.path, parallel: dp === null ? undefined : { rank: dp.rank, worldSize: dp.worldSize, group: dp.group } });
+      task = prepared.start({ resuming, runPath: run.path, parallel: dp === null ? undefined : { rank: dp.rank, worldSize: dp.worldSize, group: dp.group, timed: (fn) => dp.timed(fn) } });
     } catch (error) {
       store.endRun(run.id, { status: 'failed', message: (error as Error).message, artifactsFrom: run.path });
       store.close();
@@ -324,7 +324,7 @@ async function trainFollower(dp: DataParallel, prepared: PreparedTask, options: 
   const { config } = loaded;
   const runPath = dp.broadcastJson<string>('');
   manualSeed(config.seed);
-  const task = prepared.start({ resuming: options.resumeRun !== undefined, runPath, parallel: { rank: dp.rank, worldSize: dp.worldSize, group: dp.group } });
+  const task = prepared.start({ resuming: options.resumeRun !== undefined, runPath, parallel: { rank: dp.rank, worldSize: dp.worldSize, group: dp.group, timed: (fn) => dp.timed(fn) } });
   try {
     const end = runTraining({ strategy: task.strategy, options: loopOptions(config), evaluate: task.evaluate, runPath, saveModelWeights: () => {}, hooks: [], resume: options.resumeRun !== undefined, parallel: dp });
     return { runId: basename(runPath), runPath, task: config.task, status: end.status, message: end.message, steps: end.lastStep, wallSeconds: end.elapsedSeconds, metrics: {}, rank: dp.rank };

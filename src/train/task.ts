@@ -39,6 +39,8 @@ export interface ParallelPlace {
   rank: number;
   worldSize: number;
   group: ProcessGroup;
+  /** Runs a collective the task makes itself, counting its time with the loop's (`comm_seconds`). */
+  timed: <T>(fn: () => T) => T;
 }
 
 export interface PreparedTask {

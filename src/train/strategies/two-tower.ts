@@ -72,8 +72,11 @@ export interface TwoTowerStrategyOptions {
   maskSameGroup: boolean;
   device: 'cpu' | 'cuda';
   hardNegatives: { k: number; refreshEvery: number; startStep: number; pool: NegativePool; miner: NegativeMiner; embedder: ModelEmbedder } | null;
-  /** Gather every rank's embeddings into one score matrix (loss `gather_negatives`); null = this rank's slice alone. */
-  gather?: ProcessGroup | null;
+  /**
+   * Gather every rank's embeddings into one score matrix (loss `gather_negatives`) over `group`,
+   * with `timed` counting the collectives' time; null = this rank's slice alone.
+   */
+  gather?: { group: ProcessGroup; timed: <T>(fn: () => T) => T } | null;
 }
 
 /**
@@ -169,7 +172,8 @@ export class TwoTowerStrategy implements TrainStrategy {
     const d = model.encode('doc', docs);
 
     // One process's batch, or with `gather` the whole batch of every rank.
-    const all = this.o.gather === null || this.o.gather === undefined || this.o.gather.worldSize === 1 ? null : this.#gather(this.o.gather, q, d, candidateGroups.slice(b));
+    const gather = this.o.gather ?? null;
+    const all = gather === null || gather.group.worldSize === 1 ? null : this.#gather(gather.group, gather.timed, q, d, candidateGroups.slice(b));
     const scores = all === null ? model.head.matrix(q, d) : model.head.matrix(all.q, all.d); // [B, C]
     const batchItems = all === null ? items : all.items;
     const queryGroups = all === null ? groups : Int32Array.from(batchItems, (i) => pairs.group[i]!);
@@ -196,23 +200,23 @@ export class TwoTowerStrategy implements TrainStrategy {
    * shape; the padding columns are returned for exclusion. Explicit negatives get fresh unique
    * groups here (each rank numbered its own from −b−1 down).
    */
-  #gather(group: ProcessGroup, q: Tensor, d: Tensor, extraGroups: readonly number[]): { q: Tensor; d: Tensor; items: Int32Array; candidateGroups: Int32Array; padding: Set<number> } {
+  #gather(group: ProcessGroup, timed: <T>(fn: () => T) => T, q: Tensor, d: Tensor, extraGroups: readonly number[]): { q: Tensor; d: Tensor; items: Int32Array; candidateGroups: Int32Array; padding: Set<number> } {
     const slices = this.o.batches.slicesAcrossRanks();
     const items = Int32Array.from(slices.flatMap((s) => [...s]));
     const b = q.shape[0]!;
     const extra = extraGroups.length;
-    const counts = Array.from(group.allgather(tensor([extra], { dtype: 'int32' })).toTypedArray() as Int32Array);
+    const counts = Array.from(timed(() => group.allgather(tensor([extra], { dtype: 'int32' }))).toTypedArray() as Int32Array);
     const most = Math.max(...counts);
-    const allQueries = allGatherWithGrad(group, q);
-    const positives = allGatherWithGrad(group, d.narrow(0, 0, b));
+    const allQueries = timed(() => allGatherWithGrad(group, q));
+    const positives = timed(() => allGatherWithGrad(group, d.narrow(0, 0, b)));
     const candidateGroups: number[] = Array.from(items, (i) => this.o.pairs.group[i]!);
     const padding = new Set<number>();
     if (most === 0) return { q: allQueries, d: positives, items, candidateGroups: Int32Array.from(candidateGroups), padding };
     const hidden = d.shape[1]!;
     const own = extra === most ? d.narrow(0, b, extra) : cat([...(extra > 0 ? [d.narrow(0, b, extra)] : []), zeros([most - extra, hidden], { dtype: d.dtype, device: this.o.device })], 0);
-    const extras = allGatherWithGrad(group, own);
+    const extras = timed(() => allGatherWithGrad(group, own));
     const paddedGroups = Int32Array.from({ length: most }, (_, j) => (j < extra ? extraGroups[j]! : PADDING_GROUP));
-    const gatheredGroups = group.allgather(fromTypedArray(paddedGroups, { shape: [most], dtype: 'int32' })).toTypedArray() as Int32Array;
+    const gatheredGroups = timed(() => group.allgather(fromTypedArray(paddedGroups, { shape: [most], dtype: 'int32' }))).toTypedArray() as Int32Array;
     for (const g of gatheredGroups) {
       if (g === PADDING_GROUP) padding.add(candidateGroups.length);
       candidateGroups.push(g >= 0 ? g : -candidateGroups.length - 1);

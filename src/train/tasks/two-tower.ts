@@ -104,7 +104,7 @@ export const twoTowerTask: Task = {
           maskSameGroup: config.train.mask_same_group,
           device: config.train.device,
           hardNegatives: hard.k > 0 ? { k: hard.k, refreshEvery: hard.refresh_every, startStep: hard.start_step, pool, miner: createNegativeMiner(pool), embedder } : null,
-          gather: parallel !== undefined && gathersNegatives(config.loss) ? parallel.group : null,
+          gather: parallel !== undefined && gathersNegatives(config.loss) ? { group: parallel.group, timed: parallel.timed } : null,
         });
         return {
           model: kinded,
