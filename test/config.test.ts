@@ -55,7 +55,7 @@ describe('valid configs', () => {
     expect(config.data.train[1]).toEqual({ recipe: 'esco-skills', options: { include_description: true, include_hidden: false, description_query_type: 'sentence' }, weight: 1, exclude_eval_queries: false });
     expect(config.data.hard_negatives).toEqual({ k: 0, refresh_every: 500, start_step: 0 });
     expect(config.model).toMatchObject({ preset: 'bert-tiny', pooling: 'mean', prompts: {}, head: { type: 'cosine', mlp_hidden: 256 } });
-    expect(config.loss).toEqual([{ name: 'infonce', weight: 1, temperature: 0.05, learnable_temperature: false, min_temperature: 0.01, symmetric: false }]);
+    expect(config.loss).toEqual([{ name: 'infonce', weight: 1, temperature: 0.05, learnable_temperature: false, min_temperature: 0.01, symmetric: false, gather_negatives: false }]);
   });
 
   it('the resolved YAML has a header and round-trips to the same config', () => {
