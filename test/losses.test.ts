@@ -27,6 +27,7 @@ import {
   createWeightedLoss,
   infonceOptionsSchema,
   lossEntrySchema,
+  gathersNegatives,
   lossListSchema,
   vpMatrixOptionsSchema,
   type LossEntryInput,
@@ -327,10 +328,14 @@ describe('registry and options', () => {
 
   it('applies defaults and registers learnable parameters', () => {
     const entry = lossEntrySchema.parse({ name: 'infonce' });
-    expect(entry).toEqual({ name: 'infonce', weight: 1, temperature: 0.05, learnable_temperature: false, min_temperature: 0.01, symmetric: false });
+    expect(entry).toEqual({ name: 'infonce', weight: 1, temperature: 0.05, learnable_temperature: false, min_temperature: 0.01, symmetric: false, gather_negatives: false });
     expect(createLoss({ name: 'bce' }).namedParameters().map(([n]) => n)).toEqual(['log_scale', 'bias']);
     expect(createLoss({ name: 'vp_matrix' }).parameters()).toEqual([]);
     expect(createLoss({ name: 'infonce', learnable_temperature: true }).namedParameters().map(([n]) => n)).toEqual(['log_temperature']);
+    // gather_negatives shapes the batch, not the loss: the loss is built without it.
+    expect(createLoss({ name: 'infonce', gather_negatives: true })).toBeInstanceOf(InfonceLoss);
+    expect(gathersNegatives([lossEntrySchema.parse({ name: 'infonce', gather_negatives: true })])).toBe(true);
+    expect(gathersNegatives([lossEntrySchema.parse({ name: 'infonce' }), lossEntrySchema.parse({ name: 'masked_lm' })])).toBe(false);
   });
 
   it('reports bad options with their path', () => {
