@@ -195,7 +195,14 @@ export async function trainRun(loaded: LoadedRunConfig, options: TrainRunOptions
   const timeoutMs = (options.distTimeoutSeconds ?? DEFAULT_DIST_TIMEOUT_SECONDS) * 1000;
   let dp: DataParallel | null = null;
   if (env !== null) {
-    const group = ProcessGroup.create({ store: 'tcp', host: env.masterAddr, port: env.masterPort, rank: env.rank, worldSize: env.worldSize, timeoutMs, storeHostedByAgent: env.storeHostedByAgent, attempt: env.restartCount });
+    let group: ProcessGroup;
+    try {
+      group = ProcessGroup.create({ store: 'tcp', host: env.masterAddr, port: env.masterPort, rank: env.rank, worldSize: env.worldSize, timeoutMs, storeHostedByAgent: env.storeHostedByAgent, attempt: env.restartCount });
+    } catch (error) {
+      throw new DistributedTrainingError(
+        `${(error as Error).message}\nThe ${env.worldSize} processes did not all meet at ${env.masterAddr}:${env.masterPort} within --dist-timeout (${timeoutMs / 1000} s): check that every process started, that rank 0's host and port are reachable, and the other processes' errors. Nothing was written.`,
+      );
+    }
     dp = new DataParallel({ group, zero: config.train.zero });
   }
   try {

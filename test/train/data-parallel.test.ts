@@ -198,6 +198,21 @@ describe('kiln train --nproc 2 (c10d Gloo on loopback)', () => {
   }, TIMEOUT_MS);
 });
 
+describe("a worker started by another launcher (torchrun's variables)", () => {
+  it('is a worker, not a launcher: as rank 0 of 2 whose peer never comes, it fails after --dist-timeout naming the rendezvous, writing nothing', () => {
+    const runs = mkdtempSync(join(tmpdir(), 'kiln-dpalone-'));
+    const env = { ...PINNED, WORLD_SIZE: '2', RANK: '0', LOCAL_RANK: '0', MASTER_ADDR: '127.0.0.1', MASTER_PORT: '29517' };
+    const started = performance.now();
+    const r = spawnSync(process.execPath, [BIN, 'train', '--config', CONFIG, '--runs', runs, '--quiet', '--dist-timeout', '3'], { cwd: REPO_ROOT, env, encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^rank 0: creating the process group of 2 ranks \(TCP store at 127\.0\.0\.1:29517\) failed after \d+ ms/);
+    expect(r.stderr).toMatch(/did not all meet at 127\.0\.0\.1:29517 within --dist-timeout \(3 s\).*Nothing was written/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(performance.now() - started).toBeLessThan(60_000);
+    expect(runDirs(runs)).toEqual([]);
+  }, TIMEOUT_MS);
+});
+
 describe('kiln train --nproc: bad settings exit 2 before any worker starts', () => {
   it('a batch that does not cut into the processes, gather_negatives outside two-tower training, a mixed gather', () => {
     const runs = mkdtempSync(join(tmpdir(), 'kiln-dpbad-'));
