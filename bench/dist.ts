@@ -59,6 +59,7 @@ import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 
 import { cpuModel } from './machine.js';
+import { positiveInt } from './args.js';
 import { median, type DistJson, type DistMode, type DistPrecisionResult, type DistRun } from './report.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -81,12 +82,6 @@ const { values: opts } = parseArgs({
   },
   strict: true,
 });
-
-function positiveInt(name: string, text: string | undefined, min = 1): number {
-  const v = Number(text);
-  if (!Number.isSafeInteger(v) || v < min) throw new Error(`--${name}: expected an integer >= ${min}, got ${String(text)}`);
-  return v;
-}
 
 const config = {
   config: opts.config!,

@@ -35,6 +35,7 @@ import { AdamW, clipGradNorm, liveTensorCount, manualSeed, mseLoss, nn, randn, s
 import type { MemoryJson } from './report.js';
 import { median } from './report.js';
 import { WorkerProcess } from './worker.js';
+import { positiveInt } from './args.js';
 
 const RSS_BOUND_MIB = 20;
 const SEED = 7;
@@ -53,12 +54,6 @@ const { values: opts } = parseArgs({
   },
   strict: true,
 });
-
-function positiveInt(name: string, text: string | undefined, min = 1): number {
-  const v = Number(text);
-  if (!Number.isSafeInteger(v) || v < min) throw new Error(`--${name}: expected an integer >= ${min}, got ${String(text)}`);
-  return v;
-}
 
 const config = {
   steps: positiveInt('steps', opts.steps),
