@@ -46,17 +46,7 @@ export class ExportedModel {
   }
 
   static async load(dir: string, options: LoadOptions = {}): Promise<ExportedModel> {
-    const root = resolve(dir);
-    const cardPath = join(root, 'model.json');
-    let raw: unknown;
-    try {
-      raw = JSON.parse(readFileSync(cardPath, 'utf8'));
-    } catch (error) {
-      throw new Error(`${cardPath}: cannot read the model card (${(error as Error).message}); expected a directory written by \`kiln export\``);
-    }
-    const card = parseModelCard(raw, cardPath);
-    // A server sees unbounded distinct texts: no per-text cache.
-    const tokenizer = WordPieceTokenizer.fromTokenizerJson(join(root, card.tokenizer), { cache: false });
+    const { root, card, tokenizer } = readExport(dir);
     const sessionOptions: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', interOpNumThreads: 1, executionMode: 'sequential' };
     if (options.threads !== undefined) sessionOptions.intraOpNumThreads = options.threads;
     const sessions = new Map<string, ort.InferenceSession>();
@@ -81,7 +71,7 @@ export class ExportedModel {
 
   /** One vector per text, in input order (unit-norm when `card.normalized`). */
   async embed(texts: readonly string[], request: EmbedRequest = {}): Promise<Float32Array[]> {
-    const card = this.#twoTowerCard('embeddings', 'use score()');
+    const card = twoTowerCard(this.dir, this.card, 'embeddings', 'use score()');
     const side = request.side ?? 'doc';
     const ids = this.#encode(texts, request);
     const session = this.#sessions.get(card.graphs[side])!;
@@ -108,23 +98,12 @@ export class ExportedModel {
    * excluded (what POST /v1/embeddings reports as usage).
    */
   tokenCounts(texts: readonly string[], request: EmbedRequest = {}): number[] {
-    this.#twoTowerCard('token counts', 'count pairs with the tokenizer');
-    return this.#encode(texts, request).map((ids) => ids.length);
+    return embeddingTokenCounts(this.dir, this.card, this.tokenizer, texts, request);
   }
 
-  /** The two-tower card, or an error saying a cross-encoder has no `what`. */
-  #twoTowerCard(what: string, instead: string): TwoTowerCard {
-    const card = this.card;
-    if (card.kind !== 'two-tower') throw new Error(`${this.dir}: a ${card.kind} scores pairs and has no ${what}; ${instead}`);
-    return card;
-  }
-
-  /** Token ids per text as the model gets them: the prompt applied, `[CLS] … [SEP]`, truncated to the side's maxLength. */
+  /** Token ids per text as the model gets them (see `embeddingTokenIds`). */
   #encode(texts: readonly string[], request: EmbedRequest): Int32Array[] {
-    const card = this.#twoTowerCard('embeddings', 'use score()');
-    const side = request.side ?? 'doc';
-    const prompted = request.inputType === undefined ? texts : texts.map((t) => applyPrompt(card.prompts, request.inputType!, t));
-    return prompted.map((t) => this.tokenizer.encode(t, card.maxLength[side]));
+    return embeddingTokenIds(this.dir, this.card, this.tokenizer, texts, request, 'embeddings', 'use score()');
   }
 
   /** A cross-encoder's score (a logit; sigmoid for a probability) per (query, doc) pair, in input order. */
@@ -159,6 +138,46 @@ export class ExportedModel {
     const order = seqs.map((_, i) => i).sort((a, b) => seqs[a]!.length - seqs[b]!.length || a - b);
     for (let start = 0; start < order.length; start += this.#batchSize) yield order.slice(start, start + this.#batchSize);
   }
+}
+
+/** An export directory's model card and tokenizer, without onnxruntime: what a process needs to tokenize like the model. */
+export function readExport(dir: string): { root: string; card: ModelCard; tokenizer: WordPieceTokenizer } {
+  const root = resolve(dir);
+  const cardPath = join(root, 'model.json');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(cardPath, 'utf8'));
+  } catch (error) {
+    throw new Error(`${cardPath}: cannot read the model card (${(error as Error).message}); expected a directory written by \`kiln export\``);
+  }
+  const card = parseModelCard(raw, cardPath);
+  // A server sees unbounded distinct texts: no per-text cache.
+  const tokenizer = WordPieceTokenizer.fromTokenizerJson(join(root, card.tokenizer), { cache: false });
+  return { root, card, tokenizer };
+}
+
+/**
+ * How many token ids the model is fed for each text with `request`: the prompt template
+ * applied, [CLS] and [SEP] included, after truncation to the side's maxLength, padding excluded
+ * (what POST /v1/embeddings reports as usage). Shared by ExportedModel and the model thread
+ * (./model-thread.ts), which counts on the HTTP thread.
+ */
+export function embeddingTokenCounts(dir: string, card: ModelCard, tokenizer: WordPieceTokenizer, texts: readonly string[], request: EmbedRequest = {}): number[] {
+  return embeddingTokenIds(dir, card, tokenizer, texts, request, 'token counts', 'count pairs with the tokenizer').map((ids) => ids.length);
+}
+
+/** Token ids per text as the model gets them: the prompt applied, `[CLS] … [SEP]`, truncated to the side's maxLength. */
+function embeddingTokenIds(dir: string, card: ModelCard, tokenizer: WordPieceTokenizer, texts: readonly string[], request: EmbedRequest, what: string, instead: string): Int32Array[] {
+  const twoTower = twoTowerCard(dir, card, what, instead);
+  const side = request.side ?? 'doc';
+  const prompted = request.inputType === undefined ? texts : texts.map((t) => applyPrompt(twoTower.prompts, request.inputType!, t));
+  return prompted.map((t) => tokenizer.encode(t, twoTower.maxLength[side]));
+}
+
+/** The two-tower card, or an error saying a cross-encoder has no `what`. */
+function twoTowerCard(dir: string, card: ModelCard, what: string, instead: string): TwoTowerCard {
+  if (card.kind !== 'two-tower') throw new Error(`${dir}: a ${card.kind} scores pairs and has no ${what}; ${instead}`);
+  return card;
 }
 
 function int64Tensor(values: Int32Array, rows: number, cols: number): ort.Tensor {

@@ -52,11 +52,14 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import accepts from '@fastify/accepts';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 
 import type { ModelCard } from '../export/card.js';
 import { ExportedModel, type Side } from './exported-model.js';
+import { ModelThread } from './model-thread.js';
+import { embeddingsFloat32, embeddingsJson, FLOAT32_MEDIA_TYPE } from './vector-encoding.js';
 import { BatcherClosedError, MicroBatcher, type BatchReport } from './micro-batcher.js';
 import { ServerMetrics } from './metrics.js';
 import { OPENAI_PATH_PREFIX, OpenAiRequestError, base64Embedding, describe, modelObject, openAiErrorBody, planEmbeddings, retrieveModel, servedModelNames } from './openai-compat.js';
@@ -66,8 +69,10 @@ import type { FusedHit } from '../eval/fusion.js';
 import { segmentPosting } from '../skills/sections.js';
 import { SkillTagger } from '../skills/tagger.js';
 
-/** What the server needs of a model: ExportedModel, or a stand-in with the same surface. */
+/** What the server needs of a model: ExportedModel, ModelThread, or a stand-in with the same surface. */
 export type ServableModel = Pick<ExportedModel, 'modelId' | 'dimension' | 'card' | 'embed' | 'score' | 'tokenCounts'>;
+/** A model `startServer` loaded, and releases on close. */
+export type ServedModel = ServableModel & Pick<ExportedModel, 'dir' | 'release'>;
 
 export interface ServerOptions {
   /** Most texts (or pairs) per model call (default 64). */
@@ -195,6 +200,8 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
 
   // --- the app -------------------------------------------------------------------------------
   const app = Fastify({ bodyLimit: settings.maxBodyBytes, logger: false, return503OnClosing: true });
+  // request.accepts(): the Accept header's preference among the bodies a route can write.
+  void app.register(accepts);
   let closing = false;
   // POST /skills extractions still running. A client that hangs up does not stop its handler, and
   // the HTTP server's close does not wait for a handler whose connection is gone: close waits for
@@ -282,7 +289,13 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
     const overloaded = shed(reply, body.texts.length);
     if (overloaded !== undefined) return overloaded;
     const vectors = await embedTexts(body.texts, { side: body.side ?? 'doc', inputType: body.type });
-    return { model: model.modelId, dimension: model.dimension, vectors: vectors.map((v) => Array.from(v)) };
+    // JSON unless the client prefers the raw float32 body (./vector-encoding.ts has the layout).
+    reply.header('vary', 'accept');
+    if (prefersFloat32(request)) {
+      reply.header('x-kiln-model', model.modelId).header('x-kiln-dimension', String(model.dimension)).header('x-kiln-count', String(vectors.length));
+      return reply.type(FLOAT32_MEDIA_TYPE).send(embeddingsFloat32(model.dimension, vectors));
+    }
+    return reply.type('application/json; charset=utf-8').send(embeddingsJson(model.modelId, model.dimension, vectors));
   });
 
   // --- OpenAI-compatible routes (./openai-compat.ts) ------------------------------------------
@@ -527,6 +540,15 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
   return app;
 }
 
+/**
+ * Whether the Accept header ranks the raw float32 body above JSON. JSON wins ties, a missing
+ * header and one that accepts neither (the default body, as before content negotiation).
+ */
+function prefersFloat32(request: FastifyRequest): boolean {
+  if (request.headers.accept === undefined) return false;
+  return request.accepts().type(['application/json', FLOAT32_MEDIA_TYPE]) === FLOAT32_MEDIA_TYPE;
+}
+
 /** Why a skills model cannot be served with this model (its index holds another model's vectors). */
 function skillsModelMismatch(dir: string, skillsModelId: string, servedModelId: string): string {
   return `the skills model ${dir} was built with model ${skillsModelId}, but the served model is ${servedModelId}; leave out --model to serve the skills model's own (${join(dir, 'model')}), or rebuild it with \`kiln skills build --model\` and this model`;
@@ -541,6 +563,11 @@ export interface StartOptions extends ServerOptions {
   host?: string;
   /** onnxruntime intra-op threads (default: all cores). */
   threads?: number;
+  /**
+   * Run `modelDir`'s model in a worker thread (./model-thread.ts), so the HTTP thread parses and
+   * writes while the model computes (default true). False runs it on the HTTP thread.
+   */
+  modelThread?: boolean;
   /** A search index directory (`kiln index build --out`): adds POST /search. */
   indexDir?: string;
   /** Worker threads for the index's lexical ranker (default 1). */
@@ -551,7 +578,7 @@ export interface StartOptions extends ServerOptions {
 
 export interface RunningServer {
   readonly app: FastifyInstance;
-  readonly model: ExportedModel;
+  readonly model: ServedModel;
   readonly index: SearchIndex | undefined;
   readonly skills: SkillTagger | undefined;
   /** e.g. http://127.0.0.1:8080 (with the real port when 0 was asked for). */
@@ -570,14 +597,15 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     throw new Error('nothing to serve: give a model directory (modelDir, --model) or a skills model directory (skillsDir, --skills)');
   }
   const maxBatch = options.maxBatch ?? SERVER_DEFAULTS.maxBatch;
-  let model: ExportedModel | undefined;
+  let model: ServedModel | undefined;
   let app: FastifyInstance;
   let index: SearchIndex | undefined;
   let skills: SkillTagger | undefined;
   try {
     if (options.modelDir !== undefined) {
       // One model call is one onnxruntime run: the batcher's batch is the model's batch.
-      model = await ExportedModel.load(options.modelDir, { threads: options.threads, batchSize: maxBatch });
+      const load = { threads: options.threads, batchSize: maxBatch };
+      model = (options.modelThread ?? true) ? await ModelThread.load(options.modelDir, load) : await ExportedModel.load(options.modelDir, load);
       // Before the skills model's index and workers are loaded: a mismatch is known from its manifest.
       if (options.skillsDir !== undefined) {
         const skillsModelId = readSkillsModelId(options.skillsDir);

@@ -1,6 +1,6 @@
 /**
  * `kiln serve --model DIR | --skills SKILLS_DIR [--index INDEX_DIR] [--port 8080] [--host 127.0.0.1] [--max-batch 64] [--max-wait-ms 5]
- *             [--max-body-bytes 1048576] [--max-texts 256] [--max-queue 4096] [--threads N] [--served-model-name NAME ...]
+ *             [--max-body-bytes 1048576] [--max-texts 256] [--max-queue 4096] [--threads N] [--no-model-thread] [--served-model-name NAME ...]
  *             [--quiet] [--json]`
  *
  * Serves an exported model (`kiln export --out DIR`) over HTTP: POST /embed, POST /score,
@@ -48,6 +48,7 @@ interface ServeArgs {
   'max-texts': number;
   'max-queue': number;
   threads?: number;
+  'model-thread': boolean;
   index?: string;
   'lexical-threads': number;
   skills?: string;
@@ -71,6 +72,11 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('max-texts', { type: 'number', default: SERVER_DEFAULTS.maxTexts, describe: 'Most texts or pairs per request (more: 400)' })
       .option('max-queue', { type: 'number', default: SERVER_DEFAULTS.maxQueue, describe: 'Most texts waiting for the model (more: 503 with Retry-After)' })
       .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: all cores)' })
+      .option('model-thread', {
+        type: 'boolean',
+        default: true,
+        describe: 'Run the model in a worker thread, so requests are read and answered while it computes (--no-model-thread: on the HTTP thread)',
+      })
       .option('index', { type: 'string', describe: 'A search index built with this model (kiln index build --out DIR): adds POST /search' })
       .option('lexical-threads', { type: 'number', default: 1, describe: "Worker threads for each lexical ranker (the index's, and with --skills BM25 and TF-IDF)" })
       .option('served-model-name', { type: 'string', array: true, describe: 'More names POST /v1/embeddings accepts for the model (beside its id and run name), e.g. one a client has hard-coded' })
@@ -90,6 +96,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
         port: args.port,
         host: args.host,
         threads: args.threads,
+        modelThread: args['model-thread'],
         indexDir: args.index,
         lexicalThreads: args['lexical-threads'],
         maxBatch: args['max-batch'],
