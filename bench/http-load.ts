@@ -143,8 +143,8 @@ export interface LoadResult {
   achievedPerSecond: number;
 }
 
-/** POSTs `body()` as JSON to `path` at `rate` requests/s over `connections` connections for `duration` s. */
-export async function runLoad(options: { url: string; path: string; rate: number; duration: number; connections: number; body: () => string }): Promise<LoadResult> {
+/** POSTs `body()` as JSON to `path` at `rate` requests/s over `connections` connections for `duration` s (with `headers` besides the content type). */
+export async function runLoad(options: { url: string; path: string; rate: number; duration: number; connections: number; body: () => string; headers?: Record<string, string> }): Promise<LoadResult> {
   const latencies: number[] = [];
   const instance = autocannon({
     url: options.url,
@@ -152,7 +152,7 @@ export async function runLoad(options: { url: string; path: string; rate: number
     duration: options.duration,
     overallRate: options.rate,
     timeout: 10,
-    requests: [{ method: 'POST', path: options.path, headers: { 'content-type': 'application/json' }, setupRequest: (request) => ({ ...request, body: options.body() }) }],
+    requests: [{ method: 'POST', path: options.path, headers: { 'content-type': 'application/json', ...options.headers }, setupRequest: (request) => ({ ...request, body: options.body() }) }],
   });
   instance.on('response', (_client, _status, _bytes, ms) => latencies.push(ms));
   const result = await instance;

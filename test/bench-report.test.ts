@@ -18,6 +18,7 @@ import {
   renderRows,
   renderSummary,
   replaceGenerated,
+  rowsFor,
   serveRows,
   skillsServeRows,
   skillsTrieRows,
@@ -128,6 +129,40 @@ describe('rows from each benchmark’s JSON', () => {
     const rate = rows.find((r) => r.metric === 'achieved rate')!;
     expect(rate.reference!.median).toBe(190); // 0.95 × 200
     expect(rate.ratio).toBeCloseTo(199.4 / 190, 12);
+  });
+
+  it('serve: a sweep has one p95 row per variant and rate against the target, noting the rate achieved', () => {
+    const run = (variant: string, rate: number, p95: number, achieved: number, met: boolean) => ({
+      variant,
+      rate,
+      latencyMs: { p50: p95 / 2, p95, p99: p95 + 10, mean: p95 / 2, max: p95 + 20 },
+      requests: { sent: rate * 20, completed: achieved * 20, achievedPerSecond: achieved },
+      errors: 0,
+      timeouts: 0,
+      non2xx: 0,
+      server: { meanBatchSize: 24.5, modelBusyFraction: 0.81 },
+      met,
+    });
+    const runs = [run('thread', 1000, 40, 1000, true), run('thread', 4000, 250, 3100, false), run('http-thread', 1000, 60, 999, true)];
+    const j: ServeJson = {
+      model: 'tiny-1@abc',
+      settings: { rate: 1000, duration: 20, connections: 50 },
+      latencyMs: runs[0]!.latencyMs,
+      requests: runs[0]!.requests,
+      errors: 0,
+      timeouts: 0,
+      non2xx: 0,
+      exitCode: 0,
+      runs,
+      target: { p95Ms: 100, rate: 4000, minAchievedFraction: 0.95 },
+      passed: false,
+    };
+    const rows = serveRows(j);
+    expect(rows.map((r) => r.metric)).toEqual(['thread at 1000 req/s: p95', 'thread at 4000 req/s: p95', 'http-thread at 1000 req/s: p95']);
+    expect(rows[1]!.kiln!.median).toBe(250);
+    expect(rows[1]!.ratio).toBeCloseTo(2.5, 12);
+    expect(rows[1]!.note).toBe('achieved 3100 req/s (missed); errors 0, non-2xx 0, timeouts 0; 24.5 texts per model call, model busy 81%');
+    expect(rowsFor('serve', j).verdict).toBe('p95 < 100 ms with ≥ 95% answered, no errors, at every rate of thread: missed');
   });
 
   it('memory: steps/s over rounds against PyTorch, RSS growth and live drift as single values', () => {
