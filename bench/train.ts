@@ -29,6 +29,9 @@
  *     step times in that round. The targets use it at each side's best thread count.
  *   - Peak RSS: process.resourceUsage().maxRSS in the Kiln worker, resource.getrusage's
  *     ru_maxrss in the PyTorch worker, read after the last step.
+ *   - Minor page faults per timed step: getrusage's ru_minflt before and after each request
+ *     of steps, in each worker: pages touched for the first time, or again after being handed
+ *     back to the system (glibc's trimming and unmapping, V8's released heap pages).
  *
  * Options: --rounds 6 --warmup 2 --threads 1,2 --precisions fp32,bf16 --gap-ms 150
  *          --json out.json --strict (exit 1 when a target is missed).
@@ -75,6 +78,8 @@ interface StepsReply {
   phases: [number, number, number][];
   losses: number[];
   threads: number;
+  /** Minor page faults of the worker process over these steps (getrusage ru_minflt). */
+  minorFaults: number;
 }
 
 const now = (): bigint => process.hrtime.bigint();
@@ -157,7 +162,8 @@ async function worker(): Promise<void> {
       case 'steps': {
         if (step === null) throw new Error('steps before setup');
         setNumThreads(Number(req['threads'])); // a no-op when unchanged
-        const out: StepsReply = { samples: [], phases: [], losses: [], threads: 0 };
+        const out: StepsReply = { samples: [], phases: [], losses: [], threads: 0, minorFaults: 0 };
+        const faultsBefore = process.resourceUsage().minorPageFault;
         for (let i = 0; i < Number(req['n']); i++) {
           const r = step();
           out.samples.push(r.ns);
@@ -165,6 +171,7 @@ async function worker(): Promise<void> {
           out.losses.push(r.loss);
         }
         out.threads = getNumThreads();
+        out.minorFaults = process.resourceUsage().minorPageFault - faultsBefore;
         return out as unknown as Record<string, unknown>;
       }
       default:
@@ -259,6 +266,8 @@ async function main(): Promise<void> {
   const phases: Record<string, [number, number, number][]> = {};
   const losses: Record<string, number[]> = {};
   const rss: Record<string, number> = {};
+  /** Minor page faults and timed steps per combination (timed rounds only). */
+  const faults: Record<string, { faults: number; steps: number }> = {};
   const evalLoss: Record<string, number> = {};
   const infos: Record<string, unknown> = {};
   const key = (p: Precision, s: Side, t: number): string => `${p}:${s}:${t}`;
@@ -296,6 +305,9 @@ async function main(): Promise<void> {
         while (rounds.length <= r) rounds.push([]);
         rounds[r]!.push(...reply.samples);
         (phases[id] ??= []).push(...reply.phases);
+        const f = (faults[id] ??= { faults: 0, steps: 0 });
+        f.faults += reply.minorFaults;
+        f.steps += reply.samples.length;
       }
       if (config.gapMs > 0) await sleep(config.gapMs);
     };
@@ -345,6 +357,7 @@ async function main(): Promise<void> {
     return `${ms(Math.min(...v)).toFixed(0)}–${ms(Math.max(...v)).toFixed(0)}`;
   };
   const tokS = (ns: number): number => TOKENS_PER_STEP / (ns / 1e9);
+  const faultsPerStep = (id: string): number => (faults[id] === undefined ? Number.NaN : faults[id]!.faults / faults[id]!.steps);
 
   const table: string[][] = [];
   const best: Record<string, number> = {};
@@ -403,9 +416,11 @@ async function main(): Promise<void> {
       paired(k.id, p.id).toFixed(3),
       ratioRange(k.id, p.id),
       `${(rss[`${precision}:kiln`] ?? Number.NaN).toFixed(0)} / ${(rss[`${precision}:pytorch`] ?? Number.NaN).toFixed(0)}`,
+      `${faultsPerStep(k.id).toFixed(0)} / ${faultsPerStep(p.id).toFixed(0)}`,
     ]);
   }
-  print(['precision', 'Kiln best', 'PyTorch best', 'Kiln/PyTorch (same precision)', 'paired', 'per-round ratios', 'peak RSS MiB (Kiln / PyTorch)'], summary);
+  print(['precision', 'Kiln best', 'PyTorch best', 'Kiln/PyTorch (same precision)', 'paired', 'per-round ratios', 'peak RSS MiB (Kiln / PyTorch)', 'minor page faults per step (Kiln / PyTorch)'], summary);
+
   console.log('');
   if (config.precisions.includes('fp32')) {
     const k = bestOf('fp32', 'kiln');
@@ -428,7 +443,7 @@ async function main(): Promise<void> {
   console.log('(Targets on the paired ratios: median over rounds of the two configurations\' summed step times in that round; each at its best thread setting.)');
 
   if (opts.json !== undefined) {
-    writeFileSync(opts.json, JSON.stringify({ config, model: MODEL, samples, phases, losses, rss, evalLoss, infos, best }, null, 2) + '\n');
+    writeFileSync(opts.json, JSON.stringify({ config, model: MODEL, samples, phases, losses, rss, faults, evalLoss, infos, best }, null, 2) + '\n');
     console.log(`Wrote ${opts.json}`);
   }
   if (opts.strict && targets.some((t) => t.pass === false)) process.exitCode = 1;

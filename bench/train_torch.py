@@ -15,7 +15,7 @@ parameters (checked by an eval-mode loss that both sides compute before timing).
 Protocol: one JSON request per stdin line, one JSON reply per stdout line.
   {"cmd": "setup", "config": {...}, "weights": path, "precision": "fp32"|"bf16", "seed": n}
       -> {"evalLoss": ..., "params": n}
-  {"cmd": "steps", "threads": t, "n": k} -> {"samples": [ns per step], "phases": [[fwd, bwd, opt] ns]}
+  {"cmd": "steps", "threads": t, "n": k} -> {"samples": [ns per step], "phases": [[fwd, bwd, opt] ns], "minorFaults": ru_minflt over the k steps}
   {"cmd": "info"} -> versions, thread counts, peak RSS (KiB)
   {"cmd": "quit"}
 """
@@ -241,12 +241,14 @@ class Handler:
             if torch.get_num_threads() != threads:
                 torch.set_num_threads(threads)
             samples, phases, losses = [], [], []
+            faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             for _ in range(int(req["n"])):
                 ns, phase, value = self.bench.step()
                 samples.append(ns)
                 phases.append(phase)
                 losses.append(value)
-            return {"samples": samples, "phases": phases, "losses": losses, "threads": torch.get_num_threads()}
+            minor_faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before
+            return {"samples": samples, "phases": phases, "losses": losses, "threads": torch.get_num_threads(), "minorFaults": minor_faults}
         return {"error": f"unknown command {cmd!r}"}
 
 
