@@ -15,6 +15,7 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 
 import { LexicalRanker, type Candidates, type LexicalName, type LexicalSettings } from '../eval/lexical.js';
 import type { CorpusDocument } from '../data/types.js';
+import { workerEntry } from './worker-entry.js';
 
 interface WorkerInput {
   name: LexicalName;
@@ -60,16 +61,11 @@ export class LexicalWorkerPool {
 
   static async start(name: LexicalName, documents: readonly CorpusDocument[], settings: LexicalSettings, threads: number): Promise<LexicalWorkerPool> {
     if (!Number.isInteger(threads) || threads < 1) throw new Error(`lexical threads must be an integer ≥ 1, got ${threads}`);
-    // Compiled, this module is a .js file a worker runs directly; run from the TypeScript sources
-    // (the test suite), the worker first registers tsx's loader, then imports this file.
-    const self = new URL(import.meta.url);
-    const entry: string | URL = self.pathname.endsWith('.ts')
-      ? `(async () => { (await import('tsx/esm/api')).register(); await import(${JSON.stringify(self.href)}); })()`
-      : self;
+    const { entry, eval: evaluate } = workerEntry(import.meta.url);
     const data = { kilnLexicalWorker: true, name, documents: documents.map((d) => ({ id: d.id, text: d.text, labels: [...(d.labels ?? [])] })), settings: { fields: [...settings.fields], match: settings.match } };
     const slots = await Promise.all(
       Array.from({ length: threads }, () => {
-        const worker = new Worker(entry, { workerData: data, eval: typeof entry === 'string' });
+        const worker = new Worker(entry, { workerData: data, eval: evaluate });
         const slot: Slot = { worker, pending: new Map() };
         return new Promise<Slot>((resolve, reject) => {
           const onError = (error: Error): void => reject(new Error(`lexical worker failed to start: ${error.message}`));

@@ -22,6 +22,7 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import type { ModelCard } from '../export/card.js';
 import type { WordPieceTokenizer } from '../data/tokenizer.js';
 import { embeddingTokenCounts, ExportedModel, readExport, type EmbedRequest, type LoadOptions } from './exported-model.js';
+import { workerEntry } from './worker-entry.js';
 
 interface WorkerInput {
   kilnModelThread: true;
@@ -117,13 +118,8 @@ export class ModelThread {
   /** Starts the worker and resolves once it has loaded the model (or rejects with why it could not). */
   static async load(dir: string, options: LoadOptions = {}): Promise<ModelThread> {
     const { root, card, tokenizer } = readExport(dir);
-    // Compiled, this module is a .js file a worker runs directly; run from the TypeScript sources
-    // (the test suite), the worker first registers tsx's loader, then imports this file.
-    const self = new URL(import.meta.url);
-    const entry: string | URL = self.pathname.endsWith('.ts')
-      ? `(async () => { (await import('tsx/esm/api')).register(); await import(${JSON.stringify(self.href)}); })()`
-      : self;
-    const worker = new Worker(entry, { workerData: { kilnModelThread: true, dir: root, options: { ...options } } satisfies WorkerInput, eval: typeof entry === 'string' });
+    const { entry, eval: evaluate } = workerEntry(import.meta.url);
+    const worker = new Worker(entry, { workerData: { kilnModelThread: true, dir: root, options: { ...options } } satisfies WorkerInput, eval: evaluate });
     // Only this function's own listeners come off afterwards: Worker keeps internal ones (its
     // message port is started and referenced through 'newListener').
     let onMessage: ((reply: Reply) => void) | undefined;
