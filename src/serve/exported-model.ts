@@ -175,7 +175,7 @@ function embeddingTokenIds(dir: string, card: ModelCard, tokenizer: WordPieceTok
 }
 
 /** The two-tower card, or an error saying a cross-encoder has no `what`. */
-function twoTowerCard(dir: string, card: ModelCard, what: string, instead: string): TwoTowerCard {
+export function twoTowerCard(dir: string, card: ModelCard, what: string, instead: string): TwoTowerCard {
   if (card.kind !== 'two-tower') throw new Error(`${dir}: a ${card.kind} scores pairs and has no ${what}; ${instead}`);
   return card;
 }

@@ -21,7 +21,7 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 
 import type { ModelCard } from '../export/card.js';
 import type { WordPieceTokenizer } from '../data/tokenizer.js';
-import { embeddingTokenCounts, ExportedModel, readExport, type EmbedRequest, type LoadOptions } from './exported-model.js';
+import { embeddingTokenCounts, ExportedModel, readExport, twoTowerCard, type EmbedRequest, type LoadOptions } from './exported-model.js';
 import { workerEntry } from './worker-entry.js';
 
 interface WorkerInput {
@@ -29,9 +29,8 @@ interface WorkerInput {
   dir: string;
   options: LoadOptions;
 }
-type Request =
-  | { id: number; op: 'embed'; texts: readonly string[]; request: EmbedRequest }
-  | { id: number; op: 'score'; pairs: ReadonlyArray<readonly [string, string]> };
+type Call = { op: 'embed'; texts: readonly string[]; request: EmbedRequest } | { op: 'score'; pairs: ReadonlyArray<readonly [string, string]> };
+type Request = Call & { id: number };
 type Reply = { id: number; values: Float32Array } | { id: number; error: string } | { ready: true } | { failed: string };
 
 if (!isMainThread && parentPort !== null && (workerData as Partial<WorkerInput> | null)?.kilnModelThread === true) {
@@ -155,9 +154,8 @@ export class ModelThread {
 
   /** One vector per text, in input order: views into one buffer the worker computed. */
   async embed(texts: readonly string[], request: EmbedRequest = {}): Promise<Float32Array[]> {
-    const card = this.card;
-    if (card.kind !== 'two-tower') throw new Error(`${this.dir}: a ${card.kind} scores pairs and has no embeddings; use score()`);
-    const values = await this.#call({ id: 0, op: 'embed', texts, request: { side: request.side, inputType: request.inputType } });
+    const card = twoTowerCard(this.dir, this.card, 'embeddings', 'use score()');
+    const values = await this.#call({ op: 'embed', texts, request: { side: request.side, inputType: request.inputType } });
     const width = card.dimension;
     return Array.from({ length: texts.length }, (_, row) => values.subarray(row * width, (row + 1) * width));
   }
@@ -165,7 +163,7 @@ export class ModelThread {
   /** A cross-encoder's score per (query, doc) pair, in input order. */
   async score(pairs: ReadonlyArray<readonly [string, string]>): Promise<Float32Array> {
     if (this.card.kind !== 'cross-encoder') throw new Error(`${this.dir}: a ${this.card.kind} model has no pair score graph; embed both sides and compare the vectors`);
-    return this.#call({ id: 0, op: 'score', pairs });
+    return this.#call({ op: 'score', pairs });
   }
 
   /** Token ids fed to the model per text (ExportedModel.tokenCounts), counted on the calling thread. */
@@ -188,12 +186,12 @@ export class ModelThread {
     })());
   }
 
-  #call(request: Request): Promise<Float32Array> {
+  #call(call: Call): Promise<Float32Array> {
     if (this.#gone !== undefined) return Promise.reject(this.#gone);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      this.#worker.postMessage({ ...request, id });
+      this.#worker.postMessage({ ...call, id } satisfies Request);
     });
   }
 }
