@@ -17,6 +17,7 @@ import {
   parseKeyPath,
 } from '../src/config/index.js';
 import { KILN_VERSION } from '../src/version.js';
+import { cpuBf16Instruction } from '../src/engine/runtime.js';
 import { BASE_CONFIG } from './helpers/config-base.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -106,7 +107,7 @@ describe('one message per problem, with file:line:col', () => {
   });
 
   it('enum', () => {
-    expect(problems(edit('  lr: 0.001', '  lr: 0.001\n  precision: fp16'))).toEqual(['t.yaml:19:14: train.precision: expected one of: fp32, bf16, got "fp16"']);
+    expect(problems(edit('  lr: 0.001', '  lr: 0.001\n  precision: fp16'))).toEqual(['t.yaml:19:14: train.precision: expected one of: fp32, bf16, auto, got "fp16"']);
     expect(problems(edit('preset: bert-tiny', 'preset: bert-tinyy'))).toEqual([
       't.yaml:12:11: model.preset: expected one of: bert-tiny, bert-mini, bert-small, bert-medium, bert-base, got "bert-tinyy" (did you mean \'bert-tiny\'?)',
     ]);
@@ -179,7 +180,7 @@ describe('one message per problem, with file:line:col', () => {
       't.yaml:12:11: model.preset: expected one of: bert-tiny, bert-mini, bert-small, bert-medium, bert-base, got "huge"',
       't.yaml:15:18: loss[0].temperature: expected a number > 0, got 0',
       "t.yaml:18:3: train.lrr: unknown key 'lrr' (did you mean 'lr'?)",
-      't.yaml:19:14: train.precision: expected one of: fp32, bf16, got "fp16"',
+      't.yaml:19:14: train.precision: expected one of: fp32, bf16, auto, got "fp16"',
     ]);
   });
 
@@ -373,13 +374,18 @@ train:
     expect(problems(edit('  - name: infonce\n    temperature: 0.05\n', '  - name: margin_mse\n'))).toEqual([
       "t.yaml:14:11: loss[0].name: loss 'margin_mse' reads teacher_scores, which task twotower does not provide (a teacher's outputs: use task: distill with distill.teacher); losses for twotower: bce, infonce, vp_matrix",
     ]);
+    // A cross-encoder's teacher is the two-tower run that mines its negatives; BM25 has no such scores.
+    const kl = edit('  - name: infonce\n    temperature: 0.05\n', '  - name: similarity_kl\n    student_temperature: 1\n');
+    expect(problems(kl, ['task=cross-encoder'])).toEqual([
+      "t.yaml:14:11: loss[0].name: loss 'similarity_kl' reads the scores of the two-tower run that mines the negatives, but cross_encoder.negatives.source is bm25; set it to run:<dir>",
+    ]);
     // task: distill without distill.teacher: the teacher itself is required.
     expect(problems(BASE, ['task=distill'])).toEqual(['t.yaml: distill.teacher: required for task distill: a Kiln run (runs/<name>) or a Hugging Face BERT directory']);
   });
 
   it('train.device: cuda is checked against the machine the caller passes, and only then', () => {
-    const noCuda = { cudaUnavailableReason: () => 'this libtorch (2.0) is built without CUDA' };
-    const withCuda = { cudaUnavailableReason: () => null };
+    const noCuda = { cudaUnavailableReason: () => 'this libtorch (2.0) is built without CUDA', cpuBf16Instruction: () => null };
+    const withCuda = { cudaUnavailableReason: () => null, cpuBf16Instruction: () => null };
     const cuda = edit('  steps: 100\n', '  steps: 100\n  device: cuda\n');
     expect(() => parseConfigText(cuda, 't.yaml', [], noCuda)).toThrow(new ConfigError(['t.yaml:18:11: train.device: cuda is not available here: this libtorch (2.0) is built without CUDA; use cpu']));
     expect(() => parseConfigText(BASE, 't.yaml', ['train.device=cuda'], noCuda)).toThrow(
@@ -389,7 +395,29 @@ train:
     // Without a machine (kiln export of a CUDA-trained run on a CPU machine) nothing is asked.
     expect(parseConfigText(cuda, 't.yaml').config.train.device).toBe('cuda');
     // A CPU config never asks about CUDA.
-    expect(parseConfigText(BASE, 't.yaml', [], { cudaUnavailableReason: () => { throw new Error('asked about CUDA'); } }).config.train.device).toBe('cpu');
+    expect(parseConfigText(BASE, 't.yaml', [], { cudaUnavailableReason: () => { throw new Error('asked about CUDA'); }, cpuBf16Instruction: () => null }).config.train.device).toBe('cpu');
+  });
+
+  it('train.precision: auto is bf16 on CUDA or a CPU with bf16 instructions, fp32 elsewhere, and the resolved config pins it', () => {
+    const machine = (bf16: string | null) => ({ cudaUnavailableReason: () => null, cpuBf16Instruction: () => bf16 });
+    const auto = ['train.precision=auto'];
+    const avx512 = parseConfigText(BASE, 't.yaml', auto, machine('avx512_bf16'));
+    expect(avx512.config.train.precision).toBe('bf16');
+    expect(avx512.resolvedYaml).toMatch(/\n {2}precision: bf16\n/);
+    expect(parseConfigText(BASE, 't.yaml', auto, machine(null)).config.train.precision).toBe('fp32');
+    expect(parseConfigText(BASE, 't.yaml', [...auto, 'train.device=cuda'], machine(null)).config.train.precision).toBe('bf16');
+    // An explicit precision is kept whatever the CPU.
+    expect(parseConfigText(BASE, 't.yaml', ['train.precision=bf16'], machine(null)).config.train.precision).toBe('bf16');
+    expect(parseConfigText(BASE, 't.yaml', [], machine('amx_bf16')).config.train.precision).toBe('fp32');
+  });
+
+  it("the CPU's bf16 instruction is read from /proc/cpuinfo's flags (x86) or Features (Arm)", () => {
+    expect(cpuBf16Instruction('processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n')).toBe('avx512_bf16');
+    expect(cpuBf16Instruction('flags\t\t: avx512f amx_bf16 amx_tile avx512_bf16\n')).toBe('amx_bf16');
+    expect(cpuBf16Instruction('flags\t\t: fpu sse2 avx avx2 fma\n')).toBeNull();
+    expect(cpuBf16Instruction('Features\t: fp asimd sve bf16 i8mm\n')).toBe('bf16');
+    expect(cpuBf16Instruction('model name\t: bf16 lookalike\n')).toBeNull();
+    expect(cpuBf16Instruction(null)).toBeNull();
   });
 
   it('cross_encoder sources are bm25 or run:<dir>', () => {

@@ -27,10 +27,10 @@ import { KILN_VERSION } from '../version.js';
 import { allowedKeys, describeExpected, discriminatorValues, schemaAt, unwrap, type ChildResolver, type Schema } from './describe.js';
 import { ConfigError, didYouMean, formatPath, formatValue } from './errors.js';
 import { applyOverrides, type AppliedOverride } from './overrides.js';
-import { configSchema, type KilnConfig } from './schema.js';
+import { configSchema, type KilnConfig, type Precision } from './schema.js';
 import { TASK_SPECS } from './tasks.js';
 import { lossEntrySchema } from '../losses/index.js';
-import { cudaUnavailableReason } from '../engine/runtime.js';
+import { cpuBf16Instruction, cudaUnavailableReason } from '../engine/runtime.js';
 
 /**
  * What a config needs to know about the machine it would run on. Asked only after the schema
@@ -39,10 +39,12 @@ import { cudaUnavailableReason } from '../engine/runtime.js';
 export interface MachineCapabilities {
   /** Why `train.device: cuda` cannot work here, or null when it can. */
   cudaUnavailableReason(): string | null;
+  /** The CPU's bf16 instruction (avx512_bf16, amx_bf16, bf16), or null: what `train.precision: auto` asks. */
+  cpuBf16Instruction(): string | null;
 }
 
-/** This process's machine, as the libtorch addon reports it (`kiln info`). */
-export const THIS_MACHINE: MachineCapabilities = { cudaUnavailableReason };
+/** This process's machine, as the libtorch addon and /proc/cpuinfo report it (`kiln info`). */
+export const THIS_MACHINE: MachineCapabilities = { cudaUnavailableReason, cpuBf16Instruction: () => cpuBf16Instruction() };
 
 export interface LoadedConfig {
   /** The validated config, defaults filled in. */
@@ -113,12 +115,13 @@ export function parseConfigText(text: string, sourceName: string, overrides: rea
   if (!result.success) throw new ConfigError(issueMessages(result.error.issues, data, locator));
   const unsupported = machine === undefined ? [] : machineProblems(result.data, machine, locator);
   if (unsupported.length > 0) throw new ConfigError(unsupported);
-  const config = resolveDefaults(structuredClone(result.data));
+  // `auto` is resolved even where no machine is given for the checks: a run needs one precision.
+  const config = resolveDefaults(structuredClone(result.data), machine ?? THIS_MACHINE);
   return { config, resolvedYaml: resolvedYaml(config, sourceName, overrides), sourcePath: sourceName };
 }
 
 /** What a valid config asks of this machine that it does not have, one message each with its location. */
-function machineProblems(config: KilnConfig, machine: MachineCapabilities, locator: Locator): string[] {
+function machineProblems(config: z.output<typeof configSchema>, machine: MachineCapabilities, locator: Locator): string[] {
   const problems: string[] = [];
   if (config.train.device === 'cuda') {
     const why = machine.cudaUnavailableReason();
@@ -173,7 +176,9 @@ function resolveRecipePaths(data: unknown, baseDir: string): void {
  * config pins them even if a recipe's defaults change later), and puts `name` and `weight`
  * first in each loss entry.
  */
-function resolveDefaults(config: KilnConfig): KilnConfig {
+function resolveDefaults(parsed: z.output<typeof configSchema>, machine: Pick<MachineCapabilities, 'cpuBf16Instruction'>): KilnConfig {
+  const { precision } = parsed.train;
+  const config: KilnConfig = { ...parsed, train: { ...parsed.train, precision: precision === 'auto' ? autoPrecision(parsed.train.device, machine) : precision } };
   const withOptions = <T extends { recipe: string; options: Record<string, unknown> }>(entry: T): T => {
     const recipe = (RECIPES as Record<string, { options: z.ZodType } | undefined>)[entry.recipe];
     const parsed = recipe?.options.safeParse(entry.options);
@@ -186,6 +191,14 @@ function resolveDefaults(config: KilnConfig): KilnConfig {
   if (config.loss.length === 0 && defaultLoss !== null) config.loss = defaultLoss.map((entry) => lossEntrySchema.parse(entry));
   config.loss = config.loss.map(({ name, weight, ...options }) => ({ name, weight, ...options }) as KilnConfig['loss'][number]);
   return config;
+}
+
+/**
+ * `train.precision: auto`: bf16 on CUDA (autocast's bf16 is native on the GPUs Kiln targets) and
+ * on a CPU with bf16 instructions; fp32 on other CPUs, where bf16 is emulated and slower.
+ */
+function autoPrecision(device: 'cpu' | 'cuda', machine: Pick<MachineCapabilities, 'cpuBf16Instruction'>): Precision {
+  return device === 'cuda' || machine.cpuBf16Instruction() !== null ? 'bf16' : 'fp32';
 }
 
 function firstLine(message: string): string {

@@ -221,7 +221,10 @@ const trainSchema = z
     schedule: z.enum(['cosine', 'linear', 'constant']).default('cosine').describe('Decay after warm-up (warm-up + linear decay is the slanted triangular schedule)'),
     min_lr_ratio: z.number().min(0).max(1).default(0).describe('Final learning rate as a fraction of lr'),
     clip_grad_norm: z.number().positive().nullable().default(1).describe('Clip the global gradient norm (null = off)'),
-    precision: z.enum(['fp32', 'bf16']).default('fp32').describe('bf16 = mixed precision through libtorch autocast'),
+    precision: z
+      .enum(['fp32', 'bf16', 'auto'])
+      .default('fp32')
+      .describe('bf16 = mixed precision through libtorch autocast; auto = bf16 on CUDA or where the CPU has bf16 instructions (avx512_bf16, amx_bf16, Arm bf16; kiln info shows them), fp32 elsewhere, where CPU bf16 is many times slower. The run saves what auto chose'),
     threads: z.union([z.literal('auto'), positiveInt]).default('auto').describe('libtorch intra-op threads (auto = the fastest measured policy)'),
     device: z.enum(['cpu', 'cuda']).default('cpu').describe('Where tensors live'),
     log_every: positiveInt.default(10).describe('Write train metrics every this many steps'),
@@ -394,6 +397,13 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['loss', i, 'name'], message: `loss '${entry.name}' reads ${input}, which task ${c.task} does not provide${teacher}; losses for ${c.task}: ${fitting.join(', ')}` });
       }
     });
+    if (c.task === 'cross-encoder' && c.cross_encoder.negatives.source === 'bm25') {
+      c.loss.forEach((entry, i) => {
+        if (LOSSES[entry.name].input === 'teacher_scores') {
+          ctx.addIssue({ code: 'custom', path: ['loss', i, 'name'], message: `loss '${entry.name}' reads the scores of the two-tower run that mines the negatives, but cross_encoder.negatives.source is bm25; set it to run:<dir>` });
+        }
+      });
+    }
     if (c.task === 'distill' && c.distill.teacher === null) {
       ctx.addIssue({ code: 'custom', path: ['distill', 'teacher'], message: 'required for task distill: a Kiln run (runs/<name>) or a Hugging Face BERT directory' });
     }
@@ -422,7 +432,11 @@ export const configSchema = z
 
 /** The config as written (input) and after defaults (output). */
 export type ConfigInput = z.input<typeof configSchema>;
-export type KilnConfig = z.output<typeof configSchema>;
+type ParsedConfig = z.output<typeof configSchema>;
+/** The numeric precision a run trains in, once `auto` is resolved for the machine (src/config/load.ts). */
+export type Precision = 'fp32' | 'bf16';
+/** A validated config as a run sees it: defaults filled in, `train.precision: auto` resolved. */
+export type KilnConfig = Omit<ParsedConfig, 'train'> & { train: Omit<ParsedConfig['train'], 'precision'> & { precision: Precision } };
 export type EvalSpec = KilnConfig['data']['eval'][number];
 export type HybridSettings = z.output<typeof hybridSchema>;
 export type { TaskName } from './tasks.js';

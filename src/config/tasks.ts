@@ -40,7 +40,8 @@ export const TASK_SPECS = {
   'cross-encoder': {
     description: 'a cross-encoder on [CLS] query [SEP] doc [SEP], each positive against k mined negatives',
     trainRecipeKinds: ['pairs', 'retrieval', 'scored-pairs'],
-    lossInputs: ['scores'],
+    // teacher_scores: the mining two-tower run's scores of the same pairs (negatives.source run:<dir>).
+    lossInputs: ['scores', 'teacher_scores'],
     // The cross-encoder's score is already a logit: BCE without SigLIP's affine (scale 1, bias 0).
     defaultLoss: [{ name: 'bce', scale: 1, bias: 0, learnable_scale: false, learnable_bias: false }],
     modelKind: 'cross-encoder',

@@ -28,7 +28,7 @@
  * cross-encoder learnt "overlap means negative" and re-ranked worse than random order
  * (RESULTS.md, "Teachers"). Random negatives keep the easy half of relevance in the data.
  */
-import { tidy } from '../engine/index.js';
+import { fromTypedArray, tidy } from '../engine/index.js';
 import { Rng } from '../data/rng.js';
 import { HardNegativeMiner } from '../data/negatives.js';
 import { embedTyped, ModelEmbedder } from '../eval/embedder.js';
@@ -79,6 +79,13 @@ export interface CandidateSource {
    * concepts and none in `taken`, drawn from `rng` (fewer only if the type has too few).
    */
   drawRandom(i: number, rng: Rng, count: number, taken: readonly number[]): number[];
+  /**
+   * The mining bi-encoder's score of pair i's query with each of `docs[row]` (pool indices),
+   * row-major [items.length, docs per row]: the soft labels of a `teacher_scores` loss. Null
+   * when the source is BM25, which has no scores on the model's scale. Call `candidatesOf`
+   * for the same items first: it embeds their queries.
+   */
+  teacherScores(items: readonly number[], docs: ReadonlyArray<readonly number[]>): Float32Array | null;
   dispose(): void;
 }
 
@@ -97,6 +104,8 @@ export class CandidateMiner implements CandidateSource {
   readonly #memo = new Map<string, Int32Array>();
   readonly #ranker: LexicalRanker | null = null;
   #retriever: RunRetriever | null = null;
+  /** The run's embedding of each distinct query it has mined for, by query index (run source only). */
+  readonly #queryEmbeddings = new Map<number, Float32Array>();
 
   constructor(
     data: RunData,
@@ -186,6 +195,9 @@ export class CandidateMiner implements CandidateSource {
     for (const [queryType, entries] of byQueryType) {
       tidy(() => {
         const emb = embedder.embed('query', queryType, entries.map(([, { q }]) => this.#queries.texts[q]!));
+        const dim = emb.size(1);
+        const flat = emb.contiguous().toTypedArray<'float32'>() as Float32Array;
+        entries.forEach(([, { q }], r) => this.#queryEmbeddings.set(q, flat.slice(r * dim, (r + 1) * dim)));
         const groups = Int32Array.from(entries, ([, { q }]) => this.#queries.groups[q]!);
         // Mine extra: candidates of another type or another positive concept are filtered after.
         const mined = miner.mine(emb, groups, Math.min(this.pool.texts.length, this.options.poolSize * 4));
@@ -222,9 +234,27 @@ export class CandidateMiner implements CandidateSource {
     return this.#random(this.#queries.index[i]!, this.#docType[i]!, rng, count, taken);
   }
 
+  teacherScores(items: readonly number[], docs: ReadonlyArray<readonly number[]>): Float32Array | null {
+    if (this.#retriever === null) return null;
+    const { miner, embedder } = this.#retriever;
+    const pool = miner.embeddings!;
+    const dim = pool.size(1);
+    const rows = items.flatMap((i, row) => docs[row]!.map(() => i));
+    const queries = new Float32Array(rows.length * dim);
+    rows.forEach((i, r) => {
+      const q = this.#queries.index[i]!;
+      const embedding = this.#queryEmbeddings.get(q);
+      if (embedding === undefined) throw new Error(`teacherScores: training pair ${i}'s query was never mined; call candidatesOf first`);
+      queries.set(embedding, r * dim);
+    });
+    const docIndex = BigInt64Array.from(docs.flat(), (d) => BigInt(d));
+    return tidy(() => embedder.pairScores(fromTypedArray(queries, { shape: [rows.length, dim] }), pool.indexSelect(0, fromTypedArray(docIndex, { shape: [docIndex.length] }))));
+  }
+
   dispose(): void {
     this.#retriever?.dispose();
     this.#retriever = null;
+    this.#queryEmbeddings.clear();
   }
 }
 

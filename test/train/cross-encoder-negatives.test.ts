@@ -1,6 +1,7 @@
 /**
  * Cross-encoder negatives mined by BM25: documents of the positive's type, never of a concept
  * the query is paired with, lexically close first, and topped up to k when BM25 finds too few.
+ * Mined by a two-tower run: the run's cosine of each pair, the soft labels of teacher_scores.
  */
 import { describe, expect, it } from 'vitest';
 
@@ -12,6 +13,12 @@ import { BadRowReport, type PairExample } from '../../src/data/types.js';
 import { WordPieceTokenizer } from '../../src/data/tokenizer.js';
 import { join } from 'node:path';
 import { DATA_ROOT } from '../data/root.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { kiln, onlyRun } from '../helpers/cli.js';
+import { loadRunModel, type TwoTowerModel } from '../../src/models/index.js';
+import { ModelEmbedder } from '../../src/eval/embedder.js';
+import { tidy } from '../../src/engine/index.js';
 
 const pair = (query: string, doc: string, group: string, docType = 'occupation'): PairExample => ({ query, doc, group, queryType: 'title', docType, source: 't:1' });
 
@@ -61,5 +68,46 @@ describe('CandidateMiner (bm25)', () => {
       for (const doc of drawn) expect(['nursing assistant', 'data scientist']).toContain(doc);
     }
     expect(miner.drawRandom(5, new Rng(1), 1, [])).toEqual([]); // no other skill exists
+    // BM25's scores are not on a model's scale: no soft labels.
+    expect(miner.teacherScores([0], [[pool.texts.indexOf('nurse')]])).toBeNull();
   });
+});
+
+describe('CandidateMiner (run:<dir>)', () => {
+  it("scores each pair's positive and candidates with the run's cosine: the soft labels of a teacher_scores loss", () => {
+    const runs = mkdtempSync(join(tmpdir(), 'kiln-runs-'));
+    const tower = kiln(['train', '--config', 'configs/tiny.yaml', '--runs', runs, '--quiet', '--set', 'train.steps=3', '--set', 'train.warmup_steps=1', '--set', 'train.eval_every=0', '--set', 'data.eval=[]']);
+    expect(tower.status, tower.stderr).toBe(0);
+    const run = onlyRun(runs);
+    const pairs = [
+      pair('senior java developer', 'software developer', 'dev'),
+      pair('registered nurse', 'nurse', 'nurse'),
+      pair('night nurse assistant', 'nursing assistant', 'assistant'),
+      pair('data analyst', 'data scientist', 'data'),
+    ];
+    const data: RunData = { pairs, evalSplits: [], badRows: new BadRowReport(), pairCounts: {}, filesRead: [], decontaminated: 0, pairRanges: [{ recipe: 'x', start: 0, end: pairs.length, weight: 1 }] };
+    const tokenizer = WordPieceTokenizer.fromVocabFile(join(DATA_ROOT, 'bert-vocab', 'vocab.txt'));
+    const { pairs: tokenized, pool } = tokenizePairs(data, tokenizer, (_t, text) => text, { query: 16, doc: 16 });
+    const miner = new CandidateMiner(data, tokenized, pool, { source: `run:${run}`, poolSize: 3, k: 2, seed: 1 });
+    try {
+      const items = [0, 2];
+      const candidates = miner.candidatesOf(items);
+      const docs = items.map((i, row) => [tokenized.docPoolIndex[i]!, ...candidates[row]!.slice(0, 2)]);
+      expect(docs.map((d) => d.map((x) => pool.texts[x]))[0]![0]).toBe('software developer');
+      const scores = miner.teacherScores(items, docs)!;
+      expect(scores).toHaveLength(6);
+      // Independently: the run's embeddings of the texts (with their prompts), cosine by hand.
+      const loaded = loadRunModel(run);
+      const embedder = new ModelEmbedder(loaded.model as TwoTowerModel, loaded.tokenizer, { maxLength: loaded.json.maxLength as { query: number; doc: number }, batchSize: 8, precision: 'fp32', device: 'cpu' });
+      const vector = (side: 'query' | 'doc', type: string, text: string): number[] => tidy(() => [...(embedder.embed(side, type, [text]).toTypedArray<'float32'>() as Float32Array)]);
+      const cosine = (a: number[], b: number[]): number => a.reduce((s, x, j) => s + x * b[j]!, 0) / Math.hypot(...a) / Math.hypot(...b);
+      items.forEach((i, row) => {
+        const q = vector('query', 'title', pairs[i]!.query);
+        docs[row]!.forEach((d, col) => expect(scores[row * 3 + col]).toBeCloseTo(cosine(q, vector('doc', 'occupation', pool.texts[d]!)), 5));
+      });
+      loaded.model.dispose();
+    } finally {
+      miner.dispose();
+    }
+  }, 120_000);
 });

@@ -118,8 +118,13 @@ describe('tasks that start from other runs', () => {
     // The encoder kept the MLM run's sizes (64 wide, 2 layers) and vocabulary.
     expect(readJson<{ encoder: { hiddenSize: number; vocabSize: number } }>(join(towerRun, 'model.json')).encoder).toMatchObject({ hiddenSize: 64, vocabSize: 30522 });
 
-    const ce = kiln(['train', '--config', 'configs/tiny-cross-encoder.yaml', '--runs', join(runs, 'ce'), ...quick, '--set', `cross_encoder.negatives.source=run:${towerRun}`, '--set', `cross_encoder.rerank.first_stage=run:${towerRun}`]);
+    // The mining run's scores of the same pairs are soft labels beside the hard ones (similarity_kl).
+    const softLabels = ['--set', 'loss=[{name: infonce, temperature: 1}, {name: similarity_kl, student_temperature: 1, teacher_temperature: 0.05}]', '--set', 'train.log_every=1'];
+    const ce = kiln(['train', '--config', 'configs/tiny-cross-encoder.yaml', '--runs', join(runs, 'ce'), ...quick, ...softLabels, '--set', `cross_encoder.negatives.source=run:${towerRun}`, '--set', `cross_encoder.rerank.first_stage=run:${towerRun}`]);
     expect(ce.status, ce.stderr).toBe(0);
+    const klValues = readFileSync(join(onlyRun(join(runs, 'ce')), 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { name: string; value: number }).filter((m) => m.name === 'train/loss_similarity_kl');
+    expect(klValues).toHaveLength(4);
+    for (const m of klValues) expect(m.value).toBeGreaterThan(0);
     expect(ce.stderr).toMatch(/negatives per positive from the two-tower run .*tiny-\d{8}-\d{6} over \d+ training documents/);
     const summary = readJson<Summary & { firstStage: string }>(join(onlyRun(join(runs, 'ce')), 'summary.json'));
     expect(summary.firstStage).toBe(`run:${towerRun}`);

@@ -1,6 +1,7 @@
 /**
  * `kiln info`: what the engine was built against and what it can use here: the libtorch
- * version, CUDA (compiled in, available, device count), oneDNN and the thread pools.
+ * version, CUDA (compiled in, available, device count), oneDNN, the thread pools and the
+ * CPU's bf16 instruction.
  *
  * @example
  * $ kiln info
@@ -8,7 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
-import { buildInfo, getNumThreads } from '../../engine/runtime.js';
+import { buildInfo, cpuBf16Instruction, getNumThreads } from '../../engine/runtime.js';
 import { KILN_VERSION } from '../../version.js';
 
 /**
@@ -44,6 +45,8 @@ export const infoCommand: CommandModule<object, InfoArgs> = {
       cudaDevices: info.cudaDeviceCount,
       oneDNN: info.mkldnn,
       intraOpThreads: getNumThreads(),
+      // What train.precision: auto reads: bf16 only with one of these instructions.
+      cpuBf16: cpuBf16Instruction() ?? 'none (auto precision trains in fp32 on this CPU)',
       blas: loadedBlas(),
     };
     if (args.json) {

@@ -7,6 +7,9 @@
  *   S    = [s_ij]                                       [B, 1 + k], positiveIndex = 0
  *   loss = Σ w_l · loss_l(S)                            (bce on logits by default; infonce is the
  *                                                        listwise alternative)
+ *   T    = [t_ij], t_ij = bi(q_i, d_ij)                 with a `teacher_scores` loss (similarity_kl,
+ *                                                        margin_mse): the mining two-tower run's
+ *                                                        scores of the same pairs, as soft labels
  *
  * `randomNegatives` of the k are drawn uniformly from the positive's document type instead of
  * the mined pool (the mix of ../cross-encoder-negatives.ts).
@@ -18,7 +21,7 @@ import { fromTypedArray, zeros } from '../../engine/index.js';
 import { Rng } from '../../data/rng.js';
 import type { WordPieceTokenizer } from '../../data/tokenizer.js';
 import { padPairsToTensors, type CrossEncoderModel } from '../../models/index.js';
-import type { WeightedLoss } from '../../losses/index.js';
+import type { LossInputs, WeightedLoss } from '../../losses/index.js';
 import type { StepContext, StepOutput, TrainStrategy } from '../strategy.js';
 import type { PairBatchSource } from './two-tower.js';
 import { drawCandidates, type CandidateSource } from '../cross-encoder-negatives.js';
@@ -31,6 +34,8 @@ export interface CrossEncoderStrategyOptions {
   pairs: ReadonlyArray<{ query: string; doc: string; label?: number }>;
   /** Mined negative candidates per pair (indices into `poolTexts`), and random ones. */
   candidates: CandidateSource;
+  /** Pool index of each training pair's positive document (its teacher score's column 0). */
+  positivePoolIndex: Int32Array;
   poolTexts: readonly string[];
   k: number;
   /** How many of the k negatives are random rather than mined. */
@@ -44,8 +49,11 @@ export interface CrossEncoderStrategyOptions {
 
 export class CrossEncoderStrategy implements TrainStrategy {
   readonly modules;
+  /** Whether a loss reads the mining bi-encoder's scores of the same pairs (`teacher_scores`). */
+  readonly #teacherScores: boolean;
 
   constructor(private readonly o: CrossEncoderStrategyOptions) {
+    this.#teacherScores = o.loss.inputs.includes('teacher_scores');
     this.modules = [
       { name: 'model', module: o.model },
       { name: 'loss', module: o.loss },
@@ -57,6 +65,7 @@ export class CrossEncoderStrategy implements TrainStrategy {
     const items = this.o.batches.next();
     const rng = Rng.derive(this.o.seed, `cross-encoder:${context.step}:${context.slice}`);
     const encoded: Array<{ ids: Int32Array; typeIds: Int32Array }> = [];
+    const scored: number[][] = [];
     const pools = this.o.candidates.candidatesOf(items);
     for (const [row, i] of items.entries()) {
       const { query, doc } = this.o.pairs[i]!;
@@ -68,6 +77,7 @@ export class CrossEncoderStrategy implements TrainStrategy {
       // A type too small for distinct random documents falls back to more mined ones.
       const negatives = random.length === this.o.randomNegatives ? [...mined, ...random] : drawCandidates(rng, pool, k);
       for (const negative of negatives) encoded.push(tokenizer.encodePair(query, this.o.poolTexts[negative]!, this.o.maxLength));
+      scored.push([this.o.positivePoolIndex[i]!, ...negatives]);
     }
     const b = items.length;
     const batch = padPairsToTensors(encoded, tokenizer.padId, this.o.device);
@@ -75,7 +85,13 @@ export class CrossEncoderStrategy implements TrainStrategy {
     const positiveIndex = zeros([b], { dtype: 'int64', device: this.o.device });
     const labels = Array.from(items, (i) => this.o.pairs[i]!.label);
     const positiveTarget = labels.every((l) => l === undefined) ? undefined : fromTypedArray(Float32Array.from(labels, (l) => l ?? 1), { shape: [b], device: this.o.device });
-    const { total, parts } = this.o.loss.forward({ scores: { scores, positiveIndex, ...(positiveTarget === undefined ? {} : { positiveTarget }) } });
+    const inputs: LossInputs = { scores: { scores, positiveIndex, ...(positiveTarget === undefined ? {} : { positiveTarget }) } };
+    if (this.#teacherScores) {
+      const teacher = this.o.candidates.teacherScores([...items], scored);
+      if (teacher === null) throw new Error(`a teacher_scores loss needs scores from ${this.o.candidates.description}, which has none`);
+      inputs.teacher_scores = { student: scores, teacher: fromTypedArray(teacher, { shape: [b, 1 + k], device: this.o.device }), positiveIndex };
+    }
+    const { total, parts } = this.o.loss.forward(inputs);
     const logs: Record<string, number> = {};
     for (const [name, value] of Object.entries(parts)) logs[`loss_${name}`] = value.item();
     // Share of queries whose positive outscores every one of its negatives.

@@ -94,6 +94,7 @@ export const crossEncoderTask: Task = {
           loss,
           pairs: data.pairs,
           candidates: mined,
+          positivePoolIndex: pairs.docPoolIndex,
           randomNegatives: negatives.random,
           poolTexts: pool.texts,
           k: negatives.k,
