@@ -88,6 +88,8 @@ export class ModelThread {
   #nextId = 0;
   /** Set once the worker has died or been released: every later call rejects with it. */
   #gone: Error | undefined;
+  /** Why the worker died without being released (an exception, or its exit): /healthz reports it. */
+  #failure: Error | undefined;
   #released: Promise<void> | undefined;
 
   private constructor(
@@ -106,6 +108,7 @@ export class ModelThread {
       else waiting.resolve(reply.values);
     });
     const die = (why: Error): void => {
+      if (this.#released === undefined) this.#failure ??= why;
       this.#gone ??= why;
       for (const waiting of this.#pending.values()) waiting.reject(this.#gone);
       this.#pending.clear();
@@ -141,6 +144,11 @@ export class ModelThread {
       worker.off('message', onMessage!).off('error', onError!).off('exit', onExit!);
     }
     return new ModelThread(root, card, tokenizer, worker);
+  }
+
+  /** Why the model thread died, if it did without being released; every call now fails with it. */
+  get failure(): Error | undefined {
+    return this.#failure;
   }
 
   get modelId(): string {

@@ -26,7 +26,8 @@
  *                 "embedding"}], "model", "usage"} (two-tower; the query side unless the model name
  *                 ends in ":doc" or the body has "side": "doc"; ./openai-compat.ts has the decisions)
  *   GET /v1/models  the names the model is served under, for OpenAI clients to discover
- *   GET /healthz  200 {"status": "ok", "model": id}; 503 once shutdown has begun
+ *   GET /healthz  200 {"status": "ok", "model": id}; 503 once shutdown has begun, or once the
+ *                 model can no longer answer (its thread died)
  *   GET /metrics  Prometheus text (prom-client, ./metrics.ts): requests by route and status,
  *                 latency, batch sizes, texts processed, model-call time and failures, queue
  *                 depth, model info
@@ -70,7 +71,10 @@ import { segmentPosting } from '../skills/sections.js';
 import { SkillTagger } from '../skills/tagger.js';
 
 /** What the server needs of a model: ExportedModel, ModelThread, or a stand-in with the same surface. */
-export type ServableModel = Pick<ExportedModel, 'modelId' | 'dimension' | 'card' | 'embed' | 'score' | 'tokenCounts'>;
+export type ServableModel = Pick<ExportedModel, 'modelId' | 'dimension' | 'card' | 'embed' | 'score' | 'tokenCounts'> & {
+  /** Set once the model can no longer answer (ModelThread: its worker died): /healthz turns 503. */
+  readonly failure?: Error | undefined;
+};
 /** A model `startServer` loaded, and releases on close. */
 export type ServedModel = ServableModel & Pick<ExportedModel, 'dir' | 'release'>;
 
@@ -264,6 +268,8 @@ export function buildServer(model: ServableModel, options: ServerOptions = {}): 
 
   app.get('/healthz', async (_request, reply) => {
     if (closing) return sendError(reply, 503, 'shutting down');
+    // A dead model thread fails every call: say so here, so a load balancer stops sending traffic.
+    if (model.failure !== undefined) return sendError(reply, 503, `model unavailable: ${model.failure.message}`);
     return { status: 'ok', model: model.modelId };
   });
 

@@ -105,6 +105,9 @@ describe('ModelThread on tiny exported ONNX models', () => {
     await model.release();
     expect((await pending)[0]).toHaveLength(model.dimension);
     await expect(model.embed(['cook'])).rejects.toThrow('the model thread has been released');
+    // A release is not a failure: /healthz reads `failure` only for a thread that died.
+    expect(model.failure).toBeUndefined();
+    expect(threaded.failure).toBeUndefined();
   });
 });
 

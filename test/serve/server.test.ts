@@ -341,6 +341,18 @@ describe('kiln serve with a stand-in two-tower model', () => {
     await app.close();
   });
 
+  it('GET /healthz turns 503 and names why once the model can no longer answer', async () => {
+    const model = fakeModel(twoTowerCard());
+    const app = build(model);
+    expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+    // A ModelThread whose worker died reports it through `failure`.
+    (model as { failure?: Error }).failure = new Error('the model thread exited (code 1)');
+    const health = await app.inject({ method: 'GET', url: '/healthz' });
+    expect(health.statusCode).toBe(503);
+    expect(health.json()).toEqual({ statusCode: 503, error: 'Service Unavailable', message: 'model unavailable: the model thread exited (code 1)' });
+    await app.close();
+  });
+
   it('close() answers the request in flight; /healthz behind it on the connection gets 503', async () => {
     const model = fakeModel(twoTowerCard());
     model.delayMs = 150;
