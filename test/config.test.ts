@@ -348,7 +348,7 @@ train:
     expect(mlm.mlm).toEqual({ probability: 0.15, whole_word: false, held_out: 512 });
     const ce = parseConfigText(edit('name: unit-test', 'task: cross-encoder\nname: unit-test', edit('loss:\n  - name: infonce\n    temperature: 0.05\n', '')), 't.yaml').config;
     expect(ce.loss).toMatchObject([{ name: 'bce', scale: 1, bias: 0, learnable_scale: false, learnable_bias: false }]);
-    expect(ce.cross_encoder).toEqual({ negatives: { source: 'bm25', k: 3, pool: 30, random: 0 }, rerank: { first_stage: 'bm25', top_k: 50, max_queries: null } });
+    expect(ce.cross_encoder).toEqual({ negatives: { source: 'bm25', k: 3, pool: 30, random: 0 }, rerank: { first_stage: 'bm25', top_k: 50, max_queries: null, fusion: null } });
   });
 
   it('a two-tower config without loss: is an error', () => {

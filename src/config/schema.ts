@@ -282,9 +282,17 @@ const crossEncoderSchema = z
           .nullable()
           .default(null)
           .describe('At most this many queries per split in every re-ranking evaluation, the final one included (a seeded sample, the same as an eval split\'s max_queries of that size); null = all. Re-ranking costs top_k encoder passes per query'),
+        fusion: z
+          .object({
+            weight: z.number().min(0).max(1).describe("The first stage's share w: candidates ordered by w · z(first stage) + (1 − w) · z(cross-encoder), each score standardised over the query's candidates"),
+          })
+          .strict()
+          .nullable()
+          .default(null)
+          .describe('Also report the cross-encoder fused with the first stage (<eval name>/fused/<metric>, CombSUM of per-query z-scores), from the same cross-encoder scores; null = the cross-encoder alone'),
       })
       .strict()
-      .default({ first_stage: 'bm25', top_k: 50, max_queries: null }),
+      .default({ first_stage: 'bm25', top_k: 50, max_queries: null, fusion: null }),
   })
   .strict();
 
@@ -342,7 +350,7 @@ export const configSchema = z
     eval: evalSettingsSchema.default({ lexical: { fields: ['text', 'labels'], match: 'best' }, hybrid: null }).describe('Lexical rankers and hybrid (dense + lexical) ranking in evaluation'),
     mlm: mlmSchema.default({ probability: 0.15, whole_word: false, held_out: 512 }).describe('Masking and held-out evaluation of task: mlm (ignored by other tasks)'),
     cross_encoder: crossEncoderSchema
-      .default({ negatives: { source: 'bm25', k: 3, pool: 30, random: 0 }, rerank: { first_stage: 'bm25', top_k: 50, max_queries: null } })
+      .default({ negatives: { source: 'bm25', k: 3, pool: 30, random: 0 }, rerank: { first_stage: 'bm25', top_k: 50, max_queries: null, fusion: null } })
       .describe('Negatives and re-ranking of task: cross-encoder (ignored by other tasks)'),
     distill: distillSchema
       .default({ teacher: null, student_init: 'config', layer_map: 'uniform', candidates: { source: 'bm25', k: 3, pool: 30 }, baseline: null })

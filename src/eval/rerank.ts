@@ -12,6 +12,18 @@
  * so the candidates rank above every other document in the cross-encoder's order, and the rest
  * keep the first stage's order below them (Nogueira & Cho 2019, arXiv 1901.04085, re-rank
  * BM25's top 1000 the same way). Scored pairs (STS) are scored by the cross-encoder directly.
+ *
+ * Fused re-ranking (`fusion: { weight: w }`) orders the candidates by both rankers instead:
+ *
+ *   z_f(d) = (row[d] − mean_C row) / sd_C row        the first stage, standardised over C
+ *   z_x(d) = (s(q, d) − mean_C s) / sd_C s            the cross-encoder, likewise (sd 0 → z 0)
+ *   s'(q, d) = w · z_f(d) + (1 − w) · z_x(d)          in place of s(q, d) above
+ *
+ * CombSUM over zero-mean, unit-variance scores (Fox & Shaw 1994; Montague & Aslam 2001,
+ * "Relevance Score Normalization for Metasearch", CIKM), the interpolation that Birch and
+ * monoBERT pipelines use to keep the first stage's evidence (Yilmaz et al. 2019, EMNLP demo):
+ * a re-ranker trained on few pairs can be worse than its first stage alone and still carry
+ * evidence the first stage lacks. Standardising per query puts a cosine and a logit on one scale.
  */
 import { autocast, noGrad, tidy, type Tensor } from '../engine/index.js';
 import type { WordPieceTokenizer } from '../data/tokenizer.js';
@@ -79,8 +91,42 @@ export function cachedFirstStage(stage: FirstStage): FirstStage {
   };
 }
 
-/** The first stage's rows with each query's top `topK` re-scored by the cross-encoder. */
-export function rerankedScorer(split: RetrievalSplit, firstStage: RetrievalScorer, scorer: PairScorer, k: number): RetrievalScorer {
+/** Scores standardised to mean 0 and standard deviation 1 (all 0 when they are all equal). */
+export function standardize(scores: ArrayLike<number>): Float64Array {
+  const n = scores.length;
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += scores[i]! / n;
+  let variance = 0;
+  for (let i = 0; i < n; i++) variance += (scores[i]! - mean) ** 2 / n;
+  const sd = Math.sqrt(variance);
+  return Float64Array.from({ length: n }, (_, i) => (sd > 0 ? (scores[i]! - mean) / sd : 0));
+}
+
+/**
+ * A scorer that remembers every pair it has scored, so one split's re-ranking and its fused
+ * re-ranking encode each (query, document) pair once.
+ */
+export function memoizedPairScorer(scorer: PairScorer): PairScorer {
+  const memo = new Map<string, number>();
+  const key = (a: string, b: string): string => `${a}\u0000${b}`;
+  return {
+    scorePairs(first, second) {
+      const missing = first.map((_, i) => i).filter((i) => !memo.has(key(first[i]!, second[i]!)));
+      if (missing.length > 0) {
+        const logits = scorer.scorePairs(missing.map((i) => first[i]!), missing.map((i) => second[i]!));
+        missing.forEach((i, j) => memo.set(key(first[i]!, second[i]!), logits[j]!));
+      }
+      return Float32Array.from(first, (a, i) => memo.get(key(a, second[i]!))!);
+    },
+  };
+}
+
+/**
+ * The first stage's rows with each query's top `topK` re-scored by the cross-encoder, or, with
+ * `fusionWeight` w, by w · its standardised first-stage score + (1 − w) · its standardised
+ * cross-encoder score (the header).
+ */
+export function rerankedScorer(split: RetrievalSplit, firstStage: RetrievalScorer, scorer: PairScorer, k: number, fusionWeight: number | null = null): RetrievalScorer {
   const n = split.corpus.length;
   return {
     scoreRows(start, end) {
@@ -103,10 +149,16 @@ export function rerankedScorer(split: RetrievalSplit, firstStage: RetrievalScore
         const row = rows.subarray(i * n, (i + 1) * n);
         let max = -Infinity;
         for (let d = 0; d < n; d++) if (row[d]! > max) max = row[d]!;
-        let minLogit = Infinity;
-        for (let j = 0; j < candidates.length; j++) minLogit = Math.min(minLogit, logits[offset + j]!);
-        const base = max + 1 - minLogit;
-        candidates.forEach((d, j) => (row[d] = base + logits[offset + j]!));
+        let scores: ArrayLike<number> = logits.subarray(offset, offset + candidates.length);
+        if (fusionWeight !== null) {
+          const first = standardize(Array.from(candidates, (d) => row[d]!));
+          const cross = standardize(scores);
+          scores = first.map((f, j) => fusionWeight * f + (1 - fusionWeight) * cross[j]!);
+        }
+        let minScore = Infinity;
+        for (let j = 0; j < candidates.length; j++) minScore = Math.min(minScore, scores[j]!);
+        const base = max + 1 - minScore;
+        candidates.forEach((d, j) => (row[d] = base + scores[j]!));
         offset += candidates.length;
       });
       return rows;
@@ -137,12 +189,15 @@ export interface RerankOptions {
    */
   maxQueries: number | null;
   seed: number;
+  /** Also report the fused re-ranking with this first-stage weight (`<eval name>/fused/<metric>`); null = not. */
+  fusionWeight: number | null;
 }
 
 /**
  * The re-ranking pipeline on every split (keys `<eval name>/<metric>`), and the first stage
  * alone on the same queries (`<eval name>/first_stage/<metric>`), so the gain from re-ranking
- * is measured on identical queries.
+ * is measured on identical queries; with `fusionWeight`, the fused re-ranking too
+ * (`<eval name>/fused/<metric>`), from the same cross-encoder scores.
  */
 export function evaluateSplitsReranked(splits: readonly EvalSplit[], firstStage: FirstStage, scorer: PairScorer, options: RerankOptions): Record<string, number> {
   const out: Record<string, number> = {};
@@ -152,8 +207,13 @@ export function evaluateSplitsReranked(splits: readonly EvalSplit[], firstStage:
       const split = capQueries(options.sampled ? entry.sampled : entry.split, options.maxQueries, options.seed);
       const first = firstStage(split);
       for (const [metric, value] of Object.entries(evaluateRetrieval(split, first, entry.spec.metrics))) out[`${name}/first_stage/${metric}`] = value;
+      const memo = options.fusionWeight === null ? scorer : memoizedPairScorer(scorer);
       // The chunk size bounds how many pairs are scored at once: 64 queries × topK.
-      for (const [metric, value] of Object.entries(evaluateRetrieval(split, rerankedScorer(split, first, scorer, options.topK), entry.spec.metrics, 64))) out[`${name}/${metric}`] = value;
+      for (const [metric, value] of Object.entries(evaluateRetrieval(split, rerankedScorer(split, first, memo, options.topK), entry.spec.metrics, 64))) out[`${name}/${metric}`] = value;
+      if (options.fusionWeight !== null) {
+        const fused = rerankedScorer(split, first, memo, options.topK, options.fusionWeight);
+        for (const [metric, value] of Object.entries(evaluateRetrieval(split, fused, entry.spec.metrics, 64))) out[`${name}/fused/${metric}`] = value;
+      }
     } else {
       const predicted = scorer.scorePairs(entry.pairs.map((p) => p.a), entry.pairs.map((p) => p.b));
       for (const [metric, value] of Object.entries(evaluateScoredPairs(name, entry.pairs, predicted, entry.spec.metrics))) out[`${name}/${metric}`] = value;

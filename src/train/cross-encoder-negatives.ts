@@ -82,8 +82,8 @@ export interface CandidateSource {
   /**
    * The mining bi-encoder's score of pair i's query with each of `docs[row]` (pool indices),
    * row-major [items.length, docs per row]: the soft labels of a `teacher_scores` loss. Null
-   * when the source is BM25, which has no scores on the model's scale. Call `candidatesOf`
-   * for the same items first: it embeds their queries.
+   * when the source is BM25, which has no scores on the model's scale. Needs `keepScores`, and
+   * `candidatesOf` called for the same items first: it embeds their queries.
    */
   teacherScores(items: readonly number[], docs: ReadonlyArray<readonly number[]>): Float32Array | null;
   dispose(): void;
@@ -104,14 +104,27 @@ export class CandidateMiner implements CandidateSource {
   readonly #memo = new Map<string, Int32Array>();
   readonly #ranker: LexicalRanker | null = null;
   #retriever: RunRetriever | null = null;
-  /** The run's embedding of each distinct query it has mined for, by query index (run source only). */
+  /**
+   * The run's embedding of each distinct query it has mined for, by query index: kept only
+   * with `keepScores` (a `teacher_scores` loss), since 1,200 steps of 32 queries hold about
+   * 100 MB of them.
+   */
   readonly #queryEmbeddings = new Map<number, Float32Array>();
 
   constructor(
     data: RunData,
     pairs: TokenizedPairs,
     private readonly pool: NegativePool,
-    private readonly options: { source: string; poolSize: number; k: number; seed: number; key?: string },
+    private readonly options: {
+      source: string;
+      poolSize: number;
+      k: number;
+      seed: number;
+      /** The config key of `source`, for errors. */
+      key?: string;
+      /** Keep each mined query's embedding, so `teacherScores` can score it later. */
+      keepScores?: boolean;
+    },
   ) {
     const sourceKey = options.key ?? 'cross_encoder.negatives.source';
     this.#queries = distinctQueries(data, pairs);
@@ -197,7 +210,7 @@ export class CandidateMiner implements CandidateSource {
         const emb = embedder.embed('query', queryType, entries.map(([, { q }]) => this.#queries.texts[q]!));
         const dim = emb.size(1);
         const flat = emb.contiguous().toTypedArray<'float32'>() as Float32Array;
-        entries.forEach(([, { q }], r) => this.#queryEmbeddings.set(q, flat.slice(r * dim, (r + 1) * dim)));
+        if (this.options.keepScores === true) entries.forEach(([, { q }], r) => this.#queryEmbeddings.set(q, flat.slice(r * dim, (r + 1) * dim)));
         const groups = Int32Array.from(entries, ([, { q }]) => this.#queries.groups[q]!);
         // Mine extra: candidates of another type or another positive concept are filtered after.
         const mined = miner.mine(emb, groups, Math.min(this.pool.texts.length, this.options.poolSize * 4));
@@ -244,7 +257,7 @@ export class CandidateMiner implements CandidateSource {
     rows.forEach((i, r) => {
       const q = this.#queries.index[i]!;
       const embedding = this.#queryEmbeddings.get(q);
-      if (embedding === undefined) throw new Error(`teacherScores: training pair ${i}'s query was never mined; call candidatesOf first`);
+      if (embedding === undefined) throw new Error(`teacherScores: training pair ${i}'s query was never mined with keepScores; call candidatesOf first`);
       queries.set(embedding, r * dim);
     });
     const docIndex = BigInt64Array.from(docs.flat(), (d) => BigInt(d));

@@ -103,12 +103,13 @@ export function lexicalBaselinesAfter(status: string, splits: readonly EvalSplit
 }
 
 /**
- * metric | kiln | hybrid | first_stage | bm25 | tfidf_char, as percentages (×100). The hybrid
- * (`<split>/hybrid/<metric>`), first-stage (`<split>/first_stage/<metric>`, a re-ranker's
- * retriever alone) and TF-IDF columns only when some split has them; '-' where a split has not.
+ * metric | kiln | hybrid | first_stage | fused | bm25 | tfidf_char, as percentages (×100). The
+ * hybrid (`<split>/hybrid/<metric>`), first-stage (`<split>/first_stage/<metric>`, a
+ * re-ranker's retriever alone), fused (`<split>/fused/<metric>`, a re-ranker fused with its
+ * retriever) and TF-IDF columns only when some split has them; '-' where a split has not.
  */
 export function formatSummaryTable(summary: { runId: string; metrics: Record<string, number>; bm25: Record<string, number>; tfidf_char?: Record<string, number> }): string {
-  const variants = ['hybrid', 'first_stage'];
+  const variants = ['hybrid', 'first_stage', 'fused'];
   const variantKey = (variant: string, key: string): string => key.replace(/^([^/]+)\//, `$1/${variant}/`);
   const isVariant = (key: string): boolean => variants.some((v) => key.includes(`/${v}/`));
   const keys = [...new Set([...Object.keys(summary.metrics).filter((k) => !isVariant(k)), ...Object.keys(summary.bm25)])];

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { evaluateRetrieval, sampleQueries } from '../../src/eval/evaluate.js';
-import { cachedFirstStage, evaluateSplitsReranked, rerankedScorer, type PairScorer } from '../../src/eval/rerank.js';
+import { cachedFirstStage, evaluateSplitsReranked, rerankedScorer, standardize, type PairScorer } from '../../src/eval/rerank.js';
 import type { EvalSplit } from '../../src/eval/splits.js';
 import type { EvalSpec } from '../../src/config/schema.js';
 import type { RetrievalSplit } from '../../src/data/types.js';
@@ -45,6 +45,24 @@ describe('rerankedScorer', () => {
     expect(evaluateRetrieval(split, rerankedScorer(split, firstStage, scorer, 3), ['mrr']).mrr).toBeCloseTo((1 / 4 + 1) / 2, 10);
   });
 
+  it('fusion orders the candidates by w · z(first stage) + (1 − w) · z(cross-encoder), by hand', () => {
+    const order = (row: Float32Array): number[] => [...row.keys()].sort((a, b) => row[b]! - row[a]! || a - b);
+    // q0, candidates d0..d3: first stage 5, 4, 3, 2 → z = ±1.342, ±0.447 (sd √1.25); the scorer
+    // 0.97, 0.98, 0.99, 10 → z = −0.580, −0.577, −0.575, 1.732 (mean 3.235, sd 3.906). At w 0.5:
+    // d0 0.381, d1 −0.065, d2 −0.511, d3 0.195, so d0 > d3 > d1 > d2, and d4 stays last.
+    const rows = rerankedScorer(split, firstStage, scorer, 4, 0.5).scoreRows(0, 2);
+    expect(order(rows.subarray(0, 5))).toEqual([0, 3, 1, 2, 4]);
+    const fused = rows[0]! - rows[3]!;
+    expect(fused).toBeCloseTo(0.381 - 0.195, 2);
+    // q1: both rankers agree (d4 > d3 > d2 > d1).
+    expect(order(rows.subarray(5, 10))).toEqual([4, 3, 2, 1, 0]);
+    expect(evaluateRetrieval(split, rerankedScorer(split, firstStage, scorer, 4, 0.5), ['mrr']).mrr).toBeCloseTo((1 / 2 + 1) / 2, 10);
+    // w = 1 is the first stage's order, w = 0 the cross-encoder's.
+    expect(order(rerankedScorer(split, firstStage, scorer, 4, 1).scoreRows(0, 1))).toEqual([0, 1, 2, 3, 4]);
+    expect(order(rerankedScorer(split, firstStage, scorer, 4, 0).scoreRows(0, 1))).toEqual([3, 2, 1, 0, 4]);
+    expect([...standardize([2, 2, 2])]).toEqual([0, 0, 0]);
+  });
+
   it('cachedFirstStage computes a split once', () => {
     let calls = 0;
     const stage = cachedFirstStage(() => {
@@ -56,7 +74,7 @@ describe('rerankedScorer', () => {
     expect(calls).toBe(1);
   });
 
-  it('evaluateSplitsReranked reports the first stage alone on the same queries, and caps the queries with a seeded sample', () => {
+  it('evaluateSplitsReranked reports the first stage alone on the same queries, caps the queries with a seeded sample, and adds the fused re-ranking from one scoring', () => {
     const spec = { name: 'toy', recipe: 'r', options: {}, metrics: ['mrr'] } as unknown as EvalSpec;
     const entry: EvalSplit = { spec, kind: 'retrieval', split, sampled: split, lexical: {} as never, hybrid: null };
     let firstStageQueries: string[] = [];
@@ -65,17 +83,25 @@ describe('rerankedScorer', () => {
       const offset = split.queries.indexOf(s.queries[0]!);
       return { scoreRows: (start, end) => firstRows.slice((offset + start) * 5, (offset + end) * 5) };
     });
-    const all = evaluateSplitsReranked([entry], stage, scorer, { topK: 4, sampled: false, maxQueries: null, seed: 1 });
+    const all = evaluateSplitsReranked([entry], stage, scorer, { topK: 4, sampled: false, maxQueries: null, seed: 1, fusionWeight: null });
     // By hand: first stage q0 rank 4, q1 rank 1 → (1/4 + 1)/2; re-ranked both rank 1.
     expect(all['toy/first_stage/mrr']).toBeCloseTo(0.625, 10);
     expect(all['toy/mrr']).toBeCloseTo(1, 10);
     expect(Object.keys(all).sort()).toEqual(['toy/first_stage/mrr', 'toy/mrr']);
 
     // A cap of one query evaluates the query an eval split's max_queries: 1 would (same seed).
-    const capped = evaluateSplitsReranked([entry], stage, scorer, { topK: 4, sampled: false, maxQueries: 1, seed: 7 });
+    const capped = evaluateSplitsReranked([entry], stage, scorer, { topK: 4, sampled: false, maxQueries: 1, seed: 7, fusionWeight: null });
     const expected = sampleQueries(split, 1, 7).queries.map((q) => q.id);
     expect(firstStageQueries).toEqual(expected);
     expect(capped['toy/first_stage/mrr']).toBeCloseTo(expected[0] === 'q0' ? 0.25 : 1, 10);
     expect(capped['toy/mrr']).toBeCloseTo(1, 10);
+
+    // With fusion: the fused metrics beside the others, from one scoring of each pair.
+    let scored = 0;
+    const counting: PairScorer = { scorePairs: (a, b) => ((scored += a.length), scorer.scorePairs(a, b)) };
+    const withFusion = evaluateSplitsReranked([entry], stage, counting, { topK: 4, sampled: false, maxQueries: null, seed: 1, fusionWeight: 0.5 });
+    expect(Object.keys(withFusion).sort()).toEqual(['toy/first_stage/mrr', 'toy/fused/mrr', 'toy/mrr']);
+    expect(withFusion['toy/fused/mrr']).toBeCloseTo(0.75, 10);
+    expect(scored).toBe(2 * 4);
   });
 });

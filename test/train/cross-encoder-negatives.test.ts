@@ -88,7 +88,15 @@ describe('CandidateMiner (run:<dir>)', () => {
     const data: RunData = { pairs, evalSplits: [], badRows: new BadRowReport(), pairCounts: {}, filesRead: [], decontaminated: 0, pairRanges: [{ recipe: 'x', start: 0, end: pairs.length, weight: 1 }] };
     const tokenizer = WordPieceTokenizer.fromVocabFile(join(DATA_ROOT, 'bert-vocab', 'vocab.txt'));
     const { pairs: tokenized, pool } = tokenizePairs(data, tokenizer, (_t, text) => text, { query: 16, doc: 16 });
-    const miner = new CandidateMiner(data, tokenized, pool, { source: `run:${run}`, poolSize: 3, k: 2, seed: 1 });
+    const miner = new CandidateMiner(data, tokenized, pool, { source: `run:${run}`, poolSize: 3, k: 2, seed: 1, keepScores: true });
+    // Without keepScores the miner holds no query embeddings, so it cannot score.
+    const lean = new CandidateMiner(data, tokenized, pool, { source: `run:${run}`, poolSize: 3, k: 2, seed: 1 });
+    try {
+      lean.candidatesOf([0]);
+      expect(() => lean.teacherScores([0], [[tokenized.docPoolIndex[0]!]])).toThrow(/never mined with keepScores/);
+    } finally {
+      lean.dispose();
+    }
     try {
       const items = [0, 2];
       const candidates = miner.candidatesOf(items);

@@ -105,7 +105,7 @@ describe.each(TASKS)('task $task ($config)', ({ task, config, kind, metrics }) =
 });
 
 describe('tasks that start from other runs', () => {
-  it('a two-tower model starts from an MLM run (init_from), and a cross-encoder mines and re-ranks with a two-tower run', () => {
+  it('a two-tower model starts from an MLM run (init_from), and a cross-encoder mines, re-ranks and fuses with a two-tower run', () => {
     const runs = mkdtempSync(join(tmpdir(), 'kiln-runs-'));
     const quick = ['--quiet', '--set', 'train.steps=4', '--set', 'train.warmup_steps=1', '--set', 'train.eval_every=0'];
     const mlm = kiln(['train', '--config', 'configs/tiny-mlm.yaml', '--runs', join(runs, 'mlm'), ...quick]);
@@ -120,7 +120,7 @@ describe('tasks that start from other runs', () => {
 
     // The mining run's scores of the same pairs are soft labels beside the hard ones (similarity_kl).
     const softLabels = ['--set', 'loss=[{name: infonce, temperature: 1}, {name: similarity_kl, student_temperature: 1, teacher_temperature: 0.05}]', '--set', 'train.log_every=1'];
-    const ce = kiln(['train', '--config', 'configs/tiny-cross-encoder.yaml', '--runs', join(runs, 'ce'), ...quick, ...softLabels, '--set', `cross_encoder.negatives.source=run:${towerRun}`, '--set', `cross_encoder.rerank.first_stage=run:${towerRun}`]);
+    const ce = kiln(['train', '--config', 'configs/tiny-cross-encoder.yaml', '--runs', join(runs, 'ce'), ...quick, ...softLabels, '--set', `cross_encoder.negatives.source=run:${towerRun}`, '--set', `cross_encoder.rerank.first_stage=run:${towerRun}`, '--set', 'cross_encoder.rerank.fusion={weight: 0.5}']);
     expect(ce.status, ce.stderr).toBe(0);
     const klValues = readFileSync(join(onlyRun(join(runs, 'ce')), 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { name: string; value: number }).filter((m) => m.name === 'train/loss_similarity_kl');
     expect(klValues).toHaveLength(4);
@@ -128,6 +128,8 @@ describe('tasks that start from other runs', () => {
     expect(ce.stderr).toMatch(/negatives per positive from the two-tower run .*tiny-\d{8}-\d{6} over \d+ training documents/);
     const summary = readJson<Summary & { firstStage: string }>(join(onlyRun(join(runs, 'ce')), 'summary.json'));
     expect(summary.firstStage).toBe(`run:${towerRun}`);
-    expect(Object.keys(summary.metrics).sort()).toEqual(['stsb/spearman', 'tech/first_stage/mrr', 'tech/first_stage/rp@5', 'tech/mrr', 'tech/rp@5']);
+    // fusion adds the re-ranker fused with its retriever beside the two.
+    expect(Object.keys(summary.metrics).sort()).toEqual(['stsb/spearman', 'tech/first_stage/mrr', 'tech/first_stage/rp@5', 'tech/fused/mrr', 'tech/fused/rp@5', 'tech/mrr', 'tech/rp@5']);
+    expect(readFileSync(join(onlyRun(join(runs, 'ce')), 'train.log'), 'utf8')).toMatch(/first_stage +fused +bm25/);
   }, TIMEOUT_MS);
 });

@@ -6,7 +6,7 @@
  * (src/eval/rerank.ts), with BM25 beside it.
  */
 import { tidy } from '../../engine/index.js';
-import { createWeightedLoss } from '../../losses/index.js';
+import { createWeightedLoss, LOSSES } from '../../losses/index.js';
 import { CrossEncoderModel, loadRunModel, type CrossEncoderConfig, type KindedModel, type LoadedRunModel } from '../../models/index.js';
 import { ModelEmbedder } from '../../eval/embedder.js';
 import { cachedFirstStage, CrossEncoderScorer, evaluateSplitsReranked, type FirstStage, type RerankOptions } from '../../eval/rerank.js';
@@ -61,8 +61,8 @@ function firstStageFor(config: KilnConfig): { stage: FirstStage; release: () => 
 }
 
 function rerankOptions(config: KilnConfig, sampled: boolean): RerankOptions {
-  const { top_k: topK, max_queries: maxQueries } = config.cross_encoder.rerank;
-  return { topK, sampled, maxQueries, seed: config.seed };
+  const { top_k: topK, max_queries: maxQueries, fusion } = config.cross_encoder.rerank;
+  return { topK, sampled, maxQueries, seed: config.seed, fusionWeight: fusion?.weight ?? null };
 }
 
 export const crossEncoderTask: Task = {
@@ -76,7 +76,8 @@ export const crossEncoderTask: Task = {
     // A first stage that names a missing run is a config error before the run directory exists.
     if (config.cross_encoder.rerank.first_stage !== 'bm25') resolveRunSource(config.cross_encoder.rerank.first_stage, 'cross_encoder.rerank.first_stage');
     const negatives = config.cross_encoder.negatives;
-    const mined = new CandidateMiner(data, pairs, pool, { source: negatives.source, poolSize: negatives.pool, k: negatives.k, seed: config.seed });
+    const keepScores = config.loss.some((entry) => LOSSES[entry.name].input === 'teacher_scores');
+    const mined = new CandidateMiner(data, pairs, pool, { source: negatives.source, poolSize: negatives.pool, k: negatives.k, seed: config.seed, keepScores });
     const modelConfig: CrossEncoderConfig = { encoder: base.encoder, pooling: config.model.pooling };
     const json = { kind: 'cross-encoder' as const, ...modelConfig, maxLength: { pair: maxLength } };
     return {
