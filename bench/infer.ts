@@ -2,7 +2,9 @@
  * `npm run bench:infer`: embedding throughput of one trained two-tower model in three
  * engines, on the same machine, in one run, over the same batches:
  *
- *   onnxruntime      the `kiln export` graph (fp32, and int8 unless --no-int8), onnxruntime-node
+ *   onnxruntime      the `kiln export` graph (fp32, and int8 unless --no-int8), onnxruntime-node;
+ *                    with onnxruntime's fused operators (the default export) and, unless
+ *                    --no-standard, in standard operators only (`--operators onnx`, "standard ops")
  *   kiln eager       Kiln's own forward pass on libtorch (fp32, no autograd, eval mode)
  *   pytorch eager    Python PyTorch 1.13 (bench/infer_torch.py: the same BERT in plain torch,
  *                    eval mode, inference_mode, fp32)
@@ -38,7 +40,7 @@
  * thread count.
  * Options: --run DIR (default: the newest runs/twotower-* with a model), --teacher DIR (both
  * take a run directory or `runs/<name>` for the newest completed run of that name, as configs
- * do), --texts 4096 --batch 64 --rounds 5 --threads 1,2 --no-int8 --json FILE --strict (exit 1
+ * do), --texts 4096 --batch 64 --rounds 5 --threads 1,2 --no-int8 --no-standard --json FILE --strict (exit 1
  * when a target is missed; with --teacher it needs the int8 graphs). $KILN_PYTHON picks the
  * interpreter (default /usr/bin/python3, Debian's, with torch).
  */
@@ -55,7 +57,8 @@ import * as ort from 'onnxruntime-node';
 import { fromTypedArray, noGrad, setNumThreads, tidy, type Tensor } from '../src/engine/index.js';
 import { padBatch, type PaddedBatch } from '../src/data/batch.js';
 import { WordPieceTokenizer } from '../src/data/tokenizer.js';
-import { exportModel, loadExportableRun, DEFAULT_OPSET, type ExportableModel, type ExportSource } from '../src/export/export.js';
+import { exportModel, loadExportableRun, DEFAULT_OPERATORS, DEFAULT_OPSET, type ExportableModel, type ExportSource } from '../src/export/export.js';
+import type { GraphOperators } from '../src/export/bert-graph.js';
 import type { TwoTowerModel } from '../src/models/index.js';
 import { RunDirectory } from '../src/track/run-dir.js';
 import { WorkerProcess } from './worker.js';
@@ -73,6 +76,8 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '5' },
     threads: { type: 'string', default: [...new Set([1, availableParallelism()])].join(',') },
     int8: { type: 'boolean', default: true },
+    // Also time the graphs in standard operators only (export --operators onnx), beside the fused default.
+    standard: { type: 'boolean', default: true },
     json: { type: 'string', default: join(REPO, 'bench', 'results', 'infer.json') },
     strict: { type: 'boolean', default: false },
     'data-root': { type: 'string' },
@@ -145,10 +150,12 @@ interface Engine {
  */
 async function onnxEngines(exportable: ExportableModel, source: ExportSource, batches: readonly PaddedBatch[], work: string, role: 'student' | 'teacher'): Promise<Engine[]> {
   const engines: Engine[] = [];
-  const variants: Array<'none' | 'int8'> = args.int8 ? ['none', 'int8'] : ['none'];
-  for (const quantize of variants) {
-    const dir = join(work, role, quantize);
-    const card = exportModel(exportable, source, dir, { quantize, opset: DEFAULT_OPSET });
+  const quantizations: Array<'none' | 'int8'> = args.int8 ? ['none', 'int8'] : ['none'];
+  const operatorSets: GraphOperators[] = role === 'student' && args.standard ? [DEFAULT_OPERATORS, 'onnx'] : [DEFAULT_OPERATORS];
+  const variants = quantizations.flatMap((quantize) => operatorSets.map((operators) => ({ quantize, operators })));
+  for (const { quantize, operators } of variants) {
+    const dir = join(work, role, quantize, operators);
+    const card = exportModel(exportable, source, dir, { quantize, opset: DEFAULT_OPSET, operators });
     const graph = card.kind === 'two-tower' ? card.graphs.query : 'model.onnx';
     const feeds = batches.map((b) => ({
       input_ids: new ort.Tensor('int64', BigInt64Array.from(b.inputIds, (v) => BigInt(v)), [b.batchSize, b.seqLen]),
@@ -156,7 +163,7 @@ async function onnxEngines(exportable: ExportableModel, source: ExportSource, ba
     }));
     for (const threads of THREAD_COUNTS) {
       const session = await ort.InferenceSession.create(join(dir, graph), { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential' });
-      const family = `${role === 'teacher' ? 'teacher ' : ''}onnxruntime ${quantize === 'none' ? 'fp32' : 'int8'}`;
+      const family = `${role === 'teacher' ? 'teacher ' : ''}onnxruntime ${quantize === 'none' ? 'fp32' : 'int8'}${operators === DEFAULT_OPERATORS ? '' : ' standard ops'}`;
       engines.push({
         name: `${family} ×${threads}`,
         family,
@@ -355,7 +362,8 @@ async function main(): Promise<void> {
     });
     const targets = engines
       .map((e) => e.family)
-      .filter((f, i, all) => f.startsWith('onnxruntime') && all.indexOf(f) === i)
+      // The targets are on the graphs `kiln export` writes by default (fused operators).
+      .filter((f, i, all) => f.startsWith('onnxruntime') && !f.endsWith('standard ops') && all.indexOf(f) === i)
       .map((family) => {
         const best = results.find((r) => r.engine === bestOf(family).name)!;
         return { family, engine: best.engine, speedup: best.speedupVsPytorch, passed: best.speedupVsPytorch >= 2 };

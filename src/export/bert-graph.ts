@@ -14,6 +14,20 @@
  * Dropout is absent (inference). Without token types (a single text), the position table and
  * segment 0's row are summed into one initializer, saving an Add per forward.
  *
+ * `operators: 'onnxruntime'` writes the same computation in onnxruntime's fused contrib
+ * operators (domain com.microsoft, the ones its transformer optimiser produces; spec:
+ * onnxruntime docs/ContribOperators.md), which its core optimiser cannot form itself while the
+ * sequence axis is dynamic:
+ *
+ *   EmbedLayerNormalization  the three gathers, their sum and the LayerNorm (int32 ids)
+ *   Attention                Q, K, V from one packed [H, 3H] product, softmax(QKᵀ/√d + mask) V
+ *                            with the raw 0/1 mask [B, L] (masked scores filled with −10000)
+ *   SkipLayerNormalization   LayerNorm(x + residual + bias) after each sub-layer
+ *   BiasGelu                 GELU(x + b₁), the exact (erf) GELU
+ *
+ * int8 keeps its quantised Q/K/V and word-embedding paths unfused and fuses the rest.
+ * `operators: 'onnx'` keeps to standard operators, for runtimes other than onnxruntime.
+ *
  * int8 (`quantize: 'int8'`) is dynamic quantisation in the manner of onnxruntime's
  * `quantize_dynamic`: every Linear becomes DynamicQuantizeLinear(x) → MatMulInteger with
  * int8 weights (symmetric, one scale per output column) → Cast → × (scale_x · scale_w) + b,
@@ -29,6 +43,18 @@ import type { Linear, LayerNorm } from '../engine/nn/index.js';
 import type { OnnxGraphBuilder } from './onnx-graph.js';
 
 export type Quantization = 'none' | 'int8';
+
+/**
+ * Which operators a graph is written in: `onnx`, the standard operator set only (any runtime);
+ * `onnxruntime`, onnxruntime's fused contrib operators where they apply (the header).
+ */
+export const GRAPH_OPERATORS = ['onnx', 'onnxruntime'] as const;
+export type GraphOperators = (typeof GRAPH_OPERATORS)[number];
+
+export interface EncoderGraphOptions {
+  quantize: Quantization;
+  operators: GraphOperators;
+}
 
 export interface GraphInputs {
   inputIds: string;
@@ -67,6 +93,19 @@ export function quantizeRows(values: Float32Array, rows: number, cols: number): 
 
 /** y = x Wᵀ + b for a Linear module (weight [out, in]); `name` prefixes its initializers. */
 export function emitLinear(g: OnnxGraphBuilder, x: string, linear: Linear, name: string, quantize: Quantization): string {
+  const y = emitLinearProduct(g, x, linear, name, quantize);
+  const bias = emitLinearBias(g, linear, name);
+  return bias === null ? y : g.op('Add', [y, bias]);
+}
+
+/** A Linear's bias as an initializer (null without one): a fused operator adds it itself. */
+function emitLinearBias(g: OnnxGraphBuilder, linear: Linear, name: string): string | null {
+  const bias = linear.bias;
+  return bias === undefined || bias === null ? null : g.initializer(`${name}.bias`, floatValues(bias), [bias.shape[0]!]);
+}
+
+/** x Wᵀ without the bias (fp32 MatMul, or the int8 product dequantised). */
+function emitLinearProduct(g: OnnxGraphBuilder, x: string, linear: Linear, name: string, quantize: Quantization): string {
   const [outFeatures, inFeatures] = linear.weight.shape as [number, number];
   const weightT = tidy(() => floatValues(linear.weight.transpose(0, 1))); // [in, out] for MatMul
   let y: string;
@@ -80,8 +119,18 @@ export function emitLinear(g: OnnxGraphBuilder, x: string, linear: Linear, name:
   } else {
     y = g.op('MatMul', [x, g.initializer(`${name}.weight`, weightT, [inFeatures, outFeatures])]);
   }
-  const bias = linear.bias;
-  return bias === undefined || bias === null ? y : g.op('Add', [y, g.initializer(`${name}.bias`, floatValues(bias), [outFeatures])]);
+  return y;
+}
+
+/**
+ * LayerNorm(x + skip + bias) in one onnxruntime SkipLayerNormalization: the residual add, the
+ * Linear's bias and the norm of a BERT sub-layer's output.
+ */
+function emitSkipLayerNorm(g: OnnxGraphBuilder, x: string, skip: string, bias: string | null, norm: LayerNorm, eps: number, name: string): string {
+  const width = norm.weight!.shape[0]!;
+  const gamma = g.initializer(`${name}.weight`, floatValues(norm.weight!), [width]);
+  const beta = g.initializer(`${name}.bias`, floatValues(norm.bias!), [width]);
+  return g.contrib('SkipLayerNormalization', [x, skip, gamma, beta, ...(bias === null ? [] : [bias])], { epsilon: { float: eps } })[0]!;
 }
 
 export function emitLayerNorm(g: OnnxGraphBuilder, x: string, norm: LayerNorm, eps: number, name: string): string {
@@ -114,13 +163,36 @@ export function emitMaskFloat(g: OnnxGraphBuilder, attentionMask: string): strin
  * The encoder's hidden states [B, L, H]. `prefix` names the initializers after the module's
  * parameters (`encoder.embeddings.word_embeddings.weight`, …).
  */
-export function emitBertEncoder(g: OnnxGraphBuilder, encoder: BertEncoder, inputs: GraphInputs, maskFloat: string, prefix: string, quantize: Quantization): string {
+export function emitBertEncoder(g: OnnxGraphBuilder, encoder: BertEncoder, inputs: GraphInputs, maskFloat: string, prefix: string, options: EncoderGraphOptions): string {
+  const { quantize } = options;
+  const fused = options.operators === 'onnxruntime';
   const config = encoder.config;
   const emb = encoder.embeddings;
   const hidden = config.hiddenSize;
+  const eps = config.layerNormEps;
   const p = (name: string): string => `${prefix}.${name}`;
 
-  const summed = g.scoped(p('embeddings'), () => {
+  let h = g.scoped(p('embeddings'), () => {
+    const positionValues = floatValues(emb.positionEmbeddings.weight);
+    const typeValues = floatValues(emb.tokenTypeEmbeddings.weight);
+    // Single text: segment 0 everywhere, folded into the position table.
+    const folded = (): string => g.initializer(p('embeddings.position_plus_segment0'), positionValues.map((v, i) => v + typeValues[i % hidden]!), [config.maxPositions, hidden]);
+    if (fused && quantize === 'none') {
+      // Gathers, sums and normalises in one EmbedLayerNormalization (positions 0..L−1 by default).
+      const int32 = (x: string): string => g.op('Cast', [x], { to: 6 /* INT32 */ });
+      const words = g.initializer(p('embeddings.word_embeddings.weight'), floatValues(emb.wordEmbeddings.weight), [config.vocabSize, hidden]);
+      const gamma = g.initializer(p('embeddings.LayerNorm.weight'), floatValues(emb.layerNorm.weight!), [hidden]);
+      const beta = g.initializer(p('embeddings.LayerNorm.bias'), floatValues(emb.layerNorm.bias!), [hidden]);
+      const segments =
+        inputs.tokenTypeIds === undefined
+          ? { ids: '', positions: folded(), table: '' }
+          : {
+              ids: int32(inputs.tokenTypeIds),
+              positions: g.initializer(p('embeddings.position_embeddings.weight'), positionValues, [config.maxPositions, hidden]),
+              table: g.initializer(p('embeddings.token_type_embeddings.weight'), typeValues, [config.typeVocabSize, hidden]),
+            };
+      return g.contrib('EmbedLayerNormalization', [int32(inputs.inputIds), segments.ids, words, segments.positions, segments.table, gamma, beta], { epsilon: { float: eps } }, 2)[0]!;
+    }
     // Word pieces.
     let words: string;
     if (quantize === 'int8') {
@@ -135,45 +207,73 @@ export function emitBertEncoder(g: OnnxGraphBuilder, encoder: BertEncoder, input
     // Positions 0..L−1, L read from the input's shape at run time.
     const seqLen = g.op('Gather', [g.op('Shape', [inputs.inputIds]), g.scalarInt64(1)], { axis: 0 });
     const positions = g.op('Range', [g.scalarInt64(0), seqLen, g.scalarInt64(1)]);
-    const positionValues = floatValues(emb.positionEmbeddings.weight);
-    const typeValues = floatValues(emb.tokenTypeEmbeddings.weight);
+    let summed: string;
     if (inputs.tokenTypeIds === undefined) {
-      // Single text: segment 0 everywhere, folded into the position table.
-      const folded = positionValues.map((v, i) => v + typeValues[i % hidden]!);
-      const table = g.initializer(p('embeddings.position_plus_segment0'), folded, [config.maxPositions, hidden]);
-      return g.op('Add', [words, g.op('Gather', [table, positions], { axis: 0 })]);
+      summed = g.op('Add', [words, g.op('Gather', [folded(), positions], { axis: 0 })]);
+    } else {
+      const positionTable = g.initializer(p('embeddings.position_embeddings.weight'), positionValues, [config.maxPositions, hidden]);
+      const typeTable = g.initializer(p('embeddings.token_type_embeddings.weight'), typeValues, [config.typeVocabSize, hidden]);
+      const withPositions = g.op('Add', [words, g.op('Gather', [positionTable, positions], { axis: 0 })]);
+      summed = g.op('Add', [withPositions, g.op('Gather', [typeTable, inputs.tokenTypeIds], { axis: 0 })]);
     }
-    const positionTable = g.initializer(p('embeddings.position_embeddings.weight'), positionValues, [config.maxPositions, hidden]);
-    const typeTable = g.initializer(p('embeddings.token_type_embeddings.weight'), typeValues, [config.typeVocabSize, hidden]);
-    const withPositions = g.op('Add', [words, g.op('Gather', [positionTable, positions], { axis: 0 })]);
-    return g.op('Add', [withPositions, g.op('Gather', [typeTable, inputs.tokenTypeIds], { axis: 0 })]);
+    return emitLayerNorm(g, summed, emb.layerNorm, eps, p('embeddings.LayerNorm'));
   });
-  let h = emitLayerNorm(g, summed, emb.layerNorm, config.layerNormEps, p('embeddings.LayerNorm'));
 
-  // (1 − mask)·(−1e9) as [B, 1, 1, L]: added to every head's scores.
-  const maskBias = g.scoped(p('mask'), () => g.unsqueeze(g.op('Mul', [g.op('Sub', [g.scalarFloat(1), maskFloat]), g.scalarFloat(-1e9)]), [1, 2]));
   const headDim = hidden / config.numHeads;
-  const splitShape = g.int64s([0, 0, config.numHeads, headDim]);
-  const mergeShape = g.int64s([0, 0, hidden]);
-  const scale = g.scalarFloat(1 / Math.sqrt(headDim));
+  // Standard operators: (1 − mask)·(−1e9) as [B, 1, 1, L], added to every head's scores.
+  // onnxruntime's Attention takes the raw 0/1 mask [B, L] as int32 instead (it fills −10000).
+  const mask = g.scoped(p('mask'), () =>
+    fused && quantize === 'none'
+      ? g.op('Cast', [inputs.attentionMask], { to: 6 /* INT32 */ })
+      : g.unsqueeze(g.op('Mul', [g.op('Sub', [g.scalarFloat(1), maskFloat]), g.scalarFloat(-1e9)]), [1, 2]),
+  );
 
   encoder.encoder.layers.forEach((layer, index) => {
     const name = p(`encoder.layer.${index}`);
     h = g.scoped(name, () => {
       const self = layer.attention.self;
-      const heads = (x: string, perm: number[]): string => g.op('Transpose', [g.op('Reshape', [x, splitShape])], { perm });
-      const q = heads(emitLinear(g, h, self.query, `${name}.attention.self.query`, quantize), [0, 2, 1, 3]); // [B, h, L, d]
-      const kT = heads(emitLinear(g, h, self.key, `${name}.attention.self.key`, quantize), [0, 2, 3, 1]); // [B, h, d, L]
-      const v = heads(emitLinear(g, h, self.value, `${name}.attention.self.value`, quantize), [0, 2, 1, 3]);
-      const scores = g.op('Add', [g.op('Mul', [g.op('MatMul', [q, kT]), scale]), maskBias]);
-      const context = g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), v]);
-      const merged = g.op('Reshape', [g.op('Transpose', [context], { perm: [0, 2, 1, 3] }), mergeShape]);
+      let merged: string;
+      if (fused && quantize === 'none') {
+        // Q, K and V projections packed into one [H, 3H] product inside Attention.
+        const columns = [self.query, self.key, self.value].map((linear) => tidy(() => floatValues(linear.weight.transpose(0, 1))));
+        const packed = new Float32Array(hidden * 3 * hidden);
+        for (let r = 0; r < hidden; r++) columns.forEach((w, part) => packed.set(w.subarray(r * hidden, (r + 1) * hidden), (3 * r + part) * hidden));
+        const weights = g.initializer(`${name}.attention.self.qkv.weight`, packed, [hidden, 3 * hidden]);
+        const biases = [self.query, self.key, self.value].map((linear) => (linear.bias === undefined || linear.bias === null ? new Float32Array(hidden) : floatValues(linear.bias)));
+        const bias = g.initializer(`${name}.attention.self.qkv.bias`, Float32Array.from(biases.flatMap((b) => [...b])), [3 * hidden]);
+        merged = g.contrib('Attention', [h, weights, bias, mask], { num_heads: config.numHeads })[0]!;
+      } else {
+        // Constants are shared across layers (the builder keeps one of each).
+        const splitShape = g.int64s([0, 0, config.numHeads, headDim]);
+        const mergeShape = g.int64s([0, 0, hidden]);
+        const scale = g.scalarFloat(1 / Math.sqrt(headDim));
+        const heads = (x: string, perm: number[]): string => g.op('Transpose', [g.op('Reshape', [x, splitShape])], { perm });
+        const q = heads(emitLinear(g, h, self.query, `${name}.attention.self.query`, quantize), [0, 2, 1, 3]); // [B, h, L, d]
+        const kT = heads(emitLinear(g, h, self.key, `${name}.attention.self.key`, quantize), [0, 2, 3, 1]); // [B, h, d, L]
+        const v = heads(emitLinear(g, h, self.value, `${name}.attention.self.value`, quantize), [0, 2, 1, 3]);
+        const scores = g.op('Add', [g.op('Mul', [g.op('MatMul', [q, kT]), scale]), mask]);
+        const context = g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), v]);
+        merged = g.op('Reshape', [g.op('Transpose', [context], { perm: [0, 2, 1, 3] }), mergeShape]);
+      }
       const attentionOut = layer.attention.output;
-      const projected = emitLinear(g, merged, attentionOut.dense, `${name}.attention.output.dense`, quantize);
-      const attended = emitLayerNorm(g, g.op('Add', [projected, h]), attentionOut.layerNorm, config.layerNormEps, `${name}.attention.output.LayerNorm`);
-      const inner = emitGelu(g, emitLinear(g, attended, layer.intermediate.dense, `${name}.intermediate.dense`, quantize));
-      const outer = emitLinear(g, inner, layer.output.dense, `${name}.output.dense`, quantize);
-      return emitLayerNorm(g, g.op('Add', [outer, attended]), layer.output.layerNorm, config.layerNormEps, `${name}.output.LayerNorm`);
+      const outputName = `${name}.attention.output`;
+      if (!fused) {
+        const projected = emitLinear(g, merged, attentionOut.dense, `${outputName}.dense`, quantize);
+        const attended = emitLayerNorm(g, g.op('Add', [projected, h]), attentionOut.layerNorm, eps, `${outputName}.LayerNorm`);
+        const inner = emitGelu(g, emitLinear(g, attended, layer.intermediate.dense, `${name}.intermediate.dense`, quantize));
+        const outer = emitLinear(g, inner, layer.output.dense, `${name}.output.dense`, quantize);
+        return emitLayerNorm(g, g.op('Add', [outer, attended]), layer.output.layerNorm, eps, `${name}.output.LayerNorm`);
+      }
+      // Each sub-layer's bias, residual and LayerNorm in one SkipLayerNormalization; the FFN's
+      // bias and GELU in one BiasGelu.
+      const projected = emitLinearProduct(g, merged, attentionOut.dense, `${outputName}.dense`, quantize);
+      const attended = emitSkipLayerNorm(g, projected, h, emitLinearBias(g, attentionOut.dense, `${outputName}.dense`), attentionOut.layerNorm, eps, `${outputName}.LayerNorm`);
+      const intermediate = layer.intermediate.dense;
+      const innerProduct = emitLinearProduct(g, attended, intermediate, `${name}.intermediate.dense`, quantize);
+      const innerBias = emitLinearBias(g, intermediate, `${name}.intermediate.dense`);
+      const inner = innerBias === null ? emitGelu(g, innerProduct) : g.contrib('BiasGelu', [innerProduct, innerBias])[0]!;
+      const outer = emitLinearProduct(g, inner, layer.output.dense, `${name}.output.dense`, quantize);
+      return emitSkipLayerNorm(g, outer, attended, emitLinearBias(g, layer.output.dense, `${name}.output.dense`), layer.output.layerNorm, eps, `${name}.output.LayerNorm`);
     });
   });
   return h;

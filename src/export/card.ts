@@ -14,6 +14,8 @@
  */
 import { z } from 'zod';
 
+import { GRAPH_OPERATORS } from './bert-graph.js';
+
 export const CARD_FORMAT = 'kiln-onnx' as const;
 export const CARD_FORMAT_VERSION = 1 as const;
 
@@ -38,6 +40,8 @@ const common = {
   exportedAt: z.string(),
   opset: z.number().int(),
   quantization: z.enum(['none', 'int8']),
+  /** The operator set of the graphs (bert-graph.ts): cards written before it existed used standard operators only. */
+  operators: z.enum(GRAPH_OPERATORS).default('onnx'),
   parameters: z.number().int().nonnegative(),
   source: z.object({ run: z.string(), path: z.string() }),
   /** The source run's final metrics (summary.json), for reference; empty when it had none. */

@@ -18,7 +18,7 @@ import { loadRunModel, RunModelError, type LoadedRunModel } from '../models/inde
 import { KILN_VERSION } from '../version.js';
 import { writeDirectoryAtomic } from '../util/atomic-write.js';
 import type { OnnxGraphBuilder } from './onnx-graph.js';
-import type { Quantization } from './bert-graph.js';
+import type { GraphOperators, Quantization } from './bert-graph.js';
 import { exportKindOf, type ExportableModel } from './kinds.js';
 import { CARD_FORMAT, CARD_FORMAT_VERSION, parseModelCard, type CardDistillation, type ModelCard } from './card.js';
 
@@ -27,9 +27,17 @@ export const DEFAULT_OPSET = 17;
 /** The input is not an exportable run (missing files, unknown model kind): a usage error, exit 2. */
 export class ExportInputError extends Error {}
 
+/**
+ * Kiln's own directories use onnxruntime's fused operators: Kiln serves them with onnxruntime,
+ * and the fused graph is faster (BENCHMARKS.md). `onnx` keeps to standard operators.
+ */
+export const DEFAULT_OPERATORS: GraphOperators = 'onnxruntime';
+
 export interface ExportOptions {
   quantize: Quantization;
   opset: number;
+  /** Standard operators only, or onnxruntime's fused ones (default DEFAULT_OPERATORS). */
+  operators?: GraphOperators;
 }
 
 export interface ExportSource {
@@ -63,6 +71,7 @@ export function serialiseCard(card: ModelCard): Uint8Array {
 }
 
 export function buildExport(exportable: ExportableModel, source: ExportSource, options: ExportOptions): BuiltExport {
+  const operators = options.operators ?? DEFAULT_OPERATORS;
   const files = new Map<string, Uint8Array>();
   const serialise = (file: string, builder: OnnxGraphBuilder): void => {
     files.set(
@@ -71,7 +80,7 @@ export function buildExport(exportable: ExportableModel, source: ExportSource, o
         producerVersion: KILN_VERSION,
         graphName: `${source.runId} ${file}`,
         docString: `Exported by kiln ${KILN_VERSION} from run ${source.runId}`,
-        metadata: { 'kiln.source_run': source.runId, 'kiln.quantization': options.quantize, 'kiln.kind': exportable.kind },
+        metadata: { 'kiln.source_run': source.runId, 'kiln.quantization': options.quantize, 'kiln.operators': operators, 'kiln.kind': exportable.kind },
       }),
     );
   };
@@ -82,7 +91,7 @@ export function buildExport(exportable: ExportableModel, source: ExportSource, o
   try {
     // Reading weights (transposes, casts) needs no autograd history.
     noGrad(() => {
-      for (const [file, graph] of kind.graphs(exportable as never, options)) serialise(file, graph);
+      for (const [file, graph] of kind.graphs(exportable as never, { ...options, operators })) serialise(file, graph);
     });
   } finally {
     exportable.model.train(wasTraining);
@@ -98,6 +107,7 @@ export function buildExport(exportable: ExportableModel, source: ExportSource, o
     exportedAt: new Date().toISOString(),
     opset: options.opset,
     quantization: options.quantize,
+    operators,
     parameters: (exportable.model as Module).parameterCount(),
     source: { run: source.runId, path: source.runPath },
     metrics: source.metrics,

@@ -17,7 +17,7 @@ import { CrossEncoderScorer } from '../eval/rerank.js';
 import type { CrossEncoderModel, EncoderConfig, TwoTowerModel } from '../models/index.js';
 import type { ExportedModel } from '../serve/exported-model.js';
 import { OnnxGraphBuilder } from './onnx-graph.js';
-import { emitBertEncoder, emitL2Normalize, emitLinear, emitMaskFloat, emitPooling, type Quantization } from './bert-graph.js';
+import { emitBertEncoder, emitL2Normalize, emitLinear, emitMaskFloat, emitPooling, type EncoderGraphOptions } from './bert-graph.js';
 import type { ModelCard } from './card.js';
 
 /** A run's model that has a serving graph. */
@@ -45,7 +45,7 @@ type BaseCard = Omit<Extract<ModelCard, { kind: 'two-tower' }>, 'kind' | 'encode
 
 export interface ExportKind<K extends ExportableKind> {
   /** Each graph file and its builder. */
-  graphs(exportable: Extract<ExportableModel, { kind: K }>, options: { opset: number; quantize: Quantization }): Array<[file: string, graph: OnnxGraphBuilder]>;
+  graphs(exportable: Extract<ExportableModel, { kind: K }>, options: GraphOptions): Array<[file: string, graph: OnnxGraphBuilder]>;
   /** The card's kind-specific fields (graphs named by role). */
   card(exportable: Extract<ExportableModel, { kind: K }>): KindCardFields[K];
   /** Runs both models on the inputs and accumulates the differences. */
@@ -53,6 +53,9 @@ export interface ExportKind<K extends ExportableKind> {
   /** The int8 tolerance: what passes, in words. */
   int8: { passed(stats: ParityStats, minCosine: number): boolean; criterion: string };
 }
+
+/** What a graph is built with: the opset, the quantisation and the operator set. */
+export type GraphOptions = { opset: number } & EncoderGraphOptions;
 
 export const INT8_MIN_COSINE = 0.99;
 /** A cross-encoder's int8 score has no vector to take a cosine of: its tolerance is on the logit. */
@@ -75,7 +78,7 @@ function encoderCardFields(encoder: EncoderConfig): ModelCard['encoder'] {
 export type TowerGraphOutput = 'embedding' | 'last_hidden_state';
 
 /** One tower's graph (see TowerGraphOutput). */
-export function twoTowerGraph(model: TwoTowerModel, side: 'query' | 'doc', options: { opset: number; quantize: Quantization }, output: TowerGraphOutput = 'embedding'): OnnxGraphBuilder {
+export function twoTowerGraph(model: TwoTowerModel, side: 'query' | 'doc', options: GraphOptions, output: TowerGraphOutput = 'embedding'): OnnxGraphBuilder {
   const g = new OnnxGraphBuilder(options.opset);
   const inputIds = g.input('input_ids', 'int64', ['batch', 'sequence']);
   const attentionMask = g.input('attention_mask', 'int64', ['batch', 'sequence']);
@@ -84,7 +87,7 @@ export function twoTowerGraph(model: TwoTowerModel, side: 'query' | 'doc', optio
   const encoder = side === 'query' ? model.queryEncoder : model.docEncoder;
   const prefix = model.config.towers === 'shared' ? 'encoder' : `${side}_encoder`;
   const maskFloat = emitMaskFloat(g, attentionMask);
-  const hidden = emitBertEncoder(g, encoder, { inputIds, attentionMask, tokenTypeIds }, maskFloat, prefix, options.quantize);
+  const hidden = emitBertEncoder(g, encoder, { inputIds, attentionMask, tokenTypeIds }, maskFloat, prefix, options);
   if (output === 'last_hidden_state') {
     g.output(hidden, 'last_hidden_state', 'float32', ['batch', 'sequence', model.config.encoder.hiddenSize]);
     return g;
@@ -97,13 +100,13 @@ export function twoTowerGraph(model: TwoTowerModel, side: 'query' | 'doc', optio
 }
 
 /** (input_ids, attention_mask, token_type_ids) → score [batch] (a logit). */
-function crossEncoderGraph(model: CrossEncoderModel, options: { opset: number; quantize: Quantization }): OnnxGraphBuilder {
+function crossEncoderGraph(model: CrossEncoderModel, options: GraphOptions): OnnxGraphBuilder {
   const g = new OnnxGraphBuilder(options.opset);
   const inputIds = g.input('input_ids', 'int64', ['batch', 'sequence']);
   const attentionMask = g.input('attention_mask', 'int64', ['batch', 'sequence']);
   const tokenTypeIds = g.input('token_type_ids', 'int64', ['batch', 'sequence']);
   const maskFloat = emitMaskFloat(g, attentionMask);
-  const hidden = emitBertEncoder(g, model.encoder, { inputIds, attentionMask, tokenTypeIds }, maskFloat, 'encoder', options.quantize);
+  const hidden = emitBertEncoder(g, model.encoder, { inputIds, attentionMask, tokenTypeIds }, maskFloat, 'encoder', options);
   const pooled = emitPooling(g, model.config.pooling, hidden, maskFloat, inputIds);
   // The one-column classifier stays fp32 even in int8 graphs: it is H weights, and the score's last layer.
   const logits = g.scoped('classifier', () => emitLinear(g, pooled, model.classifier, 'classifier', 'none'));

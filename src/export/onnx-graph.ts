@@ -14,6 +14,8 @@ import onnxProto from 'onnx-proto';
 const { onnx } = onnxProto;
 
 export const MIN_OPSET = 13;
+/** onnxruntime's contrib operator domain. */
+export const CONTRIB_DOMAIN = 'com.microsoft';
 /** The newest default-domain opset the builder's operator choices are written against. */
 export const MAX_OPSET = 20;
 /** The IR version released with each opset: 8 up to opset 18 (ONNX 1.10–1.13), 9 for 19–20 (ONNX 1.14–1.15). */
@@ -55,6 +57,8 @@ export class OnnxGraphBuilder {
   readonly #constants = new Map<string, string>();
   #counter = 0;
   #scope = '';
+  /** Whether a node uses onnxruntime's contrib domain (`contrib`): the model then imports it. */
+  #usesContrib = false;
   /** Bytes of initializer data so far (the model file is about this big). */
   initializerBytes = 0;
 
@@ -140,6 +144,18 @@ export class OnnxGraphBuilder {
     return outputNames;
   }
 
+  /**
+   * A node of onnxruntime's `com.microsoft` contrib domain (version 1): fused operators that
+   * only onnxruntime runs (Attention, SkipLayerNormalization, BiasGelu, EmbedLayerNormalization;
+   * https://github.com/microsoft/onnxruntime/blob/main/docs/ContribOperators.md).
+   */
+  contrib(opType: string, inputs: readonly string[], attributes: Record<string, AttributeValue> = {}, outputs = 1): string[] {
+    const names = this.node(opType, inputs, attributes, outputs);
+    this.#nodes[this.#nodes.length - 1]!.domain = CONTRIB_DOMAIN;
+    this.#usesContrib = true;
+    return names;
+  }
+
   /** A node with a single output. */
   op(opType: string, inputs: readonly string[], attributes: Record<string, AttributeValue> = {}): string {
     return this.node(opType, inputs, attributes, 1)[0]!;
@@ -168,7 +184,7 @@ export class OnnxGraphBuilder {
       producerName: 'kiln',
       producerVersion: meta.producerVersion,
       docString: meta.docString,
-      opsetImport: [{ domain: '', version: this.opset }],
+      opsetImport: [{ domain: '', version: this.opset }, ...(this.#usesContrib ? [{ domain: CONTRIB_DOMAIN, version: 1 }] : [])],
       metadataProps: Object.entries(meta.metadata).map(([key, value]) => ({ key, value })),
       graph: {
         name: meta.graphName,

@@ -129,7 +129,7 @@ export async function exportRun(runPath: string, options: ExportRunOptions): Pro
   const outDir = options.outDir ?? defaultExportDir(runPath, options.quantize);
   const { exportable, source } = loadExportableRun(runPath);
   try {
-    const built = buildExport(exportable, source, { quantize: options.quantize, opset: options.opset });
+    const built = buildExport(exportable, source, { quantize: options.quantize, opset: options.opset, operators: options.operators });
     const staging = writeStagingDirectory(outDir, built.files);
     try {
       const card = built.card;

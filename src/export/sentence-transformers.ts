@@ -265,7 +265,7 @@ export async function writeSentenceTransformersExport(
     model.eval();
     try {
       noGrad(() => {
-        const graph = twoTowerGraph(model, 'doc', { opset: options.opset, quantize: 'none' }, 'last_hidden_state');
+        const graph = twoTowerGraph(model, 'doc', { opset: options.opset, quantize: 'none', operators: 'onnx' }, 'last_hidden_state');
         files.set(
           ONNX_MODEL_FILE,
           graph.build({

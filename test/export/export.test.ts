@@ -14,6 +14,7 @@ import { checkParity, type ParityInputs } from '../../src/export/parity.js';
 import { exportRun } from '../../src/export/run-export.js';
 import { parseModelCard } from '../../src/export/card.js';
 import { OnnxGraphBuilder } from '../../src/export/onnx-graph.js';
+import type { GraphOperators } from '../../src/export/bert-graph.js';
 import { WordPieceTokenizer } from '../../src/data/tokenizer.js';
 import { runPython } from '../helpers/python.js';
 import { DATA_ROOT } from '../data/root.js';
@@ -33,7 +34,7 @@ function inputsFor(texts: readonly string[]): ParityInputs {
   return { query: { inputType: 'title', texts }, doc: { inputType: 'occupation', texts: [...texts].reverse() }, pairs: texts.map((t, i) => [t, texts[(i + 7) % texts.length]!] as const) };
 }
 
-async function parityOf(run: TinyRunOptions, exportOptions: { quantize?: 'none' | 'int8'; opset?: number }) {
+async function parityOf(run: TinyRunOptions, exportOptions: { quantize?: 'none' | 'int8'; opset?: number; operators?: GraphOperators }) {
   const runDir = tinyRun(run);
   const dir = exportRunTo(runDir, exportOptions);
   const model = await ExportedModel.load(dir);
@@ -51,25 +52,41 @@ function onnxCheck(path: string): string {
   return runPython(['-c', `import onnx, sys\nm = onnx.load(sys.argv[1])\nonnx.checker.check_model(m, full_check=True)\nprint("ok", m.ir_version, m.opset_import[0].version, [i.name for i in m.graph.input], [o.name for o in m.graph.output])`, path]).trim();
 }
 
+/** Each operator of the graph as `domain:op` (the default domain as `ai.onnx`), with its count. */
+function operatorCounts(path: string): Record<string, number> {
+  const script = `import onnx, sys, json, collections\nm = onnx.load(sys.argv[1])\nprint(json.dumps(collections.Counter((n.domain or "ai.onnx") + ":" + n.op_type for n in m.graph.node)))`;
+  return JSON.parse(runPython(['-c', script, path])) as Record<string, number>;
+}
+
 describe('ONNX export parity with the eager model (onnxruntime-node)', () => {
-  const cases: Array<[string, TinyRunOptions, number]> = [
-    ['two-tower shared, mean pooling, cosine head', { pooling: 'mean', head: 'cosine', prompts: { title: 'job title: {text}' } }, 17],
-    ['two-tower shared, cls pooling, dot head, opset 13 (LayerNorm decomposed)', { pooling: 'cls', head: 'dot' }, 13],
-    ['two-tower shared, last-token pooling, opset 20 (Gelu op)', { pooling: 'last', head: 'cosine' }, 20],
-    ['two-tower separate towers, Hadamard-MLP head', { towers: 'separate', head: 'hadamard_mlp', pooling: 'mean' }, 17],
-    ['cross-encoder, cls pooling', { kind: 'cross-encoder', pooling: 'cls' }, 17],
-    ['cross-encoder, mean pooling, opset 14', { kind: 'cross-encoder', pooling: 'mean' }, 14],
+  // onnxruntime: the fused contrib operators (the default); onnx: standard operators only.
+  const cases: Array<[string, TinyRunOptions, number, GraphOperators]> = [
+    ['two-tower shared, mean pooling, cosine head', { pooling: 'mean', head: 'cosine', prompts: { title: 'job title: {text}' } }, 17, 'onnxruntime'],
+    ['two-tower shared, mean pooling, cosine head, standard operators', { pooling: 'mean', head: 'cosine', prompts: { title: 'job title: {text}' } }, 17, 'onnx'],
+    ['two-tower shared, cls pooling, dot head, opset 13 (LayerNorm decomposed), standard operators', { pooling: 'cls', head: 'dot' }, 13, 'onnx'],
+    ['two-tower shared, cls pooling, dot head, opset 13', { pooling: 'cls', head: 'dot' }, 13, 'onnxruntime'],
+    ['two-tower shared, last-token pooling, opset 20 (Gelu op), standard operators', { pooling: 'last', head: 'cosine' }, 20, 'onnx'],
+    ['two-tower separate towers, Hadamard-MLP head', { towers: 'separate', head: 'hadamard_mlp', pooling: 'mean' }, 17, 'onnxruntime'],
+    ['cross-encoder, cls pooling', { kind: 'cross-encoder', pooling: 'cls' }, 17, 'onnxruntime'],
+    ['cross-encoder, mean pooling, opset 14, standard operators', { kind: 'cross-encoder', pooling: 'mean' }, 14, 'onnx'],
   ];
-  for (const [name, run, opset] of cases) {
+  for (const [name, run, opset, operators] of cases) {
     it(`fp32 ${name}: max |Δ| ≤ 1e-4`, async () => {
-      const { report, dir } = await parityOf(run, { opset });
+      const { report, dir } = await parityOf(run, { opset, operators });
       const expectedOutputs = run.kind === 'cross-encoder' ? TITLES.length : 2 * TITLES.length;
       expect(report.outputs).toBe(expectedOutputs);
       expect(report.maxAbsDiff).toBeLessThanOrEqual(1e-4);
       expect(report.passed).toBe(true);
       if (run.kind !== 'cross-encoder') expect(report.minCosine).toBeGreaterThan(0.999999);
       // Debian's python3-onnx is 1.12, whose checker knows opsets up to 17 (IR version 8).
-      if (opset <= 17) expect(onnxCheck(join(dir, run.towers === 'separate' ? 'query.onnx' : 'model.onnx'))).toMatch(new RegExp(`^ok 8 ${opset} `));
+      const graph = join(dir, run.towers === 'separate' ? 'query.onnx' : 'model.onnx');
+      if (opset <= 17) expect(onnxCheck(graph)).toMatch(new RegExp(`^ok 8 ${opset} `));
+      // The tiny runs have 2 layers: one Attention, one BiasGelu and two SkipLayerNormalization each.
+      const counts = operatorCounts(graph);
+      const contrib = Object.keys(counts).filter((op) => op.startsWith('com.microsoft:'));
+      if (operators === 'onnx') expect(contrib).toEqual([]);
+      else expect(counts).toMatchObject({ 'com.microsoft:EmbedLayerNormalization': 1, 'com.microsoft:Attention': 2, 'com.microsoft:SkipLayerNormalization': 4, 'com.microsoft:BiasGelu': 2 });
+      expect(parseModelCard(JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')), 'model.json').operators).toBe(operators);
     });
   }
 
@@ -81,6 +98,11 @@ describe('ONNX export parity with the eager model (onnxruntime-node)', () => {
     const fp32 = exportRunTo(runDir, { quantize: 'none' });
     expect(statSync(join(dir, 'model.onnx')).size).toBeLessThan(0.35 * statSync(join(fp32, 'model.onnx')).size);
     expect(onnxCheck(join(dir, 'model.onnx'))).toMatch(/^ok 8 17 \['input_ids', 'attention_mask'\] \['embedding'\]/);
+    // int8 keeps its quantised Q/K/V products (6 per layer in all), so attention stays unfused;
+    // the residual norms and the FFN's GELU still fuse.
+    const counts = operatorCounts(join(dir, 'model.onnx'));
+    expect(counts).toMatchObject({ 'ai.onnx:MatMulInteger': 12, 'com.microsoft:SkipLayerNormalization': 4, 'com.microsoft:BiasGelu': 2 });
+    expect(counts['com.microsoft:Attention']).toBeUndefined();
   });
 
   it('int8 cross-encoder: scores within 0.1 of the eager logits', async () => {

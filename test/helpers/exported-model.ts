@@ -13,7 +13,7 @@ import { manualSeed, saveSafetensors } from '../../src/engine/index.js';
 import { CrossEncoderModel, TwoTowerModel, type EncoderConfig, type PoolingMode, type HeadType } from '../../src/models/index.js';
 import { WordPieceTokenizer } from '../../src/data/tokenizer.js';
 import { exportModel, loadExportableRun, DEFAULT_OPSET } from '../../src/export/export.js';
-import type { Quantization } from '../../src/export/bert-graph.js';
+import type { GraphOperators, Quantization } from '../../src/export/bert-graph.js';
 import { DATA_ROOT } from '../data/root.js';
 
 export const VOCAB_PATH = join(DATA_ROOT, 'bert-vocab', 'vocab.txt');
@@ -60,10 +60,10 @@ export function tinyRun(options: TinyRunOptions = {}): string {
 }
 
 /** Exports a run to a fresh temporary directory. */
-export function exportRunTo(runDir: string, options: { quantize?: Quantization; opset?: number } = {}): string {
+export function exportRunTo(runDir: string, options: { quantize?: Quantization; opset?: number; operators?: GraphOperators } = {}): string {
   const out = join(mkdtempSync(join(tmpdir(), 'kiln-export-')), 'model');
   const { exportable, source } = loadExportableRun(runDir);
-  exportModel(exportable, source, out, { quantize: options.quantize ?? 'none', opset: options.opset ?? DEFAULT_OPSET });
+  exportModel(exportable, source, out, { quantize: options.quantize ?? 'none', opset: options.opset ?? DEFAULT_OPSET, ...(options.operators === undefined ? {} : { operators: options.operators }) });
   exportable.model.dispose();
   return out;
 }

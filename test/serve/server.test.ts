@@ -31,6 +31,7 @@ const COMMON = {
   exportedAt: '2026-01-01T00:00:00.000Z',
   opset: 17,
   quantization: 'none',
+  operators: 'onnx',
   parameters: 1000,
   source: { run: 'runs/fake', path: '/tmp/runs/fake' },
   metrics: {},

@@ -1,12 +1,15 @@
 /**
  * `kiln export --run runs/<id> [--format onnx|sentence-transformers] [--out DIR] [--quantize int8]
- *              [--opset N] [--eval] [--no-parity] [--threads N] [--quiet] [--json]`
+ *              [--opset N] [--operators onnxruntime|onnx] [--eval] [--no-parity] [--threads N]
+ *              [--quiet] [--json]`
  *
  * --format onnx (the default) writes Kiln's ONNX model directory (model.onnx, tokenizer.json,
  * model.json) from a trained run, after checking it against the eager model in onnxruntime
  * (src/export/run-export.ts). --format sentence-transformers writes a Hugging Face directory
  * that sentence-transformers and transformers.js load (src/export/sentence-transformers.ts),
- * its onnx/model.onnx checked the same way. Bad arguments, a directory that is not a run, or a
+ * its onnx/model.onnx checked the same way. Kiln's directory is written with onnxruntime's fused
+ * operators (Attention, SkipLayerNormalization, …) unless --operators onnx asks for standard
+ * operators only, for another runtime; the sentence-transformers graph is always standard. Bad arguments, a directory that is not a run, or a
  * model the format cannot express exit 2; a failed check exits 1; neither writes.
  * --json prints the result (output directory, format, model id, parity numbers) as one JSON
  * object on stdout instead of the "exported …" line; --quiet drops the progress lines on stderr.
@@ -23,7 +26,8 @@ import { UsageError } from '../usage.js';
 import { withDerivedRun, numericLeaves } from '../../track/derived.js';
 import { StoreError } from '../../track/store.js';
 import { applyThreadPolicy } from '../../train/run.js';
-import { DEFAULT_OPSET, EXPORT_FORMATS, ExportInputError, type ExportFormat } from '../../export/export.js';
+import { DEFAULT_OPERATORS, DEFAULT_OPSET, EXPORT_FORMATS, ExportInputError, type ExportFormat } from '../../export/export.js';
+import { GRAPH_OPERATORS, type GraphOperators } from '../../export/bert-graph.js';
 import { MAX_OPSET, MIN_OPSET } from '../../export/onnx-graph.js';
 import { ExportCheckError, exportRun, parityInputsForRun } from '../../export/run-export.js';
 import { exportSentenceTransformersRun, SentenceTransformersCheckError } from '../../export/sentence-transformers.js';
@@ -34,6 +38,7 @@ interface ExportArgs {
   out?: string;
   quantize?: string;
   opset: number;
+  operators: GraphOperators;
   eval: boolean;
   parity: boolean;
   'data-root'?: string;
@@ -59,6 +64,12 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
       .option('out', { type: 'string', describe: 'Output directory (default: <run>/onnx, <run>/onnx-int8 with --quantize int8, <run>/sentence-transformers)' })
       .option('quantize', { type: 'string', choices: ['int8'], describe: 'Dynamic int8 quantisation of the linear layers and the word embeddings (--format onnx)' })
       .option('opset', { type: 'number', default: DEFAULT_OPSET, describe: `ONNX opset (${MIN_OPSET}–${MAX_OPSET})` })
+      .option('operators', {
+        type: 'string',
+        choices: GRAPH_OPERATORS,
+        default: DEFAULT_OPERATORS,
+        describe: "onnxruntime: onnxruntime's fused contrib operators (faster; what kiln embed/serve run); onnx: standard operators only, for other runtimes (--format onnx; a sentence-transformers export is always standard)",
+      })
       .option('eval', { type: 'boolean', default: false, describe: "Also evaluate eager and exported models on the run's full evaluation splits (int8: main metric at most 1 point lower; --format onnx)" })
       .option('parity', { type: 'boolean', default: true, describe: 'Check the export against the eager model (--no-parity skips it)' })
       .option('data-root', { type: 'string', describe: 'Data root for the parity texts and --eval (default: $KILN_DATA)' })
@@ -85,7 +96,7 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
     // as exports always have.
     if (args.threads !== undefined) applyThreadPolicy(args.threads, 'fp32');
     try {
-      const params = { format: JSON.stringify(args.format), quantize: JSON.stringify(args.quantize ?? 'none'), opset: JSON.stringify(args.opset), parity: JSON.stringify(args.parity), eval: JSON.stringify(args.eval) };
+      const params = { format: JSON.stringify(args.format), quantize: JSON.stringify(args.quantize ?? 'none'), opset: JSON.stringify(args.opset), operators: JSON.stringify(args.operators), parity: JSON.stringify(args.parity), eval: JSON.stringify(args.eval) };
       if (args.format === 'sentence-transformers') {
         const exportIt = (): ReturnType<typeof exportSentenceTransformersRun> =>
           exportSentenceTransformersRun(args.run, { outDir: args.out, opset: args.opset, skipParity: !args.parity, parityInputs: () => parityInputsForRun(args.run, args['data-root']), log, threads: args.threads });
@@ -116,6 +127,7 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
           outDir: args.out,
           quantize: args.quantize === 'int8' ? 'int8' : 'none',
           opset: args.opset,
+          operators: args.operators,
           dataRoot: args['data-root'],
           skipParity: !args.parity,
           evaluate: args.eval,
