@@ -166,6 +166,8 @@ export function emitMaskFloat(g: OnnxGraphBuilder, attentionMask: string): strin
 export function emitBertEncoder(g: OnnxGraphBuilder, encoder: BertEncoder, inputs: GraphInputs, maskFloat: string, prefix: string, options: EncoderGraphOptions): string {
   const { quantize } = options;
   const fused = options.operators === 'onnxruntime';
+  // The embeddings and attention fuse only in fp32: int8 keeps its quantised tables and products.
+  const fusedFp32 = fused && quantize === 'none';
   const config = encoder.config;
   const emb = encoder.embeddings;
   const hidden = config.hiddenSize;
@@ -177,7 +179,7 @@ export function emitBertEncoder(g: OnnxGraphBuilder, encoder: BertEncoder, input
     const typeValues = floatValues(emb.tokenTypeEmbeddings.weight);
     // Single text: segment 0 everywhere, folded into the position table.
     const folded = (): string => g.initializer(p('embeddings.position_plus_segment0'), positionValues.map((v, i) => v + typeValues[i % hidden]!), [config.maxPositions, hidden]);
-    if (fused && quantize === 'none') {
+    if (fusedFp32) {
       // Gathers, sums and normalises in one EmbedLayerNormalization (positions 0..L−1 by default).
       const int32 = (x: string): string => g.op('Cast', [x], { to: 6 /* INT32 */ });
       const words = g.initializer(p('embeddings.word_embeddings.weight'), floatValues(emb.wordEmbeddings.weight), [config.vocabSize, hidden]);
@@ -223,7 +225,7 @@ export function emitBertEncoder(g: OnnxGraphBuilder, encoder: BertEncoder, input
   // Standard operators: (1 − mask)·(−1e9) as [B, 1, 1, L], added to every head's scores.
   // onnxruntime's Attention takes the raw 0/1 mask [B, L] as int32 instead (it fills −10000).
   const mask = g.scoped(p('mask'), () =>
-    fused && quantize === 'none'
+    fusedFp32
       ? g.op('Cast', [inputs.attentionMask], { to: 6 /* INT32 */ })
       : g.unsqueeze(g.op('Mul', [g.op('Sub', [g.scalarFloat(1), maskFloat]), g.scalarFloat(-1e9)]), [1, 2]),
   );
@@ -233,7 +235,7 @@ export function emitBertEncoder(g: OnnxGraphBuilder, encoder: BertEncoder, input
     h = g.scoped(name, () => {
       const self = layer.attention.self;
       let merged: string;
-      if (fused && quantize === 'none') {
+      if (fusedFp32) {
         // Q, K and V projections packed into one [H, 3H] product inside Attention.
         const columns = [self.query, self.key, self.value].map((linear) => tidy(() => floatValues(linear.weight.transpose(0, 1))));
         const packed = new Float32Array(hidden * 3 * hidden);
