@@ -13,6 +13,9 @@
 #include <mutex>
 #include <sstream>
 #include <thread>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace kiln {
 
@@ -547,6 +550,18 @@ KILN_FN(kg_set_num_interop_threads) {
   return info.Env().Undefined();
 }
 KILN_FN(kg_get_num_interop_threads) { return Napi::Number::New(info.Env(), at::get_num_interop_threads()); }
+// kg_tune_malloc(mmapThreshold, trimThreshold) -> whether glibc took both settings. The policy
+// (when to tune, which values) lives in src/engine/allocator.ts; this only forwards to mallopt.
+KILN_FN(kg_tune_malloc) {
+#if defined(__GLIBC__)
+  const int mmapThreshold = static_cast<int>(IntArg(info, 0));
+  const int trimThreshold = static_cast<int>(IntArg(info, 1));
+  const bool ok = mallopt(M_MMAP_THRESHOLD, mmapThreshold) == 1 && mallopt(M_TRIM_THRESHOLD, trimThreshold) == 1;
+  return Napi::Boolean::New(info.Env(), ok);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
 // kg_live_tensors() -> handles created and neither freed nor finalized yet
 KILN_FN(kg_live_tensors) { return Napi::Number::New(info.Env(), static_cast<double>(liveHandles)); }
 KILN_FN(kg_build_info) {

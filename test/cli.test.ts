@@ -27,16 +27,18 @@ describe('kiln CLI', () => {
     expect(listed).toEqual(['info', 'data', 'train', 'eval', 'export', 'embed', 'index', 'serve', 'runs', 'dashboard', 'gate', 'skills']);
   });
 
-  it('info --json reports the libtorch that Python torch also reports', () => {
+  it('info --json reports the libtorch that Python torch also reports, OpenBLAS and Kiln\'s malloc setting', () => {
     const r = kiln(['info', '--json']);
     expect(r.status, r.stderr).toBe(0);
-    const info = JSON.parse(r.stdout) as { libtorch: string; cudaCompiled: boolean; intraOpThreads: number; blas: string };
+    const info = JSON.parse(r.stdout) as { libtorch: string; cudaCompiled: boolean; intraOpThreads: number; blas: string; malloc: string };
     const pythonTorch = runPython(['-c', 'import torch; print(torch.__version__.split("+")[0])']).trim();
     // Debian's python3-torch and libtorch-dev are one build; the C++ TORCH_VERSION drops the patch level.
     expect(pythonTorch.startsWith(info.libtorch.split('.').slice(0, 2).join('.'))).toBe(true);
     expect(info.intraOpThreads).toBeGreaterThanOrEqual(1);
     // .ci/run installs OpenBLAS; with Debian's reference BLAS every matmul is ~40x slower.
     expect(info.blas).toMatch(/openblas/i);
+    // src/engine/allocator.ts: Kiln's thresholds unless the environment chose an allocator.
+    expect(info.malloc).toMatch(/^glibc, tuned by Kiln \(mmap threshold 32 MiB, trim threshold 1024 MiB/);
   });
 
   it('an unknown command exits 2 with a reason', () => {

@@ -14,7 +14,7 @@ export * from './create.js';
 export * from './functional.js';
 export { tidy, keep, dispose, scopeDepth } from './scope.js';
 export { noGrad, enableGrad, isGradEnabled, autocast } from './grad.js';
-export { manualSeed, setNumThreads, getNumThreads, setNumInteropThreads, buildInfo, cudaUnavailableReason, liveTensorCount } from './runtime.js';
+export { allocatorSetting, manualSeed, setNumThreads, getNumThreads, setNumInteropThreads, buildInfo, cudaUnavailableReason, liveTensorCount } from './runtime.js';
 export { Optimizer, AdamW, SGD, clipGradNorm, type ParamGroup, type AdamWOptions, type SGDOptions } from './optim.js';
 export { saveSafetensors, loadSafetensors, type LoadedSafetensors } from './safetensors.js';
 export { ProcessGroup, allGatherWithGrad, distributedEnvironment, type ProcessGroupOptions, type TcpStoreOptions, type FileStoreOptions, type AllreduceOp, type DistributedEnvironment } from './dist.js';

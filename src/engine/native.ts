@@ -7,6 +7,8 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { decideMallocTuning } from './allocator.js';
+
 /**
  * A handle to a `torch::Tensor` in the shim's slot table: a number (slot index plus a
  * generation, so a stale handle is refused rather than dereferenced).
@@ -178,6 +180,7 @@ export interface NativeBinding {
   kg_get_num_interop_threads(): number;
   kg_build_info(): BuildInfo;
   kg_live_tensors(): number;
+  kg_tune_malloc(mmapThreshold: number, trimThreshold: number): boolean;
 
   ko_adamw(groups: NativeGroup[], beta1: number, beta2: number, eps: number, amsgrad: boolean): OptimizerHandle;
   ko_sgd(groups: NativeGroup[], momentum: number, dampening: number, nesterov: boolean): OptimizerHandle;
@@ -206,3 +209,15 @@ function findAddon(): string {
 }
 
 export const native: NativeBinding = createRequire(import.meta.url)(findAddon()) as NativeBinding;
+
+/**
+ * What this process's malloc runs with (`kiln info` prints it). Applied here, as the addon
+ * loads, so that every process that can allocate a tensor gets it before its first one.
+ */
+export const mallocSetting: string = (() => {
+  const decision = decideMallocTuning(process.env);
+  if (decision.tuning === null) return decision.reason;
+  return native.kg_tune_malloc(decision.tuning.mmapThreshold, decision.tuning.trimThreshold)
+    ? decision.reason
+    : 'system default (this C library does not take glibc mallopt settings)';
+})();

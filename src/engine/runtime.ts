@@ -1,7 +1,7 @@
 /** Process-wide engine settings: the random seed, thread pools and build information. */
 import { readFileSync } from 'node:fs';
 
-import { native, type BuildInfo } from './native.js';
+import { mallocSetting, native, type BuildInfo } from './native.js';
 
 /** Seeds libtorch's global CPU (and CUDA) generators: randn, rand, dropout, init. */
 export function manualSeed(seed: number): void {
@@ -22,6 +22,11 @@ export function getNumThreads(): number {
 /** Inter-op threads; libtorch allows setting this once, before any parallel work. */
 export function setNumInteropThreads(n: number): void {
   native.kg_set_num_interop_threads(n);
+}
+
+/** The allocator this process runs with, in words (src/engine/allocator.ts decides). */
+export function allocatorSetting(): string {
+  return mallocSetting;
 }
 
 export function buildInfo(): BuildInfo {

@@ -9,7 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
-import { buildInfo, cpuBf16Instruction, getNumThreads } from '../../engine/runtime.js';
+import { allocatorSetting, buildInfo, cpuBf16Instruction, getNumThreads } from '../../engine/runtime.js';
 import { KILN_VERSION } from '../../version.js';
 
 /**
@@ -48,6 +48,7 @@ export const infoCommand: CommandModule<object, InfoArgs> = {
       // What train.precision: auto reads: bf16 only with one of these instructions.
       cpuBf16: cpuBf16Instruction() ?? 'none (auto precision trains in fp32 on this CPU)',
       blas: loadedBlas(),
+      malloc: allocatorSetting(),
     };
     if (args.json) {
       process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
