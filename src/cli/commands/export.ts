@@ -7,9 +7,10 @@
  * model.json) from a trained run, after checking it against the eager model in onnxruntime
  * (src/export/run-export.ts). --format sentence-transformers writes a Hugging Face directory
  * that sentence-transformers and transformers.js load (src/export/sentence-transformers.ts),
- * its onnx/model.onnx checked the same way. Kiln's directory is written with onnxruntime's fused
- * operators (Attention, SkipLayerNormalization, …) unless --operators onnx asks for standard
- * operators only, for another runtime; the sentence-transformers graph is always standard. Bad arguments, a directory that is not a run, or a
+ * its onnx/model.onnx checked the same way. Kiln's directory is written in standard operators
+ * (onnxruntime fuses them as it loads them) unless --operators onnxruntime asks for its fused
+ * contrib operators (Attention, SkipLayerNormalization, …); the sentence-transformers graph is
+ * always standard. Bad arguments, a directory that is not a run, or a
  * model the format cannot express exit 2; a failed check exits 1; neither writes.
  * --json prints the result (output directory, format, model id, parity numbers) as one JSON
  * object on stdout instead of the "exported …" line; --quiet drops the progress lines on stderr.
@@ -68,7 +69,7 @@ export const exportCommand: CommandModule<object, ExportArgs> = {
         type: 'string',
         choices: GRAPH_OPERATORS,
         default: DEFAULT_OPERATORS,
-        describe: "onnxruntime: onnxruntime's fused contrib operators (faster; what kiln embed/serve run); onnx: standard operators only, for other runtimes (--format onnx; a sentence-transformers export is always standard)",
+        describe: "onnx: standard operators, which onnxruntime fuses as it loads them (measured faster here) and other runtimes read; onnxruntime: onnxruntime's fused contrib operators (--format onnx; a sentence-transformers export is always standard)",
       })
       .option('eval', { type: 'boolean', default: false, describe: "Also evaluate eager and exported models on the run's full evaluation splits (int8: main metric at most 1 point lower; --format onnx)" })
       .option('parity', { type: 'boolean', default: true, describe: 'Check the export against the eager model (--no-parity skips it)' })
