@@ -148,6 +148,9 @@ interface Engine {
  * --no-int8, exported into `work`), one per thread count. The teacher's families are prefixed
  * 'teacher ' ('teacher onnxruntime fp32'); the student's are as in the table.
  */
+/** How a row names the graph that is not the default export. */
+const OPERATOR_SUFFIX: Record<GraphOperators, string> = { onnx: ' standard ops', onnxruntime: ' fused ops' };
+
 async function onnxEngines(exportable: ExportableModel, source: ExportSource, batches: readonly PaddedBatch[], work: string, role: 'student' | 'teacher'): Promise<Engine[]> {
   const engines: Engine[] = [];
   const quantizations: Array<'none' | 'int8'> = args.int8 ? ['none', 'int8'] : ['none'];
@@ -164,7 +167,7 @@ async function onnxEngines(exportable: ExportableModel, source: ExportSource, ba
     }));
     for (const threads of THREAD_COUNTS) {
       const session = await ort.InferenceSession.create(join(dir, graph), { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential' });
-      const family = `${role === 'teacher' ? 'teacher ' : ''}onnxruntime ${quantize === 'none' ? 'fp32' : 'int8'}${operators === DEFAULT_OPERATORS ? '' : operators === 'onnx' ? ' standard ops' : ' fused ops'}`;
+      const family = `${role === 'teacher' ? 'teacher ' : ''}onnxruntime ${quantize === 'none' ? 'fp32' : 'int8'}${operators === DEFAULT_OPERATORS ? '' : OPERATOR_SUFFIX[operators]}`;
       engines.push({
         name: `${family} ×${threads}`,
         family,

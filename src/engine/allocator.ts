@@ -53,7 +53,7 @@ export function decideMallocTuning(env: NodeJS.ProcessEnv): MallocDecision {
   return { tuning: { ...KILN_MALLOC_TUNING }, reason: describeTuning(KILN_MALLOC_TUNING) };
 }
 
-export function describeTuning(tuning: MallocTuning): string {
+function describeTuning(tuning: MallocTuning): string {
   const mib = (bytes: number): string => `${bytes / (1024 * 1024)} MiB`;
   return `glibc, tuned by Kiln (mmap threshold ${mib(tuning.mmapThreshold)}, trim threshold ${mib(tuning.trimThreshold)}; KILN_MALLOC=system turns this off)`;
 }
