@@ -13,7 +13,9 @@
  *     `thread`: the model in its worker thread (the default service) with JSON answers;
  *     `http-thread`: `--no-model-thread`, the model on the HTTP thread (the service before
  *     issue #17); `binary`: the default service, each request sending `Accept:
- *     application/octet-stream` (raw float32 answers).
+ *     application/octet-stream` (raw float32 answers). Each may add `+` modifiers, each a serve
+ *     flag: `tN` (--threads N), `bN` (--max-batch N), `wN` (--max-wait-ms N), `spin`, `nospin`;
+ *     e.g. `binary+t1+nospin`. A modifier's flag replaces the same flag given to the benchmark.
  *   - Warm-up: `--warmup` sequential requests (onnxruntime's first runs allocate).
  *   - Load: for each rate of `--rate` (a comma-separated list), autocannon, `--connections`
  *     connections, `overallRate` that many requests/s, for `--duration` seconds. Each request
@@ -77,7 +79,34 @@ const VARIANTS = {
   'http-thread': { serveFlags: ['--no-model-thread'], headers: {} as Record<string, string> },
   binary: { serveFlags: [] as string[], headers: { accept: 'application/octet-stream' } as Record<string, string> },
 };
-type Variant = keyof typeof VARIANTS;
+type BaseVariant = keyof typeof VARIANTS;
+
+/**
+ * Modifiers a variant may add after `+` (e.g. `binary+t1+nospin`), each a `kiln serve` flag, so
+ * that settings are compared in one run without a variant per combination.
+ */
+const MODIFIERS: ReadonlyArray<{ pattern: RegExp; flags(match: RegExpMatchArray): string[]; means: string }> = [
+  { pattern: /^t(\d+)$/, flags: (m) => ['--threads', m[1]!], means: 'tN: --threads N' },
+  { pattern: /^b(\d+)$/, flags: (m) => ['--max-batch', m[1]!], means: 'bN: --max-batch N' },
+  { pattern: /^w(\d+)$/, flags: (m) => ['--max-wait-ms', m[1]!], means: 'wN: --max-wait-ms N' },
+  { pattern: /^spin$/, flags: () => ['--spin'], means: 'spin: --spin' },
+  { pattern: /^nospin$/, flags: () => ['--no-spin'], means: 'nospin: --no-spin' },
+];
+
+/** A variant's service flags and request headers, or why the name is not one. */
+function parseVariant(name: string): { serveFlags: string[]; headers: Record<string, string> } | string {
+  const [base, ...modifiers] = name.split('+');
+  if (!(base! in VARIANTS)) return `unknown variant ${JSON.stringify(base)}; expected ${Object.keys(VARIANTS).join(', ')}, optionally followed by +modifiers`;
+  const { serveFlags, headers } = VARIANTS[base as BaseVariant];
+  const flags = [...serveFlags];
+  for (const modifier of modifiers) {
+    const known = MODIFIERS.map((m) => ({ m, match: modifier.match(m.pattern) })).find((x) => x.match !== null);
+    if (known === undefined) return `${JSON.stringify(name)}: unknown modifier ${JSON.stringify(modifier)}; expected ${MODIFIERS.map((m) => m.means).join(', ')}`;
+    flags.push(...known.m.flags(known.match!));
+  }
+  return { serveFlags: flags, headers };
+}
+type Variant = string;
 
 /** One variant at one offered rate. */
 interface ServeRun {
@@ -114,7 +143,12 @@ async function main(): Promise<void> {
 
   const rates = (args.rate ?? '').split(',').map((r) => positive('rate', r.trim()));
   const variants = (args.variants ?? '').split(',').map((v) => v.trim());
-  for (const v of variants) if (!(v in VARIANTS)) fail(`--variants: unknown variant ${JSON.stringify(v)}; expected ${Object.keys(VARIANTS).join(', ')}`);
+  const variantSetups = new Map<string, { serveFlags: string[]; headers: Record<string, string> }>();
+  for (const v of variants) {
+    const setup = parseVariant(v);
+    if (typeof setup === 'string') fail(`--variants: ${setup}`);
+    variantSetups.set(v, setup);
+  }
   const duration = positive('duration', args.duration);
   const connections = Math.round(positive('connections', args.connections));
   const warmup = Math.round(Number(args.warmup));
@@ -128,9 +162,9 @@ async function main(): Promise<void> {
   const runs: ServeRun[] = [];
   const exits: Record<string, number | null> = {};
   let modelId = '';
-  for (const variant of variants as Variant[]) {
-    const { serveFlags, headers } = VARIANTS[variant];
-    const service = await startService(['--model', resolve(modelDir), ...serveArgs, ...serveFlags]);
+  for (const variant of variants) {
+    const { serveFlags, headers } = variantSetups.get(variant)!;
+    const service = await startService(['--model', resolve(modelDir), ...withoutOverridden(serveArgs, serveFlags), ...serveFlags]);
     let exitCode: number | null = null;
     try {
       modelId = await waitHealthy(service.url);
@@ -219,6 +253,13 @@ async function main(): Promise<void> {
   );
   process.stderr.write(`wrote ${resolve(args.json!)}\n`);
   if (args.strict && !summary.passed) process.exitCode = 1;
+}
+
+/** `base` ([flag, value, …] pairs) without the flags that `overrides` sets again: yargs would read a repeated flag as an array. */
+function withoutOverridden(base: readonly string[], overrides: readonly string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < base.length; i += 2) if (!overrides.includes(base[i]!)) kept.push(base[i]!, base[i + 1]!);
+  return kept;
 }
 
 /** The /metrics counters one rate's load is measured by (cumulative, so read before and after). */

@@ -13,14 +13,26 @@ import { WordPieceTokenizer } from '../data/tokenizer.js';
 import { padBatch } from '../data/batch.js';
 import { applyPrompt } from '../models/config.js';
 import { parseModelCard, type ModelCard, type TwoTowerCard } from '../export/card.js';
+import { planRuns } from './batch-plan.js';
+
+/** One onnxruntime run's cost beyond its tokens, in token positions (./batch-plan.ts; measured in BENCHMARKS.md, "Serving"). */
+export const RUN_OVERHEAD_TOKENS = 16;
 
 export type Side = 'query' | 'doc';
 
 export interface LoadOptions {
   /** onnxruntime intra-op threads (default: its own choice, all cores). */
   threads?: number;
-  /** Rows per onnxruntime call; texts are sorted by length first (default 64). */
+  /**
+   * Whether onnxruntime's idle intra-op threads spin-wait for the next run (its default, true).
+   * Spinning saves a wake-up per run when the cores are the model's alone; beside an HTTP thread
+   * on the same cores, the spinning threads take the time that thread needs (`kiln serve`).
+   */
+  spinning?: boolean;
+  /** Most rows per onnxruntime run; texts are sorted by length and cut where padding costs more than a run (./batch-plan.ts; default 64). */
   batchSize?: number;
+  /** What one onnxruntime run costs beyond its tokens, in token positions (default RUN_OVERHEAD_TOKENS). */
+  runOverheadTokens?: number;
 }
 
 export interface EmbedRequest {
@@ -33,6 +45,7 @@ export interface EmbedRequest {
 export class ExportedModel {
   readonly #sessions: Map<string, ort.InferenceSession>;
   readonly #batchSize: number;
+  readonly #runOverheadTokens: number;
 
   private constructor(
     readonly dir: string,
@@ -40,15 +53,20 @@ export class ExportedModel {
     readonly tokenizer: WordPieceTokenizer,
     sessions: Map<string, ort.InferenceSession>,
     batchSize: number,
+    runOverheadTokens: number,
   ) {
     this.#sessions = sessions;
     this.#batchSize = batchSize;
+    this.#runOverheadTokens = runOverheadTokens;
   }
 
   static async load(dir: string, options: LoadOptions = {}): Promise<ExportedModel> {
     const { root, card, tokenizer } = readExport(dir);
     const sessionOptions: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', interOpNumThreads: 1, executionMode: 'sequential' };
     if (options.threads !== undefined) sessionOptions.intraOpNumThreads = options.threads;
+    // Session config keys (onnxruntime_session_options_config_keys.h); the Node binding takes
+    // them nested, as strings.
+    if (options.spinning === false) sessionOptions.extra = { session: { intra_op: { allow_spinning: '0' } } };
     const sessions = new Map<string, ort.InferenceSession>();
     for (const file of new Set(Object.values(card.graphs))) {
       try {
@@ -57,7 +75,7 @@ export class ExportedModel {
         throw new Error(`${join(root, file)}: onnxruntime cannot load the graph: ${(error as Error).message}`);
       }
     }
-    return new ExportedModel(root, card, tokenizer, sessions, options.batchSize ?? 64);
+    return new ExportedModel(root, card, tokenizer, sessions, options.batchSize ?? 64, options.runOverheadTokens ?? RUN_OVERHEAD_TOKENS);
   }
 
   get modelId(): string {
@@ -76,7 +94,7 @@ export class ExportedModel {
     const ids = this.#encode(texts, request);
     const session = this.#sessions.get(card.graphs[side])!;
     const out: Float32Array[] = new Array<Float32Array>(texts.length);
-    for (const rows of this.#lengthSortedBatches(ids)) {
+    for (const rows of this.#runs(ids)) {
       const padded = padBatch(rows.map((r) => ids[r]!), { padId: card.encoder.padId, padTo: 'longest' });
       const feeds = {
         input_ids: int64Tensor(padded.inputIds, padded.batchSize, padded.seqLen),
@@ -113,7 +131,7 @@ export class ExportedModel {
     const encoded = pairs.map(([a, b]) => this.tokenizer.encodePair(a, b, card.maxLength.pair));
     const session = this.#sessions.get(card.graphs.score)!;
     const out = new Float32Array(pairs.length);
-    for (const rows of this.#lengthSortedBatches(encoded.map((e) => e.ids))) {
+    for (const rows of this.#runs(encoded.map((e) => e.ids))) {
       const padded = padBatch(rows.map((r) => encoded[r]!.ids), { padId: card.encoder.padId, padTo: 'longest' });
       const types = padBatch(rows.map((r) => encoded[r]!.typeIds), { padId: 0, padTo: padded.seqLen });
       const result = await session.run({
@@ -133,10 +151,9 @@ export class ExportedModel {
     this.#sessions.clear();
   }
 
-  /** Row indices in batches of similar length (stable: ties keep input order). */
-  *#lengthSortedBatches(seqs: readonly Int32Array[]): Generator<number[]> {
-    const order = seqs.map((_, i) => i).sort((a, b) => seqs[a]!.length - seqs[b]!.length || a - b);
-    for (let start = 0; start < order.length; start += this.#batchSize) yield order.slice(start, start + this.#batchSize);
+  /** Row indices per onnxruntime run: sorted by length, cut where padding costs more than a run. */
+  #runs(seqs: readonly Int32Array[]): number[][] {
+    return planRuns(seqs.map((s) => s.length), this.#batchSize, this.#runOverheadTokens);
   }
 }
 

@@ -569,6 +569,8 @@ export interface StartOptions extends ServerOptions {
   host?: string;
   /** onnxruntime intra-op threads (default: all cores). */
   threads?: number;
+  /** Whether onnxruntime's idle threads spin-wait between runs (ExportedModel's LoadOptions.spinning). */
+  spinning?: boolean;
   /**
    * Run `modelDir`'s model in a worker thread (./model-thread.ts), so the HTTP thread parses and
    * writes while the model computes (default true). False runs it on the HTTP thread.
@@ -610,7 +612,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   try {
     if (options.modelDir !== undefined) {
       // One model call is one onnxruntime run: the batcher's batch is the model's batch.
-      const load = { threads: options.threads, batchSize: maxBatch };
+      const load = { threads: options.threads, spinning: options.spinning, batchSize: maxBatch };
       model = (options.modelThread ?? true) ? await ModelThread.load(options.modelDir, load) : await ExportedModel.load(options.modelDir, load);
       // Before the skills model's index and workers are loaded: a mismatch is known from its manifest.
       if (options.skillsDir !== undefined) {

@@ -2,12 +2,15 @@
  * How POST /embed writes its vectors: JSON (the default) or raw float32 (Accept:
  * application/octet-stream).
  *
- * Why not `JSON.stringify({vectors: vectors.map(Array.from)})`: it first copies every float32
- * into a JS array of doubles, then walks that object graph. Joining each typed array directly
- * gives the same text (a float32 widened to a double prints exactly as JSON.stringify prints it,
- * so a client that parses it and rounds to float32 gets the model's bits back) with neither the
- * copies nor the walk. Numbers are still the main cost: 256 of them per vector, each printed in
- * up to 20 characters; the binary body skips printing them at all, and is 4 bytes per value.
+ * Why not `JSON.stringify({vectors: vectors.map(Array.from)})`: it copies every float32 into a
+ * JS array of doubles, walks that object graph, and prints each float32 widened to a double with
+ * the shortest digits that identify the *double* (up to 17 significant digits: 0.1f prints as
+ * 0.10000000149011612). Printing was the HTTP thread's largest cost per request under load
+ * (about 125 µs per 256-value vector; BENCHMARKS.md, "Serving"). Each value is written instead
+ * with 9 significant digits (`toPrecision(9)`, about 40 µs per vector, a third fewer bytes):
+ * 9 digits are enough to identify every float32 (FLT_DECIMAL_DIG, C11 §5.2.4.2.2), so a client
+ * that parses the text and rounds to float32 gets the model's bits back, as before. The binary
+ * body skips printing altogether, and is 4 bytes per value.
  *
  * Binary body: n × dimension float32 values, little-endian, row after row, in request order;
  * the response's headers say how to cut it (X-Kiln-Count rows of X-Kiln-Dimension values) and
@@ -20,10 +23,12 @@ export const FLOAT32_MEDIA_TYPE = 'application/octet-stream';
 
 const LITTLE_ENDIAN_HOST = endianness() === 'LE';
 
+/** Significant decimal digits that identify any float32 (FLT_DECIMAL_DIG). */
+const FLOAT32_DIGITS = 9;
+
 /**
- * `{"model": …, "dimension": …, "vectors": [[…], …]}`, text equal to JSON.stringify of the same
- * object with each vector as an array of numbers (a NaN or infinite value becomes null, as
- * JSON.stringify writes it).
+ * `{"model": …, "dimension": …, "vectors": [[…], …]}`: each value with 9 significant digits (a
+ * NaN or infinite value, from a broken model, as null, as JSON.stringify writes it).
  */
 export function embeddingsJson(model: string, dimension: number, vectors: readonly Float32Array[]): string {
   const rows = new Array<string>(vectors.length);
@@ -31,12 +36,15 @@ export function embeddingsJson(model: string, dimension: number, vectors: readon
   return `{"model":${JSON.stringify(model)},"dimension":${dimension},"vectors":[${rows.join(',')}]}`;
 }
 
-/** One vector as a JSON array. */
+/** One vector as a JSON array whose numbers, rounded to float32, are the vector's values. */
 export function vectorJson(vector: Float32Array): string {
-  const text = `[${vector.join(',')}]`;
-  // Finite numbers print with digits, '.', '-', 'e' and '+' only; NaN and ±Infinity (a broken
-  // model) have letters JSON has no place for, and JSON.stringify writes them as null.
-  return text.includes('N') || text.includes('I') ? JSON.stringify(Array.from(vector)) : text;
+  let text = '[';
+  for (let i = 0; i < vector.length; i++) {
+    const value = vector[i]!;
+    if (i > 0) text += ',';
+    text += Number.isFinite(value) ? value.toPrecision(FLOAT32_DIGITS) : 'null';
+  }
+  return `${text}]`;
 }
 
 /** The vectors as one little-endian float32 buffer, row after row (each must have `dimension` values). */

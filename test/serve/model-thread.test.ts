@@ -3,8 +3,9 @@
  * writes (src/serve/vector-encoding.ts).
  *
  * The thread must compute exactly what the model computes on the calling thread (the same
- * onnxruntime graphs, so the same bits), and say why when it cannot. The JSON body must be the
- * text JSON.stringify writes, and the binary body the vectors' float32 bytes, little-endian.
+ * onnxruntime graphs, so the same bits), and say why when it cannot. The JSON body's numbers,
+ * rounded to float32, must be the vectors' bits, and the binary body the vectors' float32 bytes,
+ * little-endian.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -16,22 +17,31 @@ import { embeddingsFloat32, embeddingsJson, vectorJson } from '../../src/serve/v
 const TITLES = ['Internship Digital Marketer', 'Marketing Executive', 'registered nurse', 'Senior Java Developer (m/w/d)', 'cook', 'Lagerhelfer', 'data engineer'];
 
 describe('the vector bodies of POST /embed', () => {
-  it('writes JSON equal to JSON.stringify of the vectors as number arrays', () => {
+  it('writes JSON whose numbers, rounded to float32, are the vectors\' values, with 9 significant digits', () => {
     const vectors = [
       Float32Array.from([0.1, -0.25, 1 / 3, 0]),
-      Float32Array.from([1e-8, -3.4e38, 6.1e-5, -0]), // exponents, the float32 range, and -0 (JSON writes 0)
+      // exponents, the float32 extremes (largest, smallest normal, smallest subnormal), and -0
+      Float32Array.from([1e-8, -3.4028234663852886e38, 1.1754943508222875e-38, 1.401298464324817e-45, -0]),
+      Float32Array.from({ length: 256 }, (_, i) => Math.sin(i * 12.9898) * 0.2),
     ];
-    const expected = JSON.stringify({ model: 'm@"1"', dimension: 4, vectors: vectors.map((v) => Array.from(v)) });
-    expect(embeddingsJson('m@"1"', 4, vectors)).toBe(expected);
-    // Parsed and rounded to float32, the text gives the model's bits back.
-    const parsed = (JSON.parse(expected) as { vectors: number[][] }).vectors.map((row) => Float32Array.from(row));
-    expect(parsed).toEqual(vectors.map((v) => Float32Array.from(v, (x) => (Object.is(x, -0) ? 0 : x))));
+    const text = embeddingsJson('m@"1"', 4, vectors);
+    const parsed = JSON.parse(text) as { model: string; dimension: number; vectors: number[][] };
+    expect(parsed.model).toBe('m@"1"');
+    expect(parsed.dimension).toBe(4);
+    expect(parsed.vectors.map((row) => Float32Array.from(row))).toEqual(vectors.map((v) => Float32Array.from(v, (x) => (Object.is(x, -0) ? 0 : x))));
+    // What a float32 needs and no more: 0.1f is 0.100000001 (JSON.stringify writes 0.10000000149011612).
+    expect(vectorJson(Float32Array.from([0.1, 1, -2.5e-7]))).toBe('[0.100000001,1.00000000,-2.49999999e-7]');
+    // Nine digits identify every float32: random bit patterns survive the text.
+    const bits = new Uint32Array(20_000);
+    for (let i = 0; i < bits.length; i++) bits[i] = (Math.imul(i + 1, 2654435761) ^ (i << 7)) >>> 0;
+    const random = new Float32Array(bits.buffer).filter((x) => Number.isFinite(x));
+    expect(Float32Array.from(JSON.parse(vectorJson(random)) as number[])).toEqual(random.map((x) => (Object.is(x, -0) ? 0 : x)));
   });
 
   it('writes NaN and infinities as null, as JSON.stringify does', () => {
     const broken = Float32Array.from([Number.NaN, Infinity, -Infinity, 0.5]);
-    expect(vectorJson(broken)).toBe('[null,null,null,0.5]');
-    expect(embeddingsJson('m', 4, [broken])).toBe(JSON.stringify({ model: 'm', dimension: 4, vectors: [[null, null, null, 0.5]] }));
+    expect(vectorJson(broken)).toBe('[null,null,null,0.500000000]');
+    expect(JSON.parse(embeddingsJson('m', 4, [broken]))).toEqual({ model: 'm', dimension: 4, vectors: [[null, null, null, 0.5]] });
   });
 
   it('writes the float32 body as little-endian bytes, row after row', () => {
@@ -145,7 +155,8 @@ describe('POST /embed content negotiation and the served model thread', () => {
     for (const accept of [undefined, 'application/json', '*/*', 'text/html', 'application/octet-stream;q=0.5, application/json', 'application/json, application/octet-stream']) {
       const reply = await embed(accept);
       expect(reply.headers['content-type'], String(accept)).toBe('application/json; charset=utf-8');
-      expect(reply.json()).toEqual({ model: local.modelId, dimension: local.dimension, vectors: expected.map((v) => Array.from(v)) });
+      const body = reply.json() as { model: string; dimension: number; vectors: number[][] };
+      expect({ ...body, vectors: body.vectors.map((row) => Array.from(Float32Array.from(row))) }).toEqual({ model: local.modelId, dimension: local.dimension, vectors: expected.map((v) => Array.from(v)) });
     }
     expect((await embed('application/json;q=0.2, application/octet-stream')).headers['content-type']).toBe('application/octet-stream');
     await app.close();
@@ -164,7 +175,8 @@ describe('POST /embed content negotiation and the served model thread', () => {
       };
       const [a, b] = await Promise.all([embed(inThread.url), embed(onHttpThread.url)]);
       expect(a).toEqual(b);
-      expect(a).toEqual((await local.embed(TITLES, { side: 'doc' })).map((v) => Array.from(v)));
+      // JSON numbers, rounded to float32, are the model's bits.
+      expect(a.map((row) => Array.from(Float32Array.from(row)))).toEqual((await local.embed(TITLES, { side: 'doc' })).map((v) => Array.from(v)));
     } finally {
       await inThread.close();
       await onHttpThread.close();

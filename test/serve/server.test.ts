@@ -114,11 +114,12 @@ function build(model: ServableModel, options: ServerOptions = {}): FastifyInstan
 
 const post = (app: FastifyInstance, url: string, payload: unknown) => app.inject({ method: 'POST', url, payload: payload as object });
 
+/** JSON vectors against float32 ones: each number rounded to float32 (what the body promises), then within `tolerance` (0: the same bits). */
 function expectVectors(actual: number[][], expected: Float32Array[], tolerance = 0): void {
   expect(actual).toHaveLength(expected.length);
   actual.forEach((row, i) => {
     expect(row).toHaveLength(expected[i]!.length);
-    row.forEach((x, j) => expect(Math.abs(x - expected[i]![j]!), `vector ${i}[${j}]`).toBeLessThanOrEqual(tolerance));
+    row.forEach((x, j) => expect(Math.abs(Math.fround(x) - expected[i]![j]!), `vector ${i}[${j}]`).toBeLessThanOrEqual(tolerance));
   });
 }
 

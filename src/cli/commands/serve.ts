@@ -48,6 +48,7 @@ interface ServeArgs {
   'max-texts': number;
   'max-queue': number;
   threads?: number;
+  spin: boolean;
   'model-thread': boolean;
   index?: string;
   'lexical-threads': number;
@@ -72,6 +73,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('max-texts', { type: 'number', default: SERVER_DEFAULTS.maxTexts, describe: 'Most texts or pairs per request (more: 400)' })
       .option('max-queue', { type: 'number', default: SERVER_DEFAULTS.maxQueue, describe: 'Most texts waiting for the model (more: 503 with Retry-After)' })
       .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: all cores)' })
+      .option('spin', { type: 'boolean', default: true, describe: "Let onnxruntime's idle threads spin-wait between model calls (--no-spin: they sleep, leaving the cores to the HTTP thread)" })
       .option('model-thread', {
         type: 'boolean',
         default: true,
@@ -96,6 +98,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
         port: args.port,
         host: args.host,
         threads: args.threads,
+        spinning: args.spin,
         modelThread: args['model-thread'],
         indexDir: args.index,
         lexicalThreads: args['lexical-threads'],
