@@ -95,6 +95,21 @@ describe('ModelThread on tiny exported ONNX models', () => {
     });
   });
 
+  it('gives the same vectors however a call is cut into runs, and with spinning off on 2 threads (kiln serve --no-spin)', async () => {
+    const texts = [...TITLES, 'a much longer job title for a senior full stack software engineer in the platform team'];
+    const alone = await Promise.all(texts.map(async (t) => (await local.embed([t], { side: 'query' }))[0]!));
+    const planned = await local.embed(texts, { side: 'query' }); // the default plan: the long title in a run of its own
+    const oneRun = await ExportedModel.load(dirs.twoTower, { threads: 1, runOverheadTokens: 1e9 });
+    const noSpin = await ExportedModel.load(dirs.twoTower, { threads: 2, spinning: false });
+    try {
+      for (const [name, vectors] of [['planned', planned], ['one run', await oneRun.embed(texts, { side: 'query' })], ['no spinning', await noSpin.embed(texts, { side: 'query' })]] as const) {
+        vectors.forEach((v, i) => expect(Math.max(...v.map((x, j) => Math.abs(x - alone[i]![j]!))), `${name} text ${i}`).toBeLessThan(1e-6));
+      }
+    } finally {
+      await Promise.all([oneRun.release(), noSpin.release()]);
+    }
+  });
+
   it('scores pairs exactly as the cross-encoder does on the calling thread', async () => {
     const pairs = TITLES.map((t, i) => [t, TITLES[(i + 1) % TITLES.length]!] as [string, string]);
     expect(Array.from(await threadedCross.score(pairs))).toEqual(Array.from(await localCross.score(pairs)));

@@ -63,7 +63,8 @@ describe('POST /v1/embeddings through the openai package', () => {
   async function embedVectors(texts: string[], side: 'query' | 'doc', type?: string): Promise<number[][]> {
     const reply = await app.inject({ method: 'POST', url: '/embed', payload: { texts, side, ...(type === undefined ? {} : { type }) } });
     expect(reply.statusCode, reply.body).toBe(200);
-    return (reply.json() as { vectors: number[][] }).vectors;
+    // Rounded to float32: /embed prints 9 significant digits, enough to give back the float32 bits.
+    return (reply.json() as { vectors: number[][] }).vectors.map((row) => Array.from(Float32Array.from(row)));
   }
 
   /** Equal within 1e-6 per value: the same texts in differently padded batches differ in the last float32 bits. */

@@ -1,6 +1,6 @@
 /**
  * `kiln serve --model DIR | --skills SKILLS_DIR [--index INDEX_DIR] [--port 8080] [--host 127.0.0.1] [--max-batch 64] [--max-wait-ms 5]
- *             [--max-body-bytes 1048576] [--max-texts 256] [--max-queue 4096] [--threads N] [--no-model-thread] [--served-model-name NAME ...]
+ *             [--max-body-bytes 1048576] [--max-texts 256] [--max-queue 4096] [--threads N] [--no-spin] [--no-model-thread] [--served-model-name NAME ...]
  *             [--quiet] [--json]`
  *
  * Serves an exported model (`kiln export --out DIR`) over HTTP: POST /embed, POST /score,
