@@ -620,7 +620,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
         if (skillsModelId !== model.modelId) throw new Error(skillsModelMismatch(resolve(options.skillsDir), skillsModelId, model.modelId));
       }
     }
-    if (options.skillsDir !== undefined) skills = await SkillTagger.load(options.skillsDir, { threads: options.threads, lexicalThreads: options.lexicalThreads });
+    if (options.skillsDir !== undefined) skills = await SkillTagger.load(options.skillsDir, { threads: options.threads, spinning: options.spinning, lexicalThreads: options.lexicalThreads });
     model ??= skills!.model;
     if (options.indexDir !== undefined) index = await SearchIndex.load(options.indexDir, { threads: options.threads, lexicalThreads: options.lexicalThreads });
     app = buildServer(model, { ...options, index, skills });

@@ -80,6 +80,8 @@ export type SentenceEmbedder = (sentences: readonly string[]) => Promise<Float32
 export interface LoadTaggerOptions {
   /** onnxruntime intra-op threads. */
   threads?: number;
+  /** Whether onnxruntime's idle threads spin-wait between runs (ExportedModel's LoadOptions.spinning). */
+  spinning?: boolean;
   /** Worker threads for each lexical ranker, BM25 and TF-IDF (default 1): a posting's sentences spread over them. */
   lexicalThreads?: number;
   /** Sentences per onnxruntime run (default SENTENCE_BATCH). */
@@ -103,7 +105,7 @@ export class SkillTagger {
 
   static async load(dir: string, options: LoadTaggerOptions = {}): Promise<SkillTagger> {
     const files = readSkillsFiles(dir);
-    const model = await ExportedModel.load(join(files.dir, 'model'), { threads: options.threads, batchSize: options.batchSize ?? SENTENCE_BATCH });
+    const model = await ExportedModel.load(join(files.dir, 'model'), { threads: options.threads, spinning: options.spinning, batchSize: options.batchSize ?? SENTENCE_BATCH });
     let index: SearchIndex | undefined;
     try {
       index = await SearchIndex.load(join(files.dir, 'index'), { threads: options.threads, lexicalThreads: options.lexicalThreads });
