@@ -636,6 +636,79 @@ export function rowsFor(name: BenchName, json: unknown): { rows: Row[]; referenc
 }
 
 // =============================================================================================
+// Before and after: one benchmark's rows from two runs, side by side
+// =============================================================================================
+
+/** How a row moved between two runs of one benchmark. */
+export interface RowChange {
+  metric: string;
+  unit: string;
+  before: Stat | null;
+  after: Stat | null;
+  /** after / before of Kiln's medians; null when either side has none. */
+  change: number | null;
+  /** Kiln / reference in each run (the reference measured in that same run), where there is one. */
+  beforeRatio: number | null;
+  afterRatio: number | null;
+  /** 'better', 'worse' or 'level' (within the tolerance), read with the unit's arrow; 'only before' / 'only after' for unmatched rows; '—' without a direction or a positive median to divide by. */
+  verdict: string;
+}
+
+/**
+ * The rows of two runs of one benchmark matched by metric name, in the after run's order (rows
+ * only the before run has come last). A change beyond `tolerance` (a fraction: 0.05 = 5%) in
+ * the direction the unit's arrow calls worse is 'worse'.
+ *
+ * With `byReference`, for a reference measured independently in each run (PyTorch), a row
+ * with a ratio in both runs is judged on the change of Kiln / reference rather than of Kiln's
+ * raw median: drift of the machine between the runs moves both sides and is not a regression.
+ * Leave it off where the reference is a fixed target (the ratio is then the raw change anyway)
+ * or Kiln itself (dist's 1 process, which the change under test moves too).
+ */
+export function compareRows(before: readonly Row[], after: readonly Row[], options: { tolerance?: number; byReference?: boolean } = {}): RowChange[] {
+  const tolerance = options.tolerance ?? 0.05;
+  const byMetric = new Map(before.map((r) => [r.metric, r]));
+  const direction = (unit: string): 1 | -1 | 0 => (unit.includes('↑') ? 1 : unit.includes('↓') ? -1 : 0);
+  const change = (b: Row | undefined, a: Row | undefined): RowChange => {
+    const unit = a?.unit ?? b?.unit ?? '';
+    const beforeStat = b?.kiln ?? null;
+    const afterStat = a?.kiln ?? null;
+    // A ratio means something only for positive quantities (not for an RSS growth near zero).
+    const measured = beforeStat !== null && afterStat !== null && beforeStat.n > 0 && afterStat.n > 0;
+    const rawChange = measured && beforeStat.median > 0 && afterStat.median >= 0 ? afterStat.median / beforeStat.median : null;
+    const beforeRatio = b?.ratio ?? null;
+    const afterRatio = a?.ratio ?? null;
+    let verdict = '—';
+    if (b === undefined) verdict = 'only after';
+    else if (a === undefined) verdict = 'only before';
+    else {
+      const relative = options.byReference === true && beforeRatio !== null && afterRatio !== null && beforeRatio !== 0 ? afterRatio / beforeRatio : rawChange;
+      const dir = direction(unit);
+      if (measured && beforeStat.median === afterStat.median) verdict = 'level';
+      else if (relative !== null && dir !== 0) {
+        const gain = dir === 1 ? relative - 1 : 1 - relative;
+        verdict = gain > tolerance ? 'better' : gain < -tolerance ? 'worse' : 'level';
+      }
+    }
+    return { metric: a?.metric ?? b!.metric, unit, before: beforeStat, after: afterStat, change: rawChange, beforeRatio, afterRatio, verdict };
+  };
+  const rows = after.map((a) => change(byMetric.get(a.metric), a));
+  const seen = new Set(after.map((a) => a.metric));
+  for (const b of before) if (!seen.has(b.metric)) rows.push(change(b, undefined));
+  return rows;
+}
+
+/** The markdown table of `compareRows`; `reference` names what the ratio columns divide by. */
+export function renderComparison(changes: readonly RowChange[], reference: string): string {
+  const stat = (s: Stat | null): string => (s === null || s.n === 0 ? '—' : formatNumber(s.median));
+  return markdownTable(
+    ['metric', 'unit', 'before', 'after', 'after / before', `before / ${reference}`, `after / ${reference}`, 'verdict'],
+    changes.map((c) => [c.metric, c.unit, stat(c.before), stat(c.after), formatRatio(c.change), formatRatio(c.beforeRatio), formatRatio(c.afterRatio), c.verdict]),
+    ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'l'],
+  );
+}
+
+// =============================================================================================
 // The generated section
 // =============================================================================================
 

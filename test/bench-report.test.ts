@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 
 import {
   BEGIN_MARKER,
+  compareRows,
   END_MARKER,
   engineRows,
   formatNumber,
@@ -14,6 +15,7 @@ import {
   median,
   memoryRows,
   renderBench,
+  renderComparison,
   renderReport,
   renderRows,
   renderSummary,
@@ -25,6 +27,7 @@ import {
   summarize,
   trainRows,
   type BenchOutcome,
+  type Row,
   type EngineJson,
   type Machine,
   type MemoryJson,
@@ -401,5 +404,61 @@ describe('replaceGenerated', () => {
     expect(() => replaceGenerated(`# B\n${BEGIN_MARKER}\nno end\n`, 'x')).toThrow(/no <!-- bench:end -->/);
     expect(() => replaceGenerated(`# B\n${END_MARKER}\n${BEGIN_MARKER}\n`, 'x')).toThrow(/before/);
     expect(() => replaceGenerated(`${BEGIN_MARKER}\n${END_MARKER}\n${BEGIN_MARKER}\n${END_MARKER}\n`, 'x')).toThrow(/more than one/);
+  });
+});
+
+describe('before and after', () => {
+  const stat = (median: number): { median: number; min: number; max: number; n: number } => ({ median, min: median, max: median, n: 1 });
+  const row = (metric: string, unit: string, kiln: number, reference: number | null): Row => ({
+    metric,
+    unit,
+    kiln: stat(kiln),
+    reference: reference === null ? null : stat(reference),
+    ratio: reference === null ? null : kiln / reference,
+  });
+
+  it('judges each row by its arrow, within the tolerance, and keeps rows only one run has', () => {
+    const before = [row('step', 'ms/step ↓', 100, null), row('throughput', 'texts/s ↑', 1000, null), row('rss', 'MiB ↓', 700, null), row('gone', 'ms ↓', 5, null)];
+    const after = [row('step', 'ms/step ↓', 110, null), row('throughput', 'texts/s ↑', 1200, null), row('rss', 'MiB ↓', 720, null), row('new', 'ms ↓', 3, null)];
+    const changes = compareRows(before, after);
+    expect(changes.map((c) => [c.metric, c.verdict])).toEqual([
+      ['step', 'worse'], // 110 / 100: 10% slower, beyond 5%
+      ['throughput', 'better'], // 1,200 / 1,000: 20% more
+      ['rss', 'level'], // 720 / 700 = 1.029: within 5%
+      ['new', 'only after'],
+      ['gone', 'only before'],
+    ]);
+    expect(changes[0]!.change).toBeCloseTo(1.1, 12);
+    // A wider tolerance calls the 10% level.
+    expect(compareRows(before, after, { tolerance: 0.15 })[0]!.verdict).toBe('level');
+  });
+
+  it('does not divide by a median that is not positive: an RSS growth is not judged, an unchanged zero is level', () => {
+    const changes = compareRows([row('RSS growth', 'MiB ↓', -8.6, null), row('live drift', 'handles ↓', 0, null)], [row('RSS growth', 'MiB ↓', 0.5, null), row('live drift', 'handles ↓', 0, null)]);
+    expect(changes.map((c) => [c.change, c.verdict])).toEqual([
+      [null, '—'],
+      [null, 'level'],
+    ]);
+  });
+
+  it('byReference reads Kiln / PyTorch, so drift that moved both sides is level', () => {
+    // The machine got 20% slower between the runs: Kiln 100 → 120 ms, PyTorch 100 → 120 ms.
+    const before = [row('fp32 step', 'ms/step ↓', 100, 100)];
+    const after = [row('fp32 step', 'ms/step ↓', 120, 120)];
+    expect(compareRows(before, after)[0]!.verdict).toBe('worse');
+    const [c] = compareRows(before, after, { byReference: true });
+    expect(c!.verdict).toBe('level');
+    expect(c!.beforeRatio).toBe(1);
+    expect(c!.afterRatio).toBe(1);
+    // Kiln slower while PyTorch held: 1.08 / 1.00 → worse.
+    expect(compareRows(before, [row('fp32 step', 'ms/step ↓', 108, 100)], { byReference: true })[0]!.verdict).toBe('worse');
+  });
+
+  it('renders one line per row with both ratios', () => {
+    const changes = compareRows([row('step', 'ms/step ↓', 400, 320)], [row('step', 'ms/step ↓', 316, 310)], { byReference: true });
+    const lines = renderComparison(changes, 'PyTorch').split('\n');
+    expect(lines[0]).toBe('| metric | unit | before | after | after / before | before / PyTorch | after / PyTorch | verdict |');
+    // 316 / 400 = 0.790; 400 / 320 = 1.250; 316 / 310 = 1.019; (1.019 / 1.25 = 0.82: 18% better)
+    expect(lines[2]).toBe('| step | ms/step ↓ | 400 | 316 | 0.790 | 1.250 | 1.019 | better |');
   });
 });
