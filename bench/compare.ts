@@ -6,9 +6,9 @@
  *
  * For every benchmark present in both, one table: each metric's median before and after, the
  * change, Kiln / reference in each run, and a verdict (better, worse, level within the
- * tolerance). Where the reference is PyTorch, measured again in each run, the verdict reads
- * the Kiln / PyTorch ratio, so drift of the machine between the runs is not a regression
- * (bench/report.ts `compareRows` says how each row is judged).
+ * tolerance, or mixed). Where the reference is PyTorch, measured again in each run, the verdict
+ * also reads the Kiln / PyTorch ratio, so drift of the machine between the runs is not called a
+ * regression (bench/report.ts `compareRows` says how each row is judged).
  *
  * Options: --before DIR --after DIR (required), --tolerance 0.05, --out FILE (default: stdout).
  * Exits 1 when any row is worse, 2 on bad arguments.
@@ -62,7 +62,7 @@ for (const name of BENCH_NAMES) {
   const after = readJson(opts.after, name);
   if (before === undefined && after === undefined) continue;
   if (before === undefined || after === undefined) {
-    summary.push(`| ${name} | only ${before === undefined ? 'after' : 'before'} | | | |`);
+    summary.push(`| ${name} | only ${before === undefined ? 'after' : 'before'} | | | | |`);
     continue;
   }
   const b = rowsFor(name, before);
@@ -71,15 +71,15 @@ for (const name of BENCH_NAMES) {
   const changes = compareRows(b.rows, a.rows, { tolerance, byReference: a.reference === 'PyTorch' });
   const count = (v: string): number => changes.filter((c) => c.verdict === v).length;
   worse += count('worse');
-  summary.push(`| ${name} | ${changes.length} | ${count('better')} | ${count('level')} | ${count('worse')} |`);
+  summary.push(`| ${name} | ${changes.length} | ${count('better')} | ${count('level')} | ${count('mixed')} | ${count('worse')} |`);
   sections.push(`### ${name}`, '', renderComparison(changes, a.reference), '');
 }
 
 const text = [
   `Before: \`${opts.before}\`; after: \`${opts.after}\`; a change within ${Math.round(tolerance * 100)}% is level.`,
   '',
-  '| benchmark | rows | better | level | worse |',
-  '| --- | ---: | ---: | ---: | ---: |',
+  '| benchmark | rows | better | level | mixed | worse |',
+  '| --- | ---: | ---: | ---: | ---: | ---: |',
   ...summary,
   '',
   ...sections,

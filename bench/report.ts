@@ -102,6 +102,8 @@ export interface Row {
   /** Median over rounds of back-to-back Kiln/reference ratios, where the benchmark paired them. */
   paired?: number | null;
   note?: string;
+  /** A row of the reference itself (PyTorch at another thread count): shown, not judged before/after. */
+  ofReference?: boolean;
 }
 
 /** Kiln's median / the reference's median, or null without a reference. */
@@ -424,6 +426,7 @@ export function inferRows(j: InferJson): Row[] {
         ratio: ratioOf(kiln, reference),
         paired: r.speedupVsPytorch,
         note: `median pass ${formatNumber(r.medianMs)} ms`,
+        ...(r.engine.startsWith('pytorch') ? { ofReference: true } : {}),
       };
     });
 }
@@ -650,7 +653,7 @@ export interface RowChange {
   /** Kiln / reference in each run (the reference measured in that same run), where there is one. */
   beforeRatio: number | null;
   afterRatio: number | null;
-  /** 'better', 'worse' or 'level' (within the tolerance), read with the unit's arrow; 'only before' / 'only after' for unmatched rows; '—' without a direction or a positive median to divide by. */
+  /** 'better', 'worse' or 'level' (within the tolerance), read with the unit's arrow; 'mixed' when the raw change and the change against the reference disagree; 'reference' for a row of the reference itself; 'only before' / 'only after' for unmatched rows; '—' without a direction or a positive median to divide by. */
   verdict: string;
 }
 
@@ -660,10 +663,12 @@ export interface RowChange {
  * the direction the unit's arrow calls worse is 'worse'.
  *
  * With `byReference`, for a reference measured independently in each run (PyTorch), a row
- * with a ratio in both runs is judged on the change of Kiln / reference rather than of Kiln's
- * raw median: drift of the machine between the runs moves both sides and is not a regression.
- * Leave it off where the reference is a fixed target (the ratio is then the raw change anyway)
- * or Kiln itself (dist's 1 process, which the change under test moves too).
+ * with a ratio in both runs is also judged on the change of Kiln / reference: drift of the
+ * machine between the runs moves both sides. The two readings must agree: when one calls the
+ * row level it is level (the other's change is drift, or the reference's own noise), and when
+ * they point opposite ways it is 'mixed'. Leave it off where the reference is a fixed target
+ * (the ratio is then the raw change anyway) or Kiln itself (dist's 1 process, which the change
+ * under test moves too).
  */
 export function compareRows(before: readonly Row[], after: readonly Row[], options: { tolerance?: number; byReference?: boolean } = {}): RowChange[] {
   const tolerance = options.tolerance ?? 0.05;
@@ -681,14 +686,20 @@ export function compareRows(before: readonly Row[], after: readonly Row[], optio
     let verdict = '—';
     if (b === undefined) verdict = 'only after';
     else if (a === undefined) verdict = 'only before';
+    else if (a.ofReference === true) verdict = 'reference';
     else {
-      const relative = options.byReference === true && beforeRatio !== null && afterRatio !== null && beforeRatio !== 0 ? afterRatio / beforeRatio : rawChange;
       const dir = direction(unit);
+      const judge = (ratio: number | null): string | null => {
+        if (ratio === null || dir === 0) return null;
+        const gain = dir === 1 ? ratio - 1 : 1 - ratio;
+        return gain > tolerance ? 'better' : gain < -tolerance ? 'worse' : 'level';
+      };
+      const raw = judge(rawChange);
+      const relative = options.byReference === true && beforeRatio !== null && afterRatio !== null && beforeRatio > 0 ? judge(afterRatio / beforeRatio) : null;
       if (measured && beforeStat.median === afterStat.median) verdict = 'level';
-      else if (relative !== null && dir !== 0) {
-        const gain = dir === 1 ? relative - 1 : 1 - relative;
-        verdict = gain > tolerance ? 'better' : gain < -tolerance ? 'worse' : 'level';
-      }
+      else if (raw === null || relative === null) verdict = raw ?? relative ?? '—';
+      else if (raw === relative) verdict = raw;
+      else verdict = raw === 'level' || relative === 'level' ? 'level' : 'mixed';
     }
     return { metric: a?.metric ?? b!.metric, unit, before: beforeStat, after: afterStat, change: rawChange, beforeRatio, afterRatio, verdict };
   };

@@ -12,6 +12,7 @@ import {
   formatNumber,
   formatRange,
   formatRatio,
+  inferRows,
   median,
   memoryRows,
   renderBench,
@@ -29,6 +30,7 @@ import {
   type BenchOutcome,
   type Row,
   type EngineJson,
+  type InferJson,
   type Machine,
   type MemoryJson,
   type ServeJson,
@@ -441,17 +443,45 @@ describe('before and after', () => {
     ]);
   });
 
-  it('byReference reads Kiln / PyTorch, so drift that moved both sides is level', () => {
+  it('byReference also reads Kiln / PyTorch: drift that moved both sides is level, disagreement is mixed', () => {
     // The machine got 20% slower between the runs: Kiln 100 → 120 ms, PyTorch 100 → 120 ms.
     const before = [row('fp32 step', 'ms/step ↓', 100, 100)];
     const after = [row('fp32 step', 'ms/step ↓', 120, 120)];
     expect(compareRows(before, after)[0]!.verdict).toBe('worse');
     const [c] = compareRows(before, after, { byReference: true });
-    expect(c!.verdict).toBe('level');
+    expect(c!.verdict).toBe('level'); // raw worse, against PyTorch level
     expect(c!.beforeRatio).toBe(1);
     expect(c!.afterRatio).toBe(1);
-    // Kiln slower while PyTorch held: 1.08 / 1.00 → worse.
+    // Kiln slower while PyTorch held: raw 1.08 and ratio 1.08 → worse.
     expect(compareRows(before, [row('fp32 step', 'ms/step ↓', 108, 100)], { byReference: true })[0]!.verdict).toBe('worse');
+    // Kiln 10% slower while PyTorch got 60% slower: raw worse, ratio better (1.10 / 1.60) → mixed.
+    expect(compareRows(before, [row('fp32 step', 'ms/step ↓', 110, 160)], { byReference: true })[0]!.verdict).toBe('mixed');
+    // A row of the reference itself (PyTorch at another thread count) is shown, not judged.
+    const pytorchRow = { ...row('pytorch eager fp32 ×2', 'texts/s ↑', 700, 3300), ofReference: true };
+    expect(compareRows([{ ...pytorchRow, kiln: stat(900) }], [pytorchRow], { byReference: true })[0]!.verdict).toBe('reference');
+    // Both readings better: 80 ms against PyTorch's 100 → better.
+    expect(compareRows(before, [row('fp32 step', 'ms/step ↓', 80, 100)], { byReference: true })[0]!.verdict).toBe('better');
+  });
+
+  it('infer: PyTorch at its best thread count is the reference; its other rows are marked as the reference\'s', () => {
+    const j: InferJson = {
+      run: 'runs/x',
+      parameters: 10,
+      texts: 2048,
+      rounds: 3,
+      pytorchReference: 'pytorch eager fp32 ×1',
+      results: [
+        { engine: 'onnxruntime fp32 ×2', threads: 2, medianMs: 280, textsPerSecond: 7300, speedupVsPytorch: 2.2 },
+        { engine: 'pytorch eager fp32 ×1', threads: 1, medianMs: 610, textsPerSecond: 3350, speedupVsPytorch: 1 },
+        { engine: 'pytorch eager fp32 ×2', threads: 2, medianMs: 2800, textsPerSecond: 730, speedupVsPytorch: 0.22 },
+      ],
+    };
+    const rows = inferRows(j);
+    expect(rows.map((r) => [r.metric, r.ofReference === true])).toEqual([
+      ['onnxruntime fp32 ×2', false],
+      ['pytorch eager fp32 ×2', true],
+    ]);
+    expect(rows[0]!.ratio).toBeCloseTo(7300 / 3350, 12);
   });
 
   it('renders one line per row with both ratios', () => {
