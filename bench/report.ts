@@ -653,6 +653,8 @@ export interface RowChange {
   /** Kiln / reference in each run (the reference measured in that same run), where there is one. */
   beforeRatio: number | null;
   afterRatio: number | null;
+  /** The two ratios are both runs' paired ratios (medians of back-to-back rounds), not ratios of medians. */
+  pairedRatios: boolean;
   /** 'better', 'worse' or 'level' (within the tolerance), read with the unit's arrow; 'mixed' when the raw change and the change against the reference disagree; 'reference' for a row of the reference itself; 'only before' / 'only after' for unmatched rows; '—' without a direction or a positive median to divide by. */
   verdict: string;
 }
@@ -666,7 +668,11 @@ export interface RowChange {
  * with a ratio in both runs is also judged on the change of Kiln / reference: drift of the
  * machine between the runs moves both sides. The two readings must agree: when one calls the
  * row level it is level (the other's change is drift, or the reference's own noise), and when
- * they point opposite ways it is 'mixed'. Leave it off where the reference is a fixed target
+ * they point opposite ways it is 'mixed'. Where both runs paired the rounds (`Row.paired`), the
+ * paired ratios are compared instead of the ratios of medians: a round's Kiln and PyTorch ran
+ * back to back, so the machine's drift within a run cancels in each round's ratio, while the
+ * two medians may come from rounds minutes apart (on this VM a small op's per-round median
+ * moves by up to 2× within one run). Leave it off where the reference is a fixed target
  * (the ratio is then the raw change anyway) or Kiln itself (dist's 1 process, which the change
  * under test moves too).
  */
@@ -681,8 +687,9 @@ export function compareRows(before: readonly Row[], after: readonly Row[], optio
     // A ratio means something only for positive quantities (not for an RSS growth near zero).
     const measured = beforeStat !== null && afterStat !== null && beforeStat.n > 0 && afterStat.n > 0;
     const rawChange = measured && beforeStat.median > 0 && afterStat.median >= 0 ? afterStat.median / beforeStat.median : null;
-    const beforeRatio = b?.ratio ?? null;
-    const afterRatio = a?.ratio ?? null;
+    const pairedRatios = typeof b?.paired === 'number' && typeof a?.paired === 'number';
+    const beforeRatio = pairedRatios ? b!.paired! : (b?.ratio ?? null);
+    const afterRatio = pairedRatios ? a!.paired! : (a?.ratio ?? null);
     let verdict = '—';
     if (b === undefined) verdict = 'only after';
     else if (a === undefined) verdict = 'only before';
@@ -701,7 +708,7 @@ export function compareRows(before: readonly Row[], after: readonly Row[], optio
       else if (raw === relative) verdict = raw;
       else verdict = raw === 'level' || relative === 'level' ? 'level' : 'mixed';
     }
-    return { metric: a?.metric ?? b!.metric, unit, before: beforeStat, after: afterStat, change: rawChange, beforeRatio, afterRatio, verdict };
+    return { metric: a?.metric ?? b!.metric, unit, before: beforeStat, after: afterStat, change: rawChange, beforeRatio, afterRatio, pairedRatios, verdict };
   };
   const rows = after.map((a) => change(byMetric.get(a.metric), a));
   const seen = new Set(after.map((a) => a.metric));
@@ -709,12 +716,16 @@ export function compareRows(before: readonly Row[], after: readonly Row[], optio
   return rows;
 }
 
-/** The markdown table of `compareRows`; `reference` names what the ratio columns divide by. */
+/**
+ * The markdown table of `compareRows`; `reference` names what the ratio columns divide by. A
+ * ratio marked "(paired)" is the median of back-to-back rounds' ratios, the one the verdict read.
+ */
 export function renderComparison(changes: readonly RowChange[], reference: string): string {
   const stat = (s: Stat | null): string => (s === null || s.n === 0 ? '—' : formatNumber(s.median));
+  const ratio = (c: RowChange, r: number | null): string => (c.pairedRatios && r !== null ? `${formatRatio(r)} (paired)` : formatRatio(r));
   return markdownTable(
     ['metric', 'unit', 'before', 'after', 'after / before', `before / ${reference}`, `after / ${reference}`, 'verdict'],
-    changes.map((c) => [c.metric, c.unit, stat(c.before), stat(c.after), formatRatio(c.change), formatRatio(c.beforeRatio), formatRatio(c.afterRatio), c.verdict]),
+    changes.map((c) => [c.metric, c.unit, stat(c.before), stat(c.after), formatRatio(c.change), ratio(c, c.beforeRatio), ratio(c, c.afterRatio), c.verdict]),
     ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'l'],
   );
 }

@@ -463,6 +463,30 @@ describe('before and after', () => {
     expect(compareRows(before, [row('fp32 step', 'ms/step ↓', 80, 100)], { byReference: true })[0]!.verdict).toBe('better');
   });
 
+  it('byReference reads the paired ratios when both runs paired their rounds, not the ratios of medians', () => {
+    // Medians say Kiln went from 1.00× to 1.30× PyTorch's time (worse), but each run's
+    // back-to-back rounds say 0.95× before and 0.96× after: the medians came from rounds the
+    // machine slowed unevenly. Raw 130 / 100 is worse; the paired reading is level → level.
+    const before = [{ ...row('a @ b 4x4', 'µs ↓', 100, 100), paired: 0.95 }];
+    const after = [{ ...row('a @ b 4x4', 'µs ↓', 130, 100), paired: 0.96 }];
+    const [c] = compareRows(before, after, { byReference: true });
+    expect(c!.pairedRatios).toBe(true);
+    expect([c!.beforeRatio, c!.afterRatio]).toEqual([0.95, 0.96]);
+    expect(c!.verdict).toBe('level');
+    // Without the paired ratios the same medians read worse on both counts.
+    const [m] = compareRows([row('a @ b 4x4', 'µs ↓', 100, 100)], [row('a @ b 4x4', 'µs ↓', 130, 100)], { byReference: true });
+    expect(m!.pairedRatios).toBe(false);
+    expect(m!.verdict).toBe('worse');
+    // Paired in only one run: the ratios of medians, so like is compared with like.
+    const [one] = compareRows([row('a @ b 4x4', 'µs ↓', 100, 100)], after, { byReference: true });
+    expect(one!.pairedRatios).toBe(false);
+    expect(one!.afterRatio).toBeCloseTo(1.3, 12);
+    // A paired reading that moved beyond the tolerance in the raw change's direction is worse.
+    expect(compareRows(before, [{ ...row('a @ b 4x4', 'µs ↓', 130, 100), paired: 1.2 }], { byReference: true })[0]!.verdict).toBe('worse');
+    // The table names which ratio it shows.
+    expect(renderComparison([c!], 'PyTorch')).toContain('| 0.950 (paired) | 0.960 (paired) | level |');
+  });
+
   it('infer: PyTorch at its best thread count is the reference; its other rows are marked as the reference\'s', () => {
     const j: InferJson = {
       run: 'runs/x',
