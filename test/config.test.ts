@@ -348,7 +348,7 @@ train:
     expect(mlm.mlm).toEqual({ probability: 0.15, whole_word: false, held_out: 512 });
     const ce = parseConfigText(edit('name: unit-test', 'task: cross-encoder\nname: unit-test', edit('loss:\n  - name: infonce\n    temperature: 0.05\n', '')), 't.yaml').config;
     expect(ce.loss).toMatchObject([{ name: 'bce', scale: 1, bias: 0, learnable_scale: false, learnable_bias: false }]);
-    expect(ce.cross_encoder).toEqual({ negatives: { source: 'bm25', k: 3, pool: 30, random: 0 }, rerank: { first_stage: 'bm25', top_k: 50, max_queries: null, fusion: null } });
+    expect(ce.cross_encoder).toEqual({ negatives: { source: 'bm25', k: 3, pool: 30, random: 0, max_relative_score: null }, rerank: { first_stage: 'bm25', top_k: 50, max_queries: null, fusion: null } });
   });
 
   it('a two-tower config without loss: is an error', () => {
@@ -427,6 +427,15 @@ train:
   it('cross_encoder.negatives.random counts among the k negatives', () => {
     expect(problems(BASE, ['task=cross-encoder', 'cross_encoder.negatives.k=3', 'cross_encoder.negatives.random=4'])).toEqual([
       't.yaml: cross_encoder.negatives.random: random must be at most k (it counts the random ones among the k negatives), got 4 (from --set cross_encoder.negatives.random=4)',
+    ]);
+  });
+
+  it("cross_encoder.negatives.max_relative_score needs a run's scores, and is a fraction in (0, 1]", () => {
+    expect(problems(BASE, ['task=cross-encoder', 'cross_encoder.negatives.max_relative_score=0.95'])).toEqual([
+      "t.yaml: cross_encoder.negatives.max_relative_score: filters candidates by the mining run's scores, and BM25's are not on a model's scale; set source to run:<dir>, or remove it, got 0.95 (from --set cross_encoder.negatives.max_relative_score=0.95)",
+    ]);
+    expect(problems(BASE, ['task=cross-encoder', 'cross_encoder.negatives.source=run:runs/teacher', 'cross_encoder.negatives.max_relative_score=1.5'])).toEqual([
+      't.yaml: cross_encoder.negatives.max_relative_score: expected a number > 0 and <= 1 or null, got 1.5 (from --set cross_encoder.negatives.max_relative_score=1.5)',
     ]);
   });
 });

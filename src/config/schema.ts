@@ -270,10 +270,23 @@ const crossEncoderSchema = z
           .min(0)
           .default(0)
           .describe('How many of the k negatives are drawn each step at random from all documents of the positive\'s type instead of the mined pool: mined negatives alone teach the miner\'s signature (BM25: shared words mean negative)'),
+        max_relative_score: z
+          .number()
+          .gt(0)
+          .max(1)
+          .nullable()
+          .default(null)
+          .describe(
+            "Positive-aware mining (NV-Retriever's TopK-PercPos, arXiv 2407.15831): drop mined candidates that the mining run scores at or above this fraction of the query's positive (likely unlabelled positives, such as ESCO near-synonyms); 0.95 is the paper's choice, null keeps every candidate. Needs source run:<dir>",
+          ),
       })
       .strict()
       .refine((n) => n.random <= n.k, { message: 'random must be at most k (it counts the random ones among the k negatives)', path: ['random'] })
-      .default({ source: 'bm25', k: 3, pool: 30, random: 0 }),
+      .refine((n) => n.max_relative_score === null || n.source !== 'bm25', {
+        message: "filters candidates by the mining run's scores, and BM25's are not on a model's scale; set source to run:<dir>, or remove it",
+        path: ['max_relative_score'],
+      })
+      .default({ source: 'bm25', k: 3, pool: 30, random: 0, max_relative_score: null }),
     rerank: z
       .object({
         first_stage: runReference.default('bm25').describe('The retriever whose candidates the cross-encoder re-ranks in evaluation: bm25 or run:<dir>'),
@@ -350,7 +363,7 @@ export const configSchema = z
     eval: evalSettingsSchema.default({ lexical: { fields: ['text', 'labels'], match: 'best' }, hybrid: null }).describe('Lexical rankers and hybrid (dense + lexical) ranking in evaluation'),
     mlm: mlmSchema.default({ probability: 0.15, whole_word: false, held_out: 512 }).describe('Masking and held-out evaluation of task: mlm (ignored by other tasks)'),
     cross_encoder: crossEncoderSchema
-      .default({ negatives: { source: 'bm25', k: 3, pool: 30, random: 0 }, rerank: { first_stage: 'bm25', top_k: 50, max_queries: null, fusion: null } })
+      .default({ negatives: { source: 'bm25', k: 3, pool: 30, random: 0, max_relative_score: null }, rerank: { first_stage: 'bm25', top_k: 50, max_queries: null, fusion: null } })
       .describe('Negatives and re-ranking of task: cross-encoder (ignored by other tasks)'),
     distill: distillSchema
       .default({ teacher: null, student_init: 'config', layer_map: 'uniform', candidates: { source: 'bm25', k: 3, pool: 30 }, baseline: null })

@@ -21,6 +21,16 @@
  * depend on float rounding of the batch they were embedded in, so a resumed run can differ
  * from an uninterrupted one where two documents tie to the last bit.
  *
+ * With `maxRelativeScore` f (a run source only), mining is positive-aware (Moreira et al. 2024,
+ * NV-Retriever, arXiv 2407.15831, "TopK-PercPos"): a candidate d of query q is dropped when
+ *
+ *   s(q, d) ≥ s⁺ − (1 − f)·|s⁺|      s⁺ = the lowest run score among q's positives of d's type
+ *
+ * (f·s⁺ for the usual s⁺ > 0). Why: the run's nearest documents of another concept include
+ * documents as relevant as the labelled positive (ESCO lists many near-synonymous occupations
+ * and skills); as negatives they teach the re-ranker to demote what looks most relevant, and
+ * they contradict a `teacher_scores` loss that ranks them beside the positive.
+ *
  * `random` of the k negatives are instead drawn each step uniformly from all documents of the
  * positive's type (`drawRandom`). Why: mined negatives alone carry the miner's signature, and
  * a re-ranker learns it as a shortcut. BM25 negatives always share words with the query while
@@ -110,6 +120,10 @@ export class CandidateMiner implements CandidateSource {
    * 100 MB of them.
    */
   readonly #queryEmbeddings = new Map<number, Float32Array>();
+  /** Pool indices of the positives of each (query, document type), for positive-aware mining. */
+  readonly #positives = new Map<string, number[]>();
+  /** Positive-aware mining so far: candidates kept, and dropped as scoring too close to a positive. */
+  readonly filtered = { kept: 0, dropped: 0 };
 
   constructor(
     data: RunData,
@@ -124,18 +138,29 @@ export class CandidateMiner implements CandidateSource {
       key?: string;
       /** Keep each mined query's embedding, so `teacherScores` can score it later. */
       keepScores?: boolean;
+      /** Positive-aware mining's f (the header); null or absent keeps every candidate. */
+      maxRelativeScore?: number | null;
     },
   ) {
     const sourceKey = options.key ?? 'cross_encoder.negatives.source';
     this.#queries = distinctQueries(data, pairs);
     this.#own = positiveGroups(this.#queries.index, pairs, this.#queries.texts.length);
     this.#docType = data.pairs.map((p) => p.docType);
+    if ((options.maxRelativeScore ?? null) !== null) {
+      data.pairs.forEach((_, i) => {
+        const key = this.#key(i);
+        const list = this.#positives.get(key);
+        if (list === undefined) this.#positives.set(key, [pairs.docPoolIndex[i]!]);
+        else list.push(pairs.docPoolIndex[i]!);
+      });
+    }
     pool.types.forEach((t, d) => {
       const list = this.#byType.get(t);
       if (list === undefined) this.#byType.set(t, [d]);
       else list.push(d);
     });
     if (options.source === 'bm25') {
+      if ((options.maxRelativeScore ?? null) !== null) throw new Error("positive-aware mining (maxRelativeScore) needs a run's scores; BM25's are not on a model's scale");
       this.#ranker = new LexicalRanker('bm25', pool.texts.map((text, i) => ({ id: String(i), text })), { fields: ['text'], match: 'best' });
       this.description = `BM25 over ${pool.texts.length} training documents`;
       return;
@@ -215,9 +240,27 @@ export class CandidateMiner implements CandidateSource {
         // Mine extra: candidates of another type or another positive concept are filtered after.
         const mined = miner.mine(emb, groups, Math.min(this.pool.texts.length, this.options.poolSize * 4));
         const per = mined.length / entries.length;
+        const f = this.options.maxRelativeScore ?? null;
+        // Positive-aware mining reads the run's score of every pool document for these queries.
+        const scores = f === null ? null : (emb.matmul(miner.embeddings!.transpose(0, 1)).contiguous().toTypedArray<'float32'>() as Float32Array);
+        const poolDocs = this.pool.texts.length;
         entries.forEach(([key, { q, type }], r) => {
-          const row = mined.subarray(r * per, (r + 1) * per);
-          out.set(key, [...row].filter((d) => d >= 0 && this.#allowed(d, q, type)).slice(0, this.options.poolSize));
+          const row = [...mined.subarray(r * per, (r + 1) * per)].filter((d) => d >= 0 && this.#allowed(d, q, type));
+          if (scores === null) {
+            out.set(key, row.slice(0, this.options.poolSize));
+            return;
+          }
+          const rowScores = scores.subarray(r * poolDocs, (r + 1) * poolDocs);
+          const positive = Math.min(...this.#positives.get(key)!.map((d) => rowScores[d]!));
+          const ceiling = positive - (1 - f!) * Math.abs(positive);
+          const kept: number[] = [];
+          for (const d of row) {
+            if (kept.length === this.options.poolSize) break;
+            if (rowScores[d]! >= ceiling) this.filtered.dropped++;
+            else kept.push(d);
+          }
+          this.filtered.kept += kept.length;
+          out.set(key, kept);
         });
       });
     }

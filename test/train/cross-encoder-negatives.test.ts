@@ -1,7 +1,8 @@
 /**
  * Cross-encoder negatives mined by BM25: documents of the positive's type, never of a concept
  * the query is paired with, lexically close first, and topped up to k when BM25 finds too few.
- * Mined by a two-tower run: the run's cosine of each pair, the soft labels of teacher_scores.
+ * Mined by a two-tower run: the run's cosine of each pair, the soft labels of teacher_scores,
+ * and positive-aware mining that drops the candidates scored too close to the positive.
  */
 import { describe, expect, it } from 'vitest';
 
@@ -117,5 +118,69 @@ describe('CandidateMiner (run:<dir>)', () => {
     } finally {
       miner.dispose();
     }
+  }, 120_000);
+
+  it("positive-aware mining drops exactly the candidates the run scores at f of the positive's cosine or above", () => {
+    const runs = mkdtempSync(join(tmpdir(), 'kiln-runs-'));
+    const tower = kiln(['train', '--config', 'configs/tiny.yaml', '--runs', runs, '--quiet', '--set', 'train.steps=3', '--set', 'train.warmup_steps=1', '--set', 'train.eval_every=0', '--set', 'data.eval=[]']);
+    expect(tower.status, tower.stderr).toBe(0);
+    const run = onlyRun(runs);
+    const pairs = [
+      pair('senior java developer', 'software developer', 'dev'),
+      pair('senior java developer', 'java programmer', 'java'), // two positives: the lower one sets the ceiling
+      pair('registered nurse', 'nurse', 'nurse'),
+      pair('night nurse assistant', 'nursing assistant', 'assistant'),
+      pair('data analyst', 'data scientist', 'data'),
+      pair('head chef', 'chef', 'chef'),
+    ];
+    const data: RunData = { pairs, evalSplits: [], badRows: new BadRowReport(), pairCounts: {}, filesRead: [], decontaminated: 0, pairRanges: [{ recipe: 'x', start: 0, end: pairs.length, weight: 1 }] };
+    const tokenizer = WordPieceTokenizer.fromVocabFile(join(DATA_ROOT, 'bert-vocab', 'vocab.txt'));
+    const { pairs: tokenized, pool } = tokenizePairs(data, tokenizer, (_t, text) => text, { query: 16, doc: 16 });
+    const items = pairs.map((_, i) => i);
+    const all = new CandidateMiner(data, tokenized, pool, { source: `run:${run}`, poolSize: 10, k: 1, seed: 1 });
+    const unfiltered = all.candidatesOf(items).map((c) => [...c]);
+    all.dispose();
+    // Independently: the run's cosines by hand.
+    const loaded = loadRunModel(run);
+    const embedder = new ModelEmbedder(loaded.model as TwoTowerModel, loaded.tokenizer, { maxLength: loaded.json.maxLength as { query: number; doc: number }, batchSize: 8, precision: 'fp32', device: 'cpu' });
+    const vector = (side: 'query' | 'doc', type: string, text: string): number[] => tidy(() => [...(embedder.embed(side, type, [text]).toTypedArray<'float32'>() as Float32Array)]);
+    const cosine = (a: number[], b: number[]): number => a.reduce((s, x, j) => s + x * b[j]!, 0) / Math.hypot(...a) / Math.hypot(...b);
+    const score = (i: number, doc: string): number => cosine(vector('query', 'title', pairs[i]!.query), vector('doc', 'occupation', doc));
+    const ceilingOf = (i: number, f: number): number => {
+      const positive = Math.min(...pairs.filter((p) => p.query === pairs[i]!.query).map((p) => score(i, p.doc)));
+      return positive - (1 - f) * Math.abs(positive);
+    };
+    const below = (i: number, f: number): number[] => unfiltered[i]!.filter((d) => score(i, pool.texts[d]!) < ceilingOf(i, f));
+    let dropped = 0;
+    let kept = 0;
+    for (const f of [1, 0.5, 0.01]) {
+      const miner = new CandidateMiner(data, tokenized, pool, { source: `run:${run}`, poolSize: 10, k: 1, seed: 1, maxRelativeScore: f });
+      try {
+        const lists = miner.candidatesOf(items);
+        items.forEach((i, row) => {
+          // Float rounding stays out of the comparison: no candidate sits within 1e-5 of the ceiling.
+          for (const d of unfiltered[row]!) expect(Math.abs(score(i, pool.texts[d]!) - ceilingOf(i, f)), `${pairs[i]!.query} → ${pool.texts[d]} at f ${f}`).toBeGreaterThan(1e-5);
+          const expected = below(i, f);
+          const list = [...lists[row]!];
+          // A pair left with fewer than k is topped up with a random document, as without the filter.
+          expect(list.slice(0, expected.length), `${pairs[i]!.query} at f ${f}`).toEqual(expected);
+          expect(list.length).toBe(Math.max(expected.length, 1));
+        });
+        // Memoised per (query, type): the two java pairs share one list; count it once.
+        const distinct = [0, 2, 3, 4, 5];
+        expect(miner.filtered.kept).toBe(distinct.reduce((sum, i) => sum + below(i, f).length, 0));
+        expect(miner.filtered.kept + miner.filtered.dropped).toBe(distinct.reduce((sum, row) => sum + unfiltered[row]!.length, 0));
+        dropped += miner.filtered.dropped;
+        kept += miner.filtered.kept;
+      } finally {
+        miner.dispose();
+      }
+    }
+    // The three ceilings between them both keep and drop candidates: the comparison above is not vacuous.
+    expect(dropped).toBeGreaterThan(0);
+    expect(kept).toBeGreaterThan(0);
+    loaded.model.dispose();
+    // BM25 has no scores on the model's scale to filter by.
+    expect(() => new CandidateMiner(data, tokenized, pool, { source: 'bm25', poolSize: 10, k: 1, seed: 1, maxRelativeScore: 0.95 })).toThrow(/needs a run's scores/);
   }, 120_000);
 });

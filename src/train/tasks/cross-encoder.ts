@@ -77,14 +77,25 @@ export const crossEncoderTask: Task = {
     if (config.cross_encoder.rerank.first_stage !== 'bm25') resolveRunSource(config.cross_encoder.rerank.first_stage, 'cross_encoder.rerank.first_stage');
     const negatives = config.cross_encoder.negatives;
     const keepScores = config.loss.some((entry) => LOSSES[entry.name].input === 'teacher_scores');
-    const mined = new CandidateMiner(data, pairs, pool, { source: negatives.source, poolSize: negatives.pool, k: negatives.k, seed: config.seed, keepScores });
+    const mined = new CandidateMiner(data, pairs, pool, {
+      source: negatives.source,
+      poolSize: negatives.pool,
+      k: negatives.k,
+      seed: config.seed,
+      keepScores,
+      maxRelativeScore: negatives.max_relative_score,
+    });
     const modelConfig: CrossEncoderConfig = { encoder: base.encoder, pooling: config.model.pooling };
     const json = { kind: 'cross-encoder' as const, ...modelConfig, maxLength: { pair: maxLength } };
     return {
       modelJson: json,
       tokenizer,
       dataFiles: [...base.files, ...data.filesRead],
-      describeData: () => [...describePairData(data), `${negatives.k} negatives per positive${negatives.random > 0 ? ` (${negatives.random} random)` : ''} from ${mined.description}`],
+      describeData: () => [
+        ...describePairData(data),
+        `${negatives.k} negatives per positive${negatives.random > 0 ? ` (${negatives.random} random)` : ''} from ${mined.description}` +
+          (negatives.max_relative_score === null ? '' : `, dropping candidates it scores at ${negatives.max_relative_score} of the positive or above`),
+      ],
       start({ resuming, parallel }) {
         const model = new CrossEncoderModel(modelConfig);
         const kinded: KindedModel = { kind: 'cross-encoder', model, json };
@@ -115,7 +126,15 @@ export const crossEncoderTask: Task = {
           summarize(end, metrics, runId) {
             const lexical = lexicalBaselinesAfter(end.status, data.evalSplits);
             return {
-              fields: { ...lexical, firstStage: first?.name ?? null, rerankTopK: config.cross_encoder.rerank.top_k, trainingPairs: data.pairCounts, badRows: data.badRows.toJSON() },
+              fields: {
+                ...lexical,
+                firstStage: first?.name ?? null,
+                rerankTopK: config.cross_encoder.rerank.top_k,
+                trainingPairs: data.pairCounts,
+                badRows: data.badRows.toJSON(),
+                // Positive-aware mining: how many candidates it kept and dropped (this process's mining, since the last start).
+                ...(negatives.max_relative_score === null ? {} : { positiveAwareMining: { ...mined.filtered } }),
+              },
               table: `${formatSummaryTable({ runId, metrics, ...lexical })}\n(kiln = the cross-encoder re-ranking the top ${config.cross_encoder.rerank.top_k} of ${first?.name ?? '-'})`,
             };
           },
