@@ -11,6 +11,13 @@
  * same effect from jemalloc or tcmalloc through LD_PRELOAD; Kiln does it in-process so that
  * `npx kiln train` needs no wrapper.
  *
+ * It relies on a brk heap that can grow. In about 1 process in 120 here another mapping sits
+ * right above the heap (node is not position-independent on Debian, so the heap starts just
+ * above the binary); glibc then extends the main arena with separate mmapped pieces that cannot
+ * merge, so each new, larger block faults in afresh (seen by test/allocator.test.ts's probe).
+ * Freed pieces stay in the arena, so same-sized blocks of later steps should still be reused
+ * (glibc's design; not measured here).
+ *
  * The environment wins: with KILN_MALLOC=system, with a preloaded allocator, or with any glibc
  * malloc setting of the user's own (MALLOC_* variables, GLIBC_TUNABLES glibc.malloc.*), Kiln
  * leaves malloc alone.
