@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { Rng } from '../../src/data/rng.js';
 import { CandidateMiner } from '../../src/train/cross-encoder-negatives.js';
 import { tokenizePairs } from '../../src/train/tasks/two-tower.js';
+import type { NegativePool, TokenizedPairs } from '../../src/train/strategies/two-tower.js';
 import type { RunData } from '../../src/train/setup.js';
 import { BadRowReport, type PairExample } from '../../src/data/types.js';
 import { WordPieceTokenizer } from '../../src/data/tokenizer.js';
@@ -23,6 +24,37 @@ import { tidy } from '../../src/engine/index.js';
 
 const pair = (query: string, doc: string, group: string, docType = 'occupation'): PairExample => ({ query, doc, group, queryType: 'title', docType, source: 't:1' });
 
+/** Pair data as a run loads it, tokenised with BERT's vocabulary. */
+function pairData(pairs: PairExample[]): { data: RunData; tokenized: TokenizedPairs; pool: NegativePool } {
+  const data: RunData = { pairs, evalSplits: [], badRows: new BadRowReport(), pairCounts: {}, filesRead: [], decontaminated: 0, pairRanges: [{ recipe: 'x', start: 0, end: pairs.length, weight: 1 }] };
+  const tokenizer = WordPieceTokenizer.fromVocabFile(join(DATA_ROOT, 'bert-vocab', 'vocab.txt'));
+  const { pairs: tokenized, pool } = tokenizePairs(data, tokenizer, (_t, text) => text, { query: 16, doc: 16 });
+  return { data, tokenized, pool };
+}
+
+/** A two-tower run of configs/tiny.yaml, 3 steps: a mining run with real (if untrained) embeddings. */
+function trainTinyRun(): string {
+  const runs = mkdtempSync(join(tmpdir(), 'kiln-runs-'));
+  const tower = kiln(['train', '--config', 'configs/tiny.yaml', '--runs', runs, '--quiet', '--set', 'train.steps=3', '--set', 'train.warmup_steps=1', '--set', 'train.eval_every=0', '--set', 'data.eval=[]']);
+  expect(tower.status, tower.stderr).toBe(0);
+  return onlyRun(runs);
+}
+
+/** The run's cosine of a title with an occupation, computed by hand from its embeddings of each text alone. */
+function runCosine(run: string): { cosine(title: string, occupation: string): number; dispose(): void } {
+  const loaded = loadRunModel(run);
+  const embedder = new ModelEmbedder(loaded.model as TwoTowerModel, loaded.tokenizer, { maxLength: loaded.json.maxLength as { query: number; doc: number }, batchSize: 8, precision: 'fp32', device: 'cpu' });
+  const vector = (side: 'query' | 'doc', type: string, text: string): number[] => tidy(() => [...(embedder.embed(side, type, [text]).toTypedArray<'float32'>() as Float32Array)]);
+  return {
+    cosine(title, occupation) {
+      const a = vector('query', 'title', title);
+      const b = vector('doc', 'occupation', occupation);
+      return a.reduce((sum, x, j) => sum + x * b[j]!, 0) / Math.hypot(...a) / Math.hypot(...b);
+    },
+    dispose: () => loaded.model.dispose(),
+  };
+}
+
 describe('CandidateMiner (bm25)', () => {
   it('keeps the type, excludes every concept the query is paired with, ranks by BM25 and tops up to k', () => {
     const pairs = [
@@ -33,9 +65,7 @@ describe('CandidateMiner (bm25)', () => {
       pair('data analyst', 'data scientist', 'data'),
       pair('java', 'use java', 'java-skill', 'skill'),
     ];
-    const data: RunData = { pairs, evalSplits: [], badRows: new BadRowReport(), pairCounts: {}, filesRead: [], decontaminated: 0, pairRanges: [{ recipe: 'x', start: 0, end: pairs.length, weight: 1 }] };
-    const tokenizer = WordPieceTokenizer.fromVocabFile(join(DATA_ROOT, 'bert-vocab', 'vocab.txt'));
-    const { pairs: tokenized, pool } = tokenizePairs(data, tokenizer, (_t, text) => text, { query: 16, doc: 16 });
+    const { data, tokenized, pool } = pairData(pairs);
     const miner = new CandidateMiner(data, tokenized, pool, { source: 'bm25', poolSize: 10, k: 2, seed: 1 });
     const all = pairs.map((_, i) => i);
     // Mined on first use: any order of asking gives the same lists (top-ups are seeded per pair).
@@ -76,19 +106,14 @@ describe('CandidateMiner (bm25)', () => {
 
 describe('CandidateMiner (run:<dir>)', () => {
   it("scores each pair's positive and candidates with the run's cosine: the soft labels of a teacher_scores loss", () => {
-    const runs = mkdtempSync(join(tmpdir(), 'kiln-runs-'));
-    const tower = kiln(['train', '--config', 'configs/tiny.yaml', '--runs', runs, '--quiet', '--set', 'train.steps=3', '--set', 'train.warmup_steps=1', '--set', 'train.eval_every=0', '--set', 'data.eval=[]']);
-    expect(tower.status, tower.stderr).toBe(0);
-    const run = onlyRun(runs);
+    const run = trainTinyRun();
     const pairs = [
       pair('senior java developer', 'software developer', 'dev'),
       pair('registered nurse', 'nurse', 'nurse'),
       pair('night nurse assistant', 'nursing assistant', 'assistant'),
       pair('data analyst', 'data scientist', 'data'),
     ];
-    const data: RunData = { pairs, evalSplits: [], badRows: new BadRowReport(), pairCounts: {}, filesRead: [], decontaminated: 0, pairRanges: [{ recipe: 'x', start: 0, end: pairs.length, weight: 1 }] };
-    const tokenizer = WordPieceTokenizer.fromVocabFile(join(DATA_ROOT, 'bert-vocab', 'vocab.txt'));
-    const { pairs: tokenized, pool } = tokenizePairs(data, tokenizer, (_t, text) => text, { query: 16, doc: 16 });
+    const { data, tokenized, pool } = pairData(pairs);
     const miner = new CandidateMiner(data, tokenized, pool, { source: `run:${run}`, poolSize: 3, k: 2, seed: 1, keepScores: true });
     // Without keepScores the miner holds no query embeddings, so it cannot score.
     const lean = new CandidateMiner(data, tokenized, pool, { source: `run:${run}`, poolSize: 3, k: 2, seed: 1 });
@@ -106,25 +131,18 @@ describe('CandidateMiner (run:<dir>)', () => {
       const scores = miner.teacherScores(items, docs)!;
       expect(scores).toHaveLength(6);
       // Independently: the run's embeddings of the texts (with their prompts), cosine by hand.
-      const loaded = loadRunModel(run);
-      const embedder = new ModelEmbedder(loaded.model as TwoTowerModel, loaded.tokenizer, { maxLength: loaded.json.maxLength as { query: number; doc: number }, batchSize: 8, precision: 'fp32', device: 'cpu' });
-      const vector = (side: 'query' | 'doc', type: string, text: string): number[] => tidy(() => [...(embedder.embed(side, type, [text]).toTypedArray<'float32'>() as Float32Array)]);
-      const cosine = (a: number[], b: number[]): number => a.reduce((s, x, j) => s + x * b[j]!, 0) / Math.hypot(...a) / Math.hypot(...b);
+      const byHand = runCosine(run);
       items.forEach((i, row) => {
-        const q = vector('query', 'title', pairs[i]!.query);
-        docs[row]!.forEach((d, col) => expect(scores[row * 3 + col]).toBeCloseTo(cosine(q, vector('doc', 'occupation', pool.texts[d]!)), 5));
+        docs[row]!.forEach((d, col) => expect(scores[row * 3 + col]).toBeCloseTo(byHand.cosine(pairs[i]!.query, pool.texts[d]!), 5));
       });
-      loaded.model.dispose();
+      byHand.dispose();
     } finally {
       miner.dispose();
     }
   }, 120_000);
 
   it("positive-aware mining drops exactly the candidates the run scores at f of the positive's cosine or above", () => {
-    const runs = mkdtempSync(join(tmpdir(), 'kiln-runs-'));
-    const tower = kiln(['train', '--config', 'configs/tiny.yaml', '--runs', runs, '--quiet', '--set', 'train.steps=3', '--set', 'train.warmup_steps=1', '--set', 'train.eval_every=0', '--set', 'data.eval=[]']);
-    expect(tower.status, tower.stderr).toBe(0);
-    const run = onlyRun(runs);
+    const run = trainTinyRun();
     const pairs = [
       pair('senior java developer', 'software developer', 'dev'),
       pair('senior java developer', 'java programmer', 'java'), // two positives: the lower one sets the ceiling
@@ -133,19 +151,14 @@ describe('CandidateMiner (run:<dir>)', () => {
       pair('data analyst', 'data scientist', 'data'),
       pair('head chef', 'chef', 'chef'),
     ];
-    const data: RunData = { pairs, evalSplits: [], badRows: new BadRowReport(), pairCounts: {}, filesRead: [], decontaminated: 0, pairRanges: [{ recipe: 'x', start: 0, end: pairs.length, weight: 1 }] };
-    const tokenizer = WordPieceTokenizer.fromVocabFile(join(DATA_ROOT, 'bert-vocab', 'vocab.txt'));
-    const { pairs: tokenized, pool } = tokenizePairs(data, tokenizer, (_t, text) => text, { query: 16, doc: 16 });
+    const { data, tokenized, pool } = pairData(pairs);
     const items = pairs.map((_, i) => i);
     const all = new CandidateMiner(data, tokenized, pool, { source: `run:${run}`, poolSize: 10, k: 1, seed: 1 });
     const unfiltered = all.candidatesOf(items).map((c) => [...c]);
     all.dispose();
     // Independently: the run's cosines by hand.
-    const loaded = loadRunModel(run);
-    const embedder = new ModelEmbedder(loaded.model as TwoTowerModel, loaded.tokenizer, { maxLength: loaded.json.maxLength as { query: number; doc: number }, batchSize: 8, precision: 'fp32', device: 'cpu' });
-    const vector = (side: 'query' | 'doc', type: string, text: string): number[] => tidy(() => [...(embedder.embed(side, type, [text]).toTypedArray<'float32'>() as Float32Array)]);
-    const cosine = (a: number[], b: number[]): number => a.reduce((s, x, j) => s + x * b[j]!, 0) / Math.hypot(...a) / Math.hypot(...b);
-    const score = (i: number, doc: string): number => cosine(vector('query', 'title', pairs[i]!.query), vector('doc', 'occupation', doc));
+    const byHand = runCosine(run);
+    const score = (i: number, doc: string): number => byHand.cosine(pairs[i]!.query, doc);
     const ceilingOf = (i: number, f: number): number => {
       const positive = Math.min(...pairs.filter((p) => p.query === pairs[i]!.query).map((p) => score(i, p.doc)));
       return positive - (1 - f) * Math.abs(positive);
@@ -179,7 +192,7 @@ describe('CandidateMiner (run:<dir>)', () => {
     // The three ceilings between them both keep and drop candidates: the comparison above is not vacuous.
     expect(dropped).toBeGreaterThan(0);
     expect(kept).toBeGreaterThan(0);
-    loaded.model.dispose();
+    byHand.dispose();
     // BM25 has no scores on the model's scale to filter by.
     expect(() => new CandidateMiner(data, tokenized, pool, { source: 'bm25', poolSize: 10, k: 1, seed: 1, maxRelativeScore: 0.95 })).toThrow(/needs a run's scores/);
   }, 120_000);
