@@ -348,7 +348,7 @@ train:
     expect(mlm.mlm).toEqual({ probability: 0.15, whole_word: false, held_out: 512 });
     const ce = parseConfigText(edit('name: unit-test', 'task: cross-encoder\nname: unit-test', edit('loss:\n  - name: infonce\n    temperature: 0.05\n', '')), 't.yaml').config;
     expect(ce.loss).toMatchObject([{ name: 'bce', scale: 1, bias: 0, learnable_scale: false, learnable_bias: false }]);
-    expect(ce.cross_encoder).toEqual({ negatives: { source: 'bm25', k: 3, pool: 30, random: 0, max_relative_score: null }, rerank: { first_stage: 'bm25', top_k: 50, max_queries: null, fusion: null } });
+    expect(ce.cross_encoder).toEqual({ negatives: { source: 'bm25', k: 3, pool: 30, random: 0, max_relative_score: null }, rerank: { first_stage: 'bm25', top_k: 50, max_queries: null, fusion: null }, residual: null });
   });
 
   it('a two-tower config without loss: is an error', () => {
@@ -437,5 +437,16 @@ train:
     expect(problems(BASE, ['task=cross-encoder', 'cross_encoder.negatives.source=run:runs/teacher', 'cross_encoder.negatives.max_relative_score=1.5'])).toEqual([
       't.yaml: cross_encoder.negatives.max_relative_score: expected a number > 0 and <= 1 or null, got 1.5 (from --set cross_encoder.negatives.max_relative_score=1.5)',
     ]);
+  });
+
+  it('cross_encoder.residual corrects a run: negatives.source and rerank.first_stage must be runs, and τ positive', () => {
+    expect(problems(BASE, ['task=cross-encoder', 'cross_encoder.negatives.source=run:runs/teacher', 'cross_encoder.residual={temperature: 0.05}'])).toEqual([
+      't.yaml: cross_encoder.residual: corrects the scores of the run that mines the negatives, so negatives.source and rerank.first_stage must both name that run (run:<dir>), not bm25 (from --set cross_encoder.residual={temperature: 0.05})',
+    ]);
+    expect(problems(BASE, ['task=cross-encoder', 'cross_encoder.negatives.source=run:runs/t', 'cross_encoder.rerank.first_stage=run:runs/t', 'cross_encoder.residual={temperature: 0}'])).toEqual([
+      't.yaml: cross_encoder.residual.temperature: expected a number > 0, got 0 (from --set cross_encoder.residual={temperature: 0})',
+    ]);
+    const parsed = parseConfigText(BASE, 't.yaml', ['task=cross-encoder', 'cross_encoder.negatives.source=run:runs/t', 'cross_encoder.rerank.first_stage=run:runs/t', 'cross_encoder.residual={temperature: 0.05}']);
+    expect(parsed.config.cross_encoder.residual).toEqual({ temperature: 0.05 });
   });
 });

@@ -306,8 +306,22 @@ const crossEncoderSchema = z
       })
       .strict()
       .default({ first_stage: 'bm25', top_k: 50, max_queries: null, fusion: null }),
+    residual: z
+      .object({
+        temperature: z.number().gt(0).describe("τ: the run's score enters as score/τ (0.05 for a cosine run trained at InfoNCE temperature 0.05)"),
+      })
+      .strict()
+      .nullable()
+      .default(null)
+      .describe(
+        "Train and re-rank the cross-encoder as a correction to the two-tower run that mines its negatives: s'(q, d) = run(q, d)/τ + CE(q, d), with the classifier starting at zero so step 0 ranks as the run does (the residual of Gao et al. 2021, CLEAR, arXiv 2004.13969). Needs negatives.source and rerank.first_stage to name the same run; null = the cross-encoder scores alone",
+      ),
   })
-  .strict();
+  .strict()
+  .refine((c) => c.residual === null || (c.negatives.source !== 'bm25' && c.rerank.first_stage !== 'bm25'), {
+    message: 'corrects the scores of the run that mines the negatives, so negatives.source and rerank.first_stage must both name that run (run:<dir>), not bm25',
+    path: ['residual'],
+  });
 
 const layerIndex = z.number().int().min(0).max(96);
 
@@ -363,7 +377,7 @@ export const configSchema = z
     eval: evalSettingsSchema.default({ lexical: { fields: ['text', 'labels'], match: 'best' }, hybrid: null }).describe('Lexical rankers and hybrid (dense + lexical) ranking in evaluation'),
     mlm: mlmSchema.default({ probability: 0.15, whole_word: false, held_out: 512 }).describe('Masking and held-out evaluation of task: mlm (ignored by other tasks)'),
     cross_encoder: crossEncoderSchema
-      .default({ negatives: { source: 'bm25', k: 3, pool: 30, random: 0, max_relative_score: null }, rerank: { first_stage: 'bm25', top_k: 50, max_queries: null, fusion: null } })
+      .default({ negatives: { source: 'bm25', k: 3, pool: 30, random: 0, max_relative_score: null }, rerank: { first_stage: 'bm25', top_k: 50, max_queries: null, fusion: null }, residual: null })
       .describe('Negatives and re-ranking of task: cross-encoder (ignored by other tasks)'),
     distill: distillSchema
       .default({ teacher: null, student_init: 'config', layer_map: 'uniform', candidates: { source: 'bm25', k: 3, pool: 30 }, baseline: null })

@@ -24,6 +24,15 @@
  * monoBERT pipelines use to keep the first stage's evidence (Yilmaz et al. 2019, EMNLP demo):
  * a re-ranker trained on few pairs can be worse than its first stage alone and still carry
  * evidence the first stage lacks. Standardising per query puts a cosine and a logit on one scale.
+ *
+ * A residual cross-encoder (`residualTemperature` τ; config `cross_encoder.residual`) was
+ * trained as a correction to the first stage's scores, so its logit alone is not a relevance
+ * score; the candidates are ordered by the sum it was trained on,
+ *
+ *   s(q, d) ← row[d] / τ + s(q, d)
+ *
+ * before any fusion (Gao et al. 2021, "Complement Lexical Retrieval Model with Semantic
+ * Residual Embeddings", arXiv 2004.13969, train the second model on the first one's residual).
  */
 import { autocast, noGrad, tidy, type Tensor } from '../engine/index.js';
 import type { WordPieceTokenizer } from '../data/tokenizer.js';
@@ -121,12 +130,22 @@ export function memoizedPairScorer(scorer: PairScorer): PairScorer {
   };
 }
 
+/** How a candidate's first-stage score and cross-encoder logit combine (the header). */
+export interface CandidateScoring {
+  /** Order by w · z(first stage) + (1 − w) · z(cross-encoder); null = the cross-encoder's score alone. */
+  fusionWeight?: number | null;
+  /** The cross-encoder is a residual over the first stage: its score is row[d]/τ + logit; null = the logit. */
+  residualTemperature?: number | null;
+}
+
 /**
- * The first stage's rows with each query's top `topK` re-scored by the cross-encoder, or, with
- * `fusionWeight` w, by w · its standardised first-stage score + (1 − w) · its standardised
- * cross-encoder score (the header).
+ * The first stage's rows with each query's top `topK` re-scored by the cross-encoder (plus the
+ * first stage's score/τ for a residual one), or, with `fusionWeight` w, by w · its standardised
+ * first-stage score + (1 − w) · its standardised cross-encoder score (the header).
  */
-export function rerankedScorer(split: RetrievalSplit, firstStage: RetrievalScorer, scorer: PairScorer, k: number, fusionWeight: number | null = null): RetrievalScorer {
+export function rerankedScorer(split: RetrievalSplit, firstStage: RetrievalScorer, scorer: PairScorer, k: number, scoring: CandidateScoring = {}): RetrievalScorer {
+  const fusionWeight = scoring.fusionWeight ?? null;
+  const residualTemperature = scoring.residualTemperature ?? null;
   const n = split.corpus.length;
   return {
     scoreRows(start, end) {
@@ -150,6 +169,10 @@ export function rerankedScorer(split: RetrievalSplit, firstStage: RetrievalScore
         let max = -Infinity;
         for (let d = 0; d < n; d++) if (row[d]! > max) max = row[d]!;
         let scores: ArrayLike<number> = logits.subarray(offset, offset + candidates.length);
+        if (residualTemperature !== null) {
+          const logit = scores;
+          scores = Float64Array.from(candidates, (d, j) => row[d]! / residualTemperature + logit[j]!);
+        }
         if (fusionWeight !== null) {
           const first = standardize(Array.from(candidates, (d) => row[d]!));
           const cross = standardize(scores);
@@ -191,6 +214,8 @@ export interface RerankOptions {
   seed: number;
   /** Also report the fused re-ranking with this first-stage weight (`<eval name>/fused/<metric>`); null = not. */
   fusionWeight: number | null;
+  /** A residual cross-encoder's τ: it re-ranks by first stage/τ + its logit (the header); null = its logit alone. */
+  residualTemperature: number | null;
 }
 
 /**
@@ -209,9 +234,10 @@ export function evaluateSplitsReranked(splits: readonly EvalSplit[], firstStage:
       for (const [metric, value] of Object.entries(evaluateRetrieval(split, first, entry.spec.metrics))) out[`${name}/first_stage/${metric}`] = value;
       const memo = options.fusionWeight === null ? scorer : memoizedPairScorer(scorer);
       // The chunk size bounds how many pairs are scored at once: 64 queries × topK.
-      for (const [metric, value] of Object.entries(evaluateRetrieval(split, rerankedScorer(split, first, memo, options.topK), entry.spec.metrics, 64))) out[`${name}/${metric}`] = value;
+      const residualTemperature = options.residualTemperature;
+      for (const [metric, value] of Object.entries(evaluateRetrieval(split, rerankedScorer(split, first, memo, options.topK, { residualTemperature }), entry.spec.metrics, 64))) out[`${name}/${metric}`] = value;
       if (options.fusionWeight !== null) {
-        const fused = rerankedScorer(split, first, memo, options.topK, options.fusionWeight);
+        const fused = rerankedScorer(split, first, memo, options.topK, { fusionWeight: options.fusionWeight, residualTemperature });
         for (const [metric, value] of Object.entries(evaluateRetrieval(split, fused, entry.spec.metrics, 64))) out[`${name}/fused/${metric}`] = value;
       }
     } else {

@@ -146,6 +146,12 @@ export function loadExportableRun(runPath: string, format: ExportFormat = 'onnx'
         : `${loaded.runPath}: cannot export as sentence-transformers: a masked language model (task: mlm) has no trained pooling or embedding; export the two-tower run that starts from it (model.init_from)`,
     );
   }
+  if (loaded.kind === 'cross-encoder' && loaded.json.residual !== undefined) {
+    loaded.model.dispose();
+    throw new ExportInputError(
+      `${loaded.runPath}: a residual cross-encoder (cross_encoder.residual) scores a correction to ${loaded.json.residual.run}'s scores, not relevance by itself, so its graph alone would serve wrong scores; export a cross-encoder trained without residual`,
+    );
+  }
   const exportable: ExportableModel = loaded.kind === 'two-tower' ? { kind: 'two-tower', model: loaded.model, maxLength: loaded.json.maxLength } : { kind: 'cross-encoder', model: loaded.model, maxLength: loaded.json.maxLength };
   return { exportable, source: { runId: loaded.runId, runPath: loaded.runPath, metrics: loaded.metrics, tokenizer: loaded.tokenizerJson, distillation: distillationOf(loaded.runPath) } };
 }

@@ -22,7 +22,12 @@ import { TwoTowerModel } from './two-tower.js';
 /** model.json of each kind: the model config, the kind, and the maximum lengths it was trained with. */
 export interface RunModelJsons {
   'two-tower': TwoTowerConfig & { kind: 'two-tower'; maxLength: { query: number; doc: number } };
-  'cross-encoder': CrossEncoderConfig & { kind: 'cross-encoder'; maxLength: { pair: number } };
+  'cross-encoder': CrossEncoderConfig & {
+    kind: 'cross-encoder';
+    maxLength: { pair: number };
+    /** Trained as a correction to this two-tower run's scores (cross_encoder.residual): its logit alone is not a relevance score. */
+    residual?: { run: string; temperature: number };
+  };
   'masked-lm': MaskedLmConfig & { kind: 'masked-lm'; maxLength: { sequence: number } };
 }
 export type ModelKind = keyof RunModelJsons;

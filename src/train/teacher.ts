@@ -36,6 +36,7 @@ import {
   type EncoderConfig,
   type EncoderStates,
   type KindedModel,
+  type RunModelJson,
   type Side,
 } from '../models/index.js';
 import { HuggingFaceImportError, isHuggingFaceDirectory } from '../models/hf-checkpoint.js';
@@ -126,12 +127,16 @@ export function resolveTeacherPath(reference: string): { path: string; origin: T
     return { path, origin: 'onnx' };
   }
   if (existsSync(join(path, 'model.json'))) {
-    let kind: string;
+    let json: RunModelJson;
     try {
-      kind = readRunModelJson(path).kind;
+      json = readRunModelJson(path);
     } catch (error) {
       if (error instanceof RunModelError) throw new ConfigError([`${KEY}: ${error.message}`]);
       throw error;
+    }
+    const kind = json.kind;
+    if (json.kind === 'cross-encoder' && json.residual !== undefined) {
+      throw new ConfigError([`${KEY}: ${path} is a residual cross-encoder (cross_encoder.residual): its logits correct ${json.residual.run}'s scores and are no relevance score alone; a teacher must score pairs by itself`]);
     }
     if (kind === 'masked-lm') throw new ConfigError([`${KEY}: ${path} is a masked-lm run; a teacher must embed or score pairs (a two-tower or a cross-encoder run). To start a student from it, use model.init_from`]);
     if (!existsSync(join(path, 'model.safetensors'))) throw new ConfigError([`${KEY}: ${path}: model.safetensors is missing (the run has not saved a model yet)`]);

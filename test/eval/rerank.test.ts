@@ -50,17 +50,33 @@ describe('rerankedScorer', () => {
     // q0, candidates d0..d3: first stage 5, 4, 3, 2 → z = ±1.342, ±0.447 (sd √1.25); the scorer
     // 0.97, 0.98, 0.99, 10 → z = −0.580, −0.577, −0.575, 1.732 (mean 3.235, sd 3.906). At w 0.5:
     // d0 0.381, d1 −0.065, d2 −0.511, d3 0.195, so d0 > d3 > d1 > d2, and d4 stays last.
-    const rows = rerankedScorer(split, firstStage, scorer, 4, 0.5).scoreRows(0, 2);
+    const rows = rerankedScorer(split, firstStage, scorer, 4, { fusionWeight: 0.5 }).scoreRows(0, 2);
     expect(order(rows.subarray(0, 5))).toEqual([0, 3, 1, 2, 4]);
     const fused = rows[0]! - rows[3]!;
     expect(fused).toBeCloseTo(0.381 - 0.195, 2);
     // q1: both rankers agree (d4 > d3 > d2 > d1).
     expect(order(rows.subarray(5, 10))).toEqual([4, 3, 2, 1, 0]);
-    expect(evaluateRetrieval(split, rerankedScorer(split, firstStage, scorer, 4, 0.5), ['mrr']).mrr).toBeCloseTo((1 / 2 + 1) / 2, 10);
+    expect(evaluateRetrieval(split, rerankedScorer(split, firstStage, scorer, 4, { fusionWeight: 0.5 }), ['mrr']).mrr).toBeCloseTo((1 / 2 + 1) / 2, 10);
     // w = 1 is the first stage's order, w = 0 the cross-encoder's.
-    expect(order(rerankedScorer(split, firstStage, scorer, 4, 1).scoreRows(0, 1))).toEqual([0, 1, 2, 3, 4]);
-    expect(order(rerankedScorer(split, firstStage, scorer, 4, 0).scoreRows(0, 1))).toEqual([3, 2, 1, 0, 4]);
+    expect(order(rerankedScorer(split, firstStage, scorer, 4, { fusionWeight: 1 }).scoreRows(0, 1))).toEqual([0, 1, 2, 3, 4]);
+    expect(order(rerankedScorer(split, firstStage, scorer, 4, { fusionWeight: 0 }).scoreRows(0, 1))).toEqual([3, 2, 1, 0, 4]);
     expect([...standardize([2, 2, 2])]).toEqual([0, 0, 0]);
+  });
+
+  it('a residual cross-encoder orders the candidates by first stage/τ + its logit, by hand', () => {
+    const order = (row: Float32Array): number[] => [...row.keys()].sort((a, b) => row[b]! - row[a]! || a - b);
+    // q0, candidates d0..d3: first stage 5, 4, 3, 2; logits 0.97, 0.98, 0.99, 10.
+    // τ 1: 5.97, 4.98, 3.99, 12 → d3 > d0 > d1 > d2, and d4 stays last.
+    const loose = rerankedScorer(split, firstStage, scorer, 4, { residualTemperature: 1 }).scoreRows(0, 1);
+    expect(order(loose)).toEqual([3, 0, 1, 2, 4]);
+    expect(loose[3]! - loose[0]!).toBeCloseTo(12 - 5.97, 4);
+    // τ 0.1: 50.97, 40.98, 30.99, 30 → the first stage's gaps outweigh the logit of 10.
+    const tight = rerankedScorer(split, firstStage, scorer, 4, { residualTemperature: 0.1 }).scoreRows(0, 1);
+    expect(order(tight)).toEqual([0, 1, 2, 3, 4]);
+    expect(tight[2]! - tight[3]!).toBeCloseTo(30.99 - 30, 3);
+    // A zero correction re-ranks exactly as the first stage.
+    const zero: PairScorer = { scorePairs: (a) => new Float32Array(a.length) };
+    expect(evaluateRetrieval(split, rerankedScorer(split, firstStage, zero, 4, { residualTemperature: 0.05 }), ['mrr']).mrr).toBeCloseTo((1 / 4 + 1) / 2, 10);
   });
 
   it('cachedFirstStage computes a split once', () => {
@@ -83,14 +99,14 @@ describe('rerankedScorer', () => {
       const offset = split.queries.indexOf(s.queries[0]!);
       return { scoreRows: (start, end) => firstRows.slice((offset + start) * 5, (offset + end) * 5) };
     });
-    const all = evaluateSplitsReranked([entry], stage, scorer, { topK: 4, sampled: false, maxQueries: null, seed: 1, fusionWeight: null });
+    const all = evaluateSplitsReranked([entry], stage, scorer, { topK: 4, sampled: false, maxQueries: null, seed: 1, fusionWeight: null, residualTemperature: null });
     // By hand: first stage q0 rank 4, q1 rank 1 → (1/4 + 1)/2; re-ranked both rank 1.
     expect(all['toy/first_stage/mrr']).toBeCloseTo(0.625, 10);
     expect(all['toy/mrr']).toBeCloseTo(1, 10);
     expect(Object.keys(all).sort()).toEqual(['toy/first_stage/mrr', 'toy/mrr']);
 
     // A cap of one query evaluates the query an eval split's max_queries: 1 would (same seed).
-    const capped = evaluateSplitsReranked([entry], stage, scorer, { topK: 4, sampled: false, maxQueries: 1, seed: 7, fusionWeight: null });
+    const capped = evaluateSplitsReranked([entry], stage, scorer, { topK: 4, sampled: false, maxQueries: 1, seed: 7, fusionWeight: null, residualTemperature: null });
     const expected = sampleQueries(split, 1, 7).queries.map((q) => q.id);
     expect(firstStageQueries).toEqual(expected);
     expect(capped['toy/first_stage/mrr']).toBeCloseTo(expected[0] === 'q0' ? 0.25 : 1, 10);
@@ -99,7 +115,7 @@ describe('rerankedScorer', () => {
     // With fusion: the fused metrics beside the others, from one scoring of each pair.
     let scored = 0;
     const counting: PairScorer = { scorePairs: (a, b) => ((scored += a.length), scorer.scorePairs(a, b)) };
-    const withFusion = evaluateSplitsReranked([entry], stage, counting, { topK: 4, sampled: false, maxQueries: null, seed: 1, fusionWeight: 0.5 });
+    const withFusion = evaluateSplitsReranked([entry], stage, counting, { topK: 4, sampled: false, maxQueries: null, seed: 1, fusionWeight: 0.5, residualTemperature: null });
     expect(Object.keys(withFusion).sort()).toEqual(['toy/first_stage/mrr', 'toy/fused/mrr', 'toy/mrr']);
     expect(withFusion['toy/fused/mrr']).toBeCloseTo(0.75, 10);
     expect(scored).toBe(2 * 4);

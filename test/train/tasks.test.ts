@@ -4,9 +4,9 @@
  * resume after `kill -9` to the same result, the NaN guard, bf16 with gradient accumulation
  * and an explicit thread count.
  */
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { kiln, killAfterCheckpoint, onlyRun } from '../helpers/cli.js';
@@ -131,5 +131,33 @@ describe('tasks that start from other runs', () => {
     // fusion adds the re-ranker fused with its retriever beside the two.
     expect(Object.keys(summary.metrics).sort()).toEqual(['stsb/spearman', 'tech/first_stage/mrr', 'tech/first_stage/rp@5', 'tech/fused/mrr', 'tech/fused/rp@5', 'tech/mrr', 'tech/rp@5']);
     expect(readFileSync(join(onlyRun(join(runs, 'ce')), 'train.log'), 'utf8')).toMatch(/first_stage +fused +bm25/);
+
+    // A residual cross-encoder corrects the tower's scores (run/τ + its logit). A scored-pair
+    // split (STS-B) has no first-stage score to correct: exit 2, and no run is written.
+    const residual = ['--set', 'cross_encoder.residual={temperature: 0.05}', '--set', `cross_encoder.negatives.source=run:${towerRun}`, '--set', `cross_encoder.rerank.first_stage=run:${towerRun}`];
+    const withSts = kiln(['train', '--config', 'configs/tiny-cross-encoder.yaml', '--runs', join(runs, 'residual-sts'), ...quick, ...residual]);
+    expect(withSts.status).toBe(2);
+    expect(withSts.stderr).toMatch(/data\.eval stsb: a residual cross-encoder re-ranks a first stage's candidates, and a scored-pair split has none/);
+    expect(existsSync(join(runs, 'residual-sts')) ? readdirSync(join(runs, 'residual-sts')) : []).toEqual([]);
+    // Its classifier starts at zero: after one step at a vanishing learning rate it re-ranks exactly as the tower.
+    const techOnly = 'data.eval=[{name: tech, recipe: skill-extraction, options: {subset: tech, split: validation}, metrics: [rp@5, mrr], max_queries: 20}]';
+    const still = ['--quiet', '--set', 'train.steps=1', '--set', 'train.warmup_steps=0', '--set', 'train.lr=1e-12', '--set', techOnly];
+    const r = kiln(['train', '--config', 'configs/tiny-cross-encoder.yaml', '--runs', join(runs, 'residual'), ...still, ...residual]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/a residual over that run's scores: run\/0\.05 \+ cross-encoder/);
+    const residualRun = onlyRun(join(runs, 'residual'));
+    expect(readJson<{ residual: object }>(join(residualRun, 'model.json')).residual).toEqual({ run: resolve(towerRun), temperature: 0.05 });
+    const metrics = readJson<Summary>(join(residualRun, 'summary.json')).metrics;
+    expect(metrics['tech/first_stage/mrr']).toBeGreaterThan(0);
+    expect(metrics['tech/mrr']).toBeCloseTo(metrics['tech/first_stage/mrr']!, 10);
+    expect(metrics['tech/rp@5']).toBeCloseTo(metrics['tech/first_stage/rp@5']!, 10);
+    // Its logit alone is no relevance score, so it neither exports nor teaches.
+    const exported = kiln(['export', '--run', residualRun, '--out', join(runs, 'residual-export')]);
+    expect(exported.status).toBe(2);
+    expect(exported.stderr).toMatch(/a residual cross-encoder \(cross_encoder\.residual\) scores a correction to .*tiny-\d{8}-\d{6}'s scores/);
+    expect(existsSync(join(runs, 'residual-export'))).toBe(false);
+    const distill = kiln(['train', '--config', 'configs/tiny-distill-cross-encoder.yaml', '--runs', join(runs, 'residual-student'), '--quiet', '--set', `distill.teacher=${residualRun}`]);
+    expect(distill.status).toBe(2);
+    expect(distill.stderr).toMatch(/distill\.teacher: .* is a residual cross-encoder/);
   }, TIMEOUT_MS);
 });

@@ -11,13 +11,18 @@
  *                                                        margin_mse): the mining two-tower run's
  *                                                        scores of the same pairs, as soft labels
  *
+ * A residual cross-encoder (`residualTemperature` τ, config `cross_encoder.residual`) learns a
+ * correction to the mining run's scores: the losses see S = T/τ + [s_ij], so the classifier
+ * (zero at the start) only has to learn where the run is wrong (src/eval/rerank.ts re-ranks
+ * with the same sum).
+ *
  * `randomNegatives` of the k are drawn uniformly from the positive's document type instead of
  * the mined pool (the mix of ../cross-encoder-negatives.ts).
  *
  * The k negatives of step s are drawn from Rng.derive(seed, `cross-encoder:s:m`): a pure
  * function of the step, so a resumed run draws the same ones.
  */
-import { fromTypedArray, zeros } from '../../engine/index.js';
+import { fromTypedArray, zeros, type Tensor } from '../../engine/index.js';
 import { Rng } from '../../data/rng.js';
 import type { WordPieceTokenizer } from '../../data/tokenizer.js';
 import { padPairsToTensors, type CrossEncoderModel } from '../../models/index.js';
@@ -45,6 +50,8 @@ export interface CrossEncoderStrategyOptions {
   maxLength: number;
   seed: number;
   device: 'cpu' | 'cuda';
+  /** τ of a residual cross-encoder (scores T/τ + s); null = its logits alone. */
+  residualTemperature: number | null;
 }
 
 export class CrossEncoderStrategy implements TrainStrategy {
@@ -53,7 +60,7 @@ export class CrossEncoderStrategy implements TrainStrategy {
   readonly #teacherScores: boolean;
 
   constructor(private readonly o: CrossEncoderStrategyOptions) {
-    this.#teacherScores = o.loss.inputs.includes('teacher_scores');
+    this.#teacherScores = o.loss.inputs.includes('teacher_scores') || o.residualTemperature !== null;
     this.modules = [
       { name: 'model', module: o.model },
       { name: 'loss', module: o.loss },
@@ -81,16 +88,20 @@ export class CrossEncoderStrategy implements TrainStrategy {
     }
     const b = items.length;
     const batch = padPairsToTensors(encoded, tokenizer.padId, this.o.device);
-    const scores = this.o.model.score(batch).view(b, 1 + k);
+    const logits = this.o.model.score(batch).view(b, 1 + k);
+    let teacher: Tensor | null = null;
+    if (this.#teacherScores) {
+      const values = this.o.candidates.teacherScores([...items], scored);
+      if (values === null) throw new Error(`${this.o.residualTemperature === null ? 'a teacher_scores loss' : 'a residual cross-encoder'} needs scores from ${this.o.candidates.description}, which has none`);
+      teacher = fromTypedArray(values, { shape: [b, 1 + k], device: this.o.device });
+    }
+    const residual = this.o.residualTemperature;
+    const scores = residual === null ? logits : logits.add(teacher!.div(residual));
     const positiveIndex = zeros([b], { dtype: 'int64', device: this.o.device });
     const labels = Array.from(items, (i) => this.o.pairs[i]!.label);
     const positiveTarget = labels.every((l) => l === undefined) ? undefined : fromTypedArray(Float32Array.from(labels, (l) => l ?? 1), { shape: [b], device: this.o.device });
     const inputs: LossInputs = { scores: { scores, positiveIndex, ...(positiveTarget === undefined ? {} : { positiveTarget }) } };
-    if (this.#teacherScores) {
-      const teacher = this.o.candidates.teacherScores([...items], scored);
-      if (teacher === null) throw new Error(`a teacher_scores loss needs scores from ${this.o.candidates.description}, which has none`);
-      inputs.teacher_scores = { student: scores, teacher: fromTypedArray(teacher, { shape: [b, 1 + k], device: this.o.device }), positiveIndex };
-    }
+    if (teacher !== null) inputs.teacher_scores = { student: scores, teacher, positiveIndex };
     const { total, parts } = this.o.loss.forward(inputs);
     const logs: Record<string, number> = {};
     for (const [name, value] of Object.entries(parts)) logs[`loss_${name}`] = value.item();

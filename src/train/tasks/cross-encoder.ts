@@ -5,13 +5,14 @@
  * first-stage retriever on the same splits and metrics as the two-tower configs
  * (src/eval/rerank.ts), with BM25 beside it.
  */
-import { tidy } from '../../engine/index.js';
+import { noGrad, tidy } from '../../engine/index.js';
 import { createWeightedLoss, LOSSES } from '../../losses/index.js';
-import { CrossEncoderModel, loadRunModel, type CrossEncoderConfig, type KindedModel, type LoadedRunModel } from '../../models/index.js';
+import { CrossEncoderModel, loadRunModel, type CrossEncoderConfig, type KindedModel, type LoadedRunModel, type RunModelJsons } from '../../models/index.js';
 import { ModelEmbedder } from '../../eval/embedder.js';
 import { cachedFirstStage, CrossEncoderScorer, evaluateSplitsReranked, type FirstStage, type RerankOptions } from '../../eval/rerank.js';
-import { lexicalRanker, CorpusEmbeddings } from '../../eval/splits.js';
+import { lexicalRanker, CorpusEmbeddings, type EvalSplit } from '../../eval/splits.js';
 import type { KilnConfig } from '../../config/schema.js';
+import { ConfigError } from '../../config/errors.js';
 import { loadRunData, prepareEncoder } from '../setup.js';
 import { applyInitSource, formatInitReport } from '../init-from.js';
 import { formatSummaryTable, lexicalBaselinesAfter } from '../summary.js';
@@ -22,8 +23,7 @@ import type { Task } from '../task.js';
 import { describePairData, tokenizePairs } from './two-tower.js';
 
 /** The retriever whose candidates are re-ranked: BM25 on the split's corpus, or a two-tower run. */
-function firstStageFor(config: KilnConfig): { stage: FirstStage; release: () => void; name: string } {
-  const source = config.cross_encoder.rerank.first_stage;
+function firstStageFor(config: KilnConfig, source = config.cross_encoder.rerank.first_stage): { stage: FirstStage; release: () => void; name: string } {
   if (source === 'bm25') {
     return {
       name: 'bm25',
@@ -62,7 +62,27 @@ function firstStageFor(config: KilnConfig): { stage: FirstStage; release: () => 
 
 function rerankOptions(config: KilnConfig, sampled: boolean): RerankOptions {
   const { top_k: topK, max_queries: maxQueries, fusion } = config.cross_encoder.rerank;
-  return { topK, sampled, maxQueries, seed: config.seed, fusionWeight: fusion?.weight ?? null };
+  return { topK, sampled, maxQueries, seed: config.seed, fusionWeight: fusion?.weight ?? null, residualTemperature: config.cross_encoder.residual?.temperature ?? null };
+}
+
+/**
+ * A residual cross-encoder corrects one run's scores, so the run that mines its training
+ * candidates and the first stage it re-ranks must be the same run, and every evaluation split
+ * must be a retrieval split (a scored pair has no first-stage score to correct). Returns the run.
+ */
+function checkResidual(config: KilnConfig, evalSplits: readonly EvalSplit[]): string {
+  const { negatives, rerank } = config.cross_encoder;
+  const mining = resolveRunSource(negatives.source, 'cross_encoder.negatives.source');
+  const first = resolveRunSource(rerank.first_stage, 'cross_encoder.rerank.first_stage');
+  const problems: string[] = [];
+  if (mining !== first) {
+    problems.push(`cross_encoder.residual: corrects the scores of one run, but negatives.source is ${mining} and rerank.first_stage is ${first}; set both to the same run:<dir>`);
+  }
+  for (const split of evalSplits) {
+    if (split.kind !== 'retrieval') problems.push(`data.eval ${split.spec.name}: a residual cross-encoder re-ranks a first stage's candidates, and a scored-pair split has none; remove the split or cross_encoder.residual`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return mining;
 }
 
 export const crossEncoderTask: Task = {
@@ -76,7 +96,9 @@ export const crossEncoderTask: Task = {
     // A first stage that names a missing run is a config error before the run directory exists.
     if (config.cross_encoder.rerank.first_stage !== 'bm25') resolveRunSource(config.cross_encoder.rerank.first_stage, 'cross_encoder.rerank.first_stage');
     const negatives = config.cross_encoder.negatives;
-    const keepScores = config.loss.some((entry) => LOSSES[entry.name].input === 'teacher_scores');
+    const residual = config.cross_encoder.residual;
+    const residualOf = residual === null ? null : checkResidual(config, data.evalSplits);
+    const keepScores = residual !== null || config.loss.some((entry) => LOSSES[entry.name].input === 'teacher_scores');
     const mined = new CandidateMiner(data, pairs, pool, {
       source: negatives.source,
       poolSize: negatives.pool,
@@ -86,7 +108,12 @@ export const crossEncoderTask: Task = {
       maxRelativeScore: negatives.max_relative_score,
     });
     const modelConfig: CrossEncoderConfig = { encoder: base.encoder, pooling: config.model.pooling };
-    const json = { kind: 'cross-encoder' as const, ...modelConfig, maxLength: { pair: maxLength } };
+    const json: RunModelJsons['cross-encoder'] = {
+      kind: 'cross-encoder',
+      ...modelConfig,
+      maxLength: { pair: maxLength },
+      ...(residual === null || residualOf === null ? {} : { residual: { run: residualOf, temperature: residual.temperature } }),
+    };
     return {
       modelJson: json,
       tokenizer,
@@ -95,11 +122,14 @@ export const crossEncoderTask: Task = {
         ...describePairData(data),
         `${negatives.k} negatives per positive${negatives.random > 0 ? ` (${negatives.random} random)` : ''} from ${mined.description}` +
           (negatives.max_relative_score === null ? '' : `, dropping candidates it scores at ${negatives.max_relative_score} of the positive or above`),
+        ...(residual === null ? [] : [`a residual over that run's scores: run/${residual.temperature} + cross-encoder`]),
       ],
       start({ resuming, parallel }) {
         const model = new CrossEncoderModel(modelConfig);
         const kinded: KindedModel = { kind: 'cross-encoder', model, json };
         if (base.init !== null && !resuming) write(formatInitReport(applyInitSource(kinded, base.init)));
+        // A residual starts as the run it corrects: a zero classifier adds nothing to run/τ at step 0.
+        if (residual !== null && !resuming) noGrad(() => model.classifier.weight.zero_());
         const loss = createWeightedLoss(config.loss);
         const strategy = new CrossEncoderStrategy({
           model,
@@ -115,6 +145,7 @@ export const crossEncoderTask: Task = {
           maxLength,
           seed: config.seed,
           device: config.train.device,
+          residualTemperature: residual?.temperature ?? null,
         });
         const first = data.evalSplits.length === 0 ? null : firstStageFor(config);
         const scorer = new CrossEncoderScorer(model, tokenizer, { maxLength, batchSize: 128, precision: config.train.precision, device: config.train.device });
@@ -149,10 +180,13 @@ export const crossEncoderTask: Task = {
   },
   evaluator(config, loaded) {
     if (loaded.kind !== 'cross-encoder') throw new Error(`${loaded.runPath}: a ${loaded.kind} model in a cross-encoder run`);
-    const first = firstStageFor(config);
+    // A residual model re-ranks the run it corrects, with its τ, whatever the evaluating config says.
+    const residual = loaded.json.residual;
+    const first = residual === undefined ? firstStageFor(config) : firstStageFor(config, `run:${residual.run}`);
     const scorer = new CrossEncoderScorer(loaded.model, loaded.tokenizer, { maxLength: loaded.json.maxLength.pair, batchSize: 128, precision: config.train.precision, device: config.train.device });
+    const options = { ...rerankOptions(config, false), residualTemperature: residual?.temperature ?? null };
     return {
-      evaluate: (splits) => evaluateSplitsReranked(splits, first.stage, scorer, rerankOptions(config, false)),
+      evaluate: (splits) => evaluateSplitsReranked(splits, first.stage, scorer, options),
       dispose: () => first.release(),
     };
   },
