@@ -129,7 +129,12 @@ export const crossEncoderTask: Task = {
         const kinded: KindedModel = { kind: 'cross-encoder', model, json };
         if (base.init !== null && !resuming) write(formatInitReport(applyInitSource(kinded, base.init)));
         // A residual starts as the run it corrects: a zero classifier adds nothing to run/τ at step 0.
-        if (residual !== null && !resuming) noGrad(() => model.classifier.weight.zero_());
+        if (residual !== null && !resuming) {
+          noGrad(() => {
+            model.classifier.weight.zero_();
+            model.classifier.bias?.zero_();
+          });
+        }
         const loss = createWeightedLoss(config.loss);
         const strategy = new CrossEncoderStrategy({
           model,
