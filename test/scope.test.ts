@@ -260,6 +260,23 @@ describe('autocast', () => {
     });
   });
 
+  it('toFloat32Array reads an autocast result as numbers; toTypedArray gives its bfloat16 bits', () => {
+    tidy(() => {
+      const a = randn([4, 8]);
+      const b = randn([8, 3]);
+      const inside = autocast(() => a.matmul(b));
+      const exact = a.matmul(b).toArray();
+      const read = inside.toFloat32Array();
+      expect(read).toBeInstanceOf(Float32Array);
+      expect(read).toHaveLength(12);
+      read.forEach((v, i) => expect(Math.abs(v - exact[i]!)).toBeLessThan(0.05 * (1 + Math.abs(exact[i]!))));
+      // The trap it avoids: the type parameter does not convert.
+      expect(inside.toTypedArray<'float32'>()).toBeInstanceOf(Uint16Array);
+      // float32 is returned as is; a transposed view in row-major order.
+      expect([...a.transpose(0, 1).toFloat32Array()]).toEqual(a.transpose(0, 1).toArray());
+    });
+  });
+
   it('restores the previous state when fn throws, and nests', () => {
     tidy(() => {
       const a = randn([2, 2]);

@@ -138,6 +138,21 @@ export class Tensor implements Owned {
     const Ctor = TYPED_ARRAY_FOR[this.dtype];
     return new Ctor(buffer) as TypedArrayFor[D];
   }
+  /**
+   * The elements as float32, in row-major order, whatever the dtype (a copy). Where a value may
+   * come from autocast (a matmul in a bf16 step returns bfloat16), read it with this rather than
+   * `toTypedArray<'float32'>()`, whose type parameter does not convert: it would return the
+   * bfloat16 bit patterns as a Uint16Array.
+   */
+  toFloat32Array(): Float32Array {
+    if (this.dtype === 'float32') return this.toTypedArray<'float32'>() as Float32Array;
+    const converted = this.to('float32');
+    try {
+      return converted.toTypedArray<'float32'>() as Float32Array;
+    } finally {
+      converted.dispose();
+    }
+  }
   /** The elements as plain numbers (16-bit floats are widened through float32). */
   toArray(): number[] {
     const dtype = this.dtype;

@@ -234,7 +234,8 @@ export class CandidateMiner implements CandidateSource {
       tidy(() => {
         const emb = embedder.embed('query', queryType, entries.map(([, { q }]) => this.#queries.texts[q]!));
         const dim = emb.size(1);
-        const flat = emb.contiguous().toTypedArray<'float32'>() as Float32Array;
+        // Mining runs inside a bf16 step's autocast, so read every score and embedding as float32.
+        const flat = emb.toFloat32Array();
         if (this.options.keepScores === true) entries.forEach(([, { q }], r) => this.#queryEmbeddings.set(q, flat.slice(r * dim, (r + 1) * dim)));
         const groups = Int32Array.from(entries, ([, { q }]) => this.#queries.groups[q]!);
         // Mine extra: candidates of another type or another positive concept are filtered after.
@@ -242,7 +243,7 @@ export class CandidateMiner implements CandidateSource {
         const per = mined.length / entries.length;
         const f = this.options.maxRelativeScore ?? null;
         // Positive-aware mining reads the run's score of every pool document for these queries.
-        const scores = f === null ? null : (emb.matmul(miner.embeddings!.transpose(0, 1)).contiguous().toTypedArray<'float32'>() as Float32Array);
+        const scores = f === null ? null : emb.matmul(miner.embeddings!.transpose(0, 1)).toFloat32Array();
         const poolDocs = this.pool.texts.length;
         entries.forEach(([key, { q, type }], r) => {
           const row = [...mined.subarray(r * per, (r + 1) * per)].filter((d) => d >= 0 && this.#allowed(d, q, type));
