@@ -12,6 +12,16 @@
  * the source was skipped (a pooler, an MLM head the target does not have). A shape mismatch
  * is an error naming the tensor and both shapes: it would otherwise train from a silently
  * wrong start.
+ *
+ * A cross-encoder reads `[CLS] query [SEP] doc [SEP]` with segment id 1 on the document half. A
+ * Kiln MLM or two-tower run only ever fed single texts (segment 0), so its segment-1 embedding
+ * is still its random initialisation: measured on runs/teacher-20261203-155037, a vector of norm
+ * 0.46 orthogonal to segment 0's (norm 0.28), against a mean word-embedding norm of 0.88, and
+ * 1,200 cross-encoder steps moved it by under 5%. Every document token would start shifted by
+ * that noise. So a pair model started from such a run copies segment 0's embedding into segment
+ * 1 (`pairInput`): the document half starts as the source saw text, and training separates the
+ * two. BERT's own pretraining (next-sentence prediction) trained both, so a Hugging Face source
+ * keeps its segment 1.
  */
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -40,6 +50,8 @@ export interface InitSource {
   tokenizer: WordPieceTokenizer;
   /** A sentence-transformers model's pooling, when it says. */
   pooling: PoolingMode | null;
+  /** Whether the source trained segment 1 (text pairs): a Kiln cross-encoder or a Hugging Face BERT did; a Kiln MLM or two-tower run did not. */
+  trainedSecondSegment: boolean;
   /** Reads the weights: encoder tensors under BertEncoder's names, other tensors under their own. The caller disposes them. */
   readWeights(): Map<string, Tensor>;
 }
@@ -52,6 +64,13 @@ export interface InitReport {
   fresh: string[];
   /** Source tensors the target has no place for. */
   skipped: string[];
+  /** Token-type tables whose segment-1 row was set to segment 0's (a pair model from a single-text source). */
+  secondSegmentFromFirst: string[];
+}
+
+export interface ApplyInitOptions {
+  /** The target reads text pairs with segment ids 0/1 (a cross-encoder). */
+  pairInput?: boolean;
 }
 
 function configError(message: string): ConfigError {
@@ -79,6 +98,7 @@ export function resolveInitSource(path: string): InitSource {
       encoder: json.encoder,
       tokenizer: WordPieceTokenizer.fromTokenizerJson(join(dir, 'tokenizer.json')),
       pooling: json.kind === 'masked-lm' ? null : json.pooling,
+      trainedSecondSegment: json.kind === 'cross-encoder',
       readWeights: () => {
         const source = loadRunModel(dir);
         try {
@@ -105,6 +125,7 @@ export function resolveInitSource(path: string): InitSource {
       encoder,
       tokenizer,
       pooling,
+      trainedSecondSegment: true,
       readWeights: () => {
         const again = loadHuggingFaceCheckpoint(dir);
         return again.weights;
@@ -134,13 +155,36 @@ export function encoderFromSource(source: InitSource, configured: EncoderConfig)
 }
 
 /** Copies the source's weights into `target` by name; throws on a shape mismatch. */
-export function applyInitSource(target: KindedModel, source: InitSource): InitReport {
+export function applyInitSource(target: KindedModel, source: InitSource, options: ApplyInitOptions = {}): InitReport {
   const weights = source.readWeights();
+  let report: InitReport;
   try {
-    return applyWeights(target, weights, source);
+    report = applyWeights(target, weights, source);
   } finally {
     for (const t of weights.values()) t.dispose();
   }
+  if (options.pairInput === true && !source.trainedSecondSegment) report.secondSegmentFromFirst = copyFirstSegmentToSecond(target);
+  return report;
+}
+
+/** Sets row 1 of each encoder's token-type table to row 0; returns the tables changed. */
+function copyFirstSegmentToSecond(target: KindedModel): string[] {
+  const state = target.model.stateDict();
+  const changed: string[] = [];
+  for (const { prefix } of encodersOf(target)) {
+    const name = `${prefix}embeddings.token_type_embeddings.weight`;
+    const table = state.get(name);
+    if (table === undefined || (table.shape[0] ?? 0) < 2) continue;
+    noGrad(() => {
+      const second = table.select(0, 1);
+      const first = table.select(0, 0);
+      second.copy_(first);
+      second.dispose();
+      first.dispose();
+    });
+    changed.push(name);
+  }
+  return changed;
 }
 
 export function applyWeights(target: KindedModel, weights: ReadonlyMap<string, Tensor>, source: Pick<InitSource, 'path' | 'kind'>): InitReport {
@@ -149,7 +193,7 @@ export function applyWeights(target: KindedModel, weights: ReadonlyMap<string, T
     const prefix = prefixes.find((p) => name.startsWith(p));
     return prefix === undefined ? name : name.slice(prefix.length);
   };
-  const report: InitReport = { source: source.path, kind: source.kind, loaded: [], fresh: [], skipped: [] };
+  const report: InitReport = { source: source.path, kind: source.kind, loaded: [], fresh: [], skipped: [], secondSegmentFromFirst: [] };
   const used = new Set<string>();
   const state = target.model.stateDict();
   for (const [name, tensor] of state) {
@@ -173,5 +217,9 @@ export function applyWeights(target: KindedModel, weights: ReadonlyMap<string, T
 /** One line for the run's start: counts, and the names when there are few. */
 export function formatInitReport(report: InitReport): string {
   const list = (names: string[]): string => (names.length === 0 ? 'none' : names.length <= 6 ? names.join(', ') : `${names.slice(0, 6).join(', ')} … (${names.length})`);
-  return `init_from ${report.source} (${report.kind}): loaded ${report.loaded.length} tensors; new: ${list(report.fresh)}; skipped: ${list(report.skipped)}`;
+  const seeded =
+    report.secondSegmentFromFirst.length === 0
+      ? ''
+      : `; segment 1 of ${list(report.secondSegmentFromFirst)} starts as segment 0 (the source only read single texts, so its segment 1 was never trained)`;
+  return `init_from ${report.source} (${report.kind}): loaded ${report.loaded.length} tensors; new: ${list(report.fresh)}; skipped: ${list(report.skipped)}${seeded}`;
 }

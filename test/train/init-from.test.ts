@@ -11,8 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { manualSeed, noGrad, saveSafetensors, tensor, tidy } from '../../src/engine/index.js';
 import { bertUncasedTokenizerJson, readVocab } from '../../src/data/tokenizer.js';
-import { MaskedLanguageModel, TwoTowerModel, type EncoderConfig, type KindedModel, type TwoTowerConfig } from '../../src/models/index.js';
-import { applyInitSource, applyWeights, resolveInitSource } from '../../src/train/init-from.js';
+import { CrossEncoderModel, MaskedLanguageModel, TwoTowerModel, type EncoderConfig, type KindedModel, type TwoTowerConfig } from '../../src/models/index.js';
+import { applyInitSource, applyWeights, formatInitReport, resolveInitSource } from '../../src/train/init-from.js';
 import { RunDirectory } from '../../src/track/run-dir.js';
 import { ConfigError } from '../../src/config/errors.js';
 import { REPO_ROOT, runPython } from '../helpers/python.js';
@@ -88,6 +88,44 @@ describe('init_from a Kiln MLM run', () => {
     target.model.dispose();
   });
 
+  it('a cross-encoder from a single-text run starts segment 1 as the source\'s segment 0; from a cross-encoder run it keeps segment 1', () => {
+    const source = writeMlmRun(join(root, 'mlm-run-pairs'), 6);
+    const table = 'encoder.embeddings.token_type_embeddings.weight';
+    const [segment0, segment1] = [0, 1].map((row) => tidy(() => source.stateDict().get(table)!.select(0, row).toArray()));
+    expect(segment0).not.toEqual(segment1); // two independent random rows: the MLM never read segment 1
+    const crossEncoder = (): KindedModel => {
+      const json = { encoder, pooling: 'mean' as const };
+      return { kind: 'cross-encoder', model: new CrossEncoderModel(json), json: { kind: 'cross-encoder', ...json, maxLength: { pair: 24 } } };
+    };
+    const init = resolveInitSource(join(root, 'mlm-run-pairs'));
+    expect(init.trainedSecondSegment).toBe(false);
+    const target = crossEncoder();
+    const report = applyInitSource(target, init, { pairInput: true });
+    expect(report.secondSegmentFromFirst).toEqual([table]);
+    expect(formatInitReport(report)).toMatch(/segment 1 of encoder\.embeddings\.token_type_embeddings\.weight starts as segment 0/);
+    const rows = (model: KindedModel): number[][] => [0, 1].map((row) => tidy(() => model.model.stateDict().get(table)!.select(0, row).toArray()));
+    expect(rows(target)).toEqual([segment0, segment0]);
+    // The copy wrote into the model's own parameter, and the rest loaded unchanged.
+    expect(values(target.model.stateDict().get('encoder.embeddings.word_embeddings.weight')!)).toEqual(values(source.stateDict().get('encoder.embeddings.word_embeddings.weight')!));
+    // Without pairInput (a two-tower target) nothing is copied.
+    const plain = crossEncoder();
+    expect(applyInitSource(plain, init).secondSegmentFromFirst).toEqual([]);
+    expect(rows(plain)).toEqual([segment0, segment1]);
+
+    // A cross-encoder run trained segment 1: a cross-encoder started from it keeps both rows.
+    const ceRun = join(root, 'ce-run');
+    mkdirSync(ceRun, { recursive: true });
+    writeFileSync(join(ceRun, 'model.json'), JSON.stringify({ kind: 'cross-encoder', encoder, pooling: 'mean', maxLength: { pair: 24 } }));
+    writeFileSync(join(ceRun, 'tokenizer.json'), JSON.stringify(bertUncasedTokenizerJson(readVocab(VOCAB))));
+    noGrad(() => saveSafetensors(join(ceRun, 'model.safetensors'), plain.model.stateDict()));
+    const fromCe = resolveInitSource(ceRun);
+    expect(fromCe.trainedSecondSegment).toBe(true);
+    const again = crossEncoder();
+    expect(applyInitSource(again, fromCe, { pairInput: true }).secondSegmentFromFirst).toEqual([]);
+    expect(rows(again)).toEqual([segment0, segment1]);
+    for (const m of [source, target.model, plain.model, again.model]) m.dispose();
+  });
+
   it('runs/<name> resolves to the newest completed run of that name; a missing source is a config error', () => {
     const runs = join(root, 'runs');
     writeMlmRun(join(runs, 'pre-20261201-100000'), 4).dispose();
@@ -110,6 +148,7 @@ describe('init_from a Hugging Face directory written by PyTorch', () => {
   it('a masked LM takes the encoder and the MLM head; the pooler and position ids are skipped', () => {
     const init = resolveInitSource(dir);
     expect(init.kind).toBe('hugging-face');
+    expect(init.trainedSecondSegment).toBe(true); // BERT's next-sentence pretraining trained segment 1
     expect(init.pooling).toBe('mean');
     const target: KindedModel = { kind: 'masked-lm', model: new MaskedLanguageModel({ encoder: init.encoder }), json: { kind: 'masked-lm', encoder: init.encoder, maxLength: { sequence: 12 } } };
     const report = applyInitSource(target, init);

@@ -127,7 +127,7 @@ export const crossEncoderTask: Task = {
       start({ resuming, parallel }) {
         const model = new CrossEncoderModel(modelConfig);
         const kinded: KindedModel = { kind: 'cross-encoder', model, json };
-        if (base.init !== null && !resuming) write(formatInitReport(applyInitSource(kinded, base.init)));
+        if (base.init !== null && !resuming) write(formatInitReport(applyInitSource(kinded, base.init, { pairInput: true })));
         // A residual starts as the run it corrects: a zero classifier adds nothing to run/τ at step 0.
         if (residual !== null && !resuming) {
           noGrad(() => {
