@@ -15,6 +15,7 @@ export {
   isModelKind,
   loadRunModel,
   readRunModelJson,
+  type InitLineage,
   type KindedModel,
   type LoadedRunModel,
   type ModelKind,

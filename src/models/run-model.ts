@@ -19,16 +19,31 @@ import { CrossEncoderModel, type CrossEncoderConfig } from './cross-encoder.js';
 import { MaskedLanguageModel, type MaskedLmConfig } from './masked-lm.js';
 import { TwoTowerModel } from './two-tower.js';
 
-/** model.json of each kind: the model config, the kind, and the maximum lengths it was trained with. */
+/**
+ * Where a run's weights started (`model.init_from`). Kept in model.json because what the weights
+ * learnt travels with them: a two-tower run started from a Hugging Face BERT keeps BERT's trained
+ * segment-1 embedding, and a cross-encoder started from that run must keep it too
+ * (src/train/init-from.ts).
+ */
+export interface InitLineage {
+  /** The source directory, as resolved when the run started. */
+  path: string;
+  kind: 'kiln-run' | 'hugging-face';
+  /** Whether the weights had learnt text pairs (segment 1) by the time this run started from them. */
+  trainedSecondSegment: boolean;
+}
+
+/** model.json of each kind: the model config, the kind, the maximum lengths it was trained with, and where its weights started. */
 export interface RunModelJsons {
-  'two-tower': TwoTowerConfig & { kind: 'two-tower'; maxLength: { query: number; doc: number } };
+  'two-tower': TwoTowerConfig & { kind: 'two-tower'; maxLength: { query: number; doc: number }; initFrom?: InitLineage };
   'cross-encoder': CrossEncoderConfig & {
     kind: 'cross-encoder';
+    initFrom?: InitLineage;
     maxLength: { pair: number };
     /** Trained as a correction to this two-tower run's scores (cross_encoder.residual): its logit alone is not a relevance score. */
     residual?: { run: string; temperature: number };
   };
-  'masked-lm': MaskedLmConfig & { kind: 'masked-lm'; maxLength: { sequence: number } };
+  'masked-lm': MaskedLmConfig & { kind: 'masked-lm'; maxLength: { sequence: number }; initFrom?: InitLineage };
 }
 export type ModelKind = keyof RunModelJsons;
 export type RunModelJson = RunModelJsons[ModelKind];

@@ -21,7 +21,9 @@
  * that noise. So a pair model started from such a run copies segment 0's embedding into segment
  * 1 (`pairInput`): the document half starts as the source saw text, and training separates the
  * two. BERT's own pretraining (next-sentence prediction) trained both, so a Hugging Face source
- * keeps its segment 1.
+ * keeps its segment 1, and so does a Kiln run whose own start had learnt pairs: every run records
+ * its start in model.json (`initFrom`, `lineageOf`), so a two-tower run fine-tuned from a Hugging
+ * Face BERT passes BERT's trained segment 1 on to a cross-encoder started from it.
  */
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -36,6 +38,7 @@ import {
   readRunModelJson,
   RunModelError,
   type EncoderConfig,
+  type InitLineage,
   type KindedModel,
   type PoolingMode,
 } from '../models/index.js';
@@ -50,7 +53,7 @@ export interface InitSource {
   tokenizer: WordPieceTokenizer;
   /** A sentence-transformers model's pooling, when it says. */
   pooling: PoolingMode | null;
-  /** Whether the source trained segment 1 (text pairs): a Kiln cross-encoder or a Hugging Face BERT did; a Kiln MLM or two-tower run did not. */
+  /** Whether the source's weights learnt segment 1 (text pairs): a Kiln cross-encoder or a Hugging Face BERT did, a Kiln MLM or two-tower run did not unless its own start had. */
   trainedSecondSegment: boolean;
   /** Reads the weights: encoder tensors under BertEncoder's names, other tensors under their own. The caller disposes them. */
   readWeights(): Map<string, Tensor>;
@@ -98,7 +101,7 @@ export function resolveInitSource(path: string): InitSource {
       encoder: json.encoder,
       tokenizer: WordPieceTokenizer.fromTokenizerJson(join(dir, 'tokenizer.json')),
       pooling: json.kind === 'masked-lm' ? null : json.pooling,
-      trainedSecondSegment: json.kind === 'cross-encoder',
+      trainedSecondSegment: json.kind === 'cross-encoder' || json.initFrom?.trainedSecondSegment === true,
       readWeights: () => {
         const source = loadRunModel(dir);
         try {
@@ -133,6 +136,11 @@ export function resolveInitSource(path: string): InitSource {
     };
   }
   throw configError(`${dir} is neither a Kiln run (model.json, model.safetensors, tokenizer.json) nor a Hugging Face directory (config.json with model.safetensors)`);
+}
+
+/** What a run records in model.json about its start (`initFrom`): the source, and whether its weights had learnt text pairs. */
+export function lineageOf(source: InitSource | null): { initFrom?: InitLineage } {
+  return source === null ? {} : { initFrom: { path: source.path, kind: source.kind, trainedSecondSegment: source.trainedSecondSegment } };
 }
 
 /** A Kiln model's tensors as a source: its (first) encoder's under BertEncoder names, the rest under their own. Copies, owned by the caller. */

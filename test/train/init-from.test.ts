@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manualSeed, noGrad, saveSafetensors, tensor, tidy } from '../../src/engine/index.js';
 import { bertUncasedTokenizerJson, readVocab } from '../../src/data/tokenizer.js';
 import { CrossEncoderModel, MaskedLanguageModel, TwoTowerModel, type EncoderConfig, type KindedModel, type TwoTowerConfig } from '../../src/models/index.js';
-import { applyInitSource, applyWeights, formatInitReport, resolveInitSource } from '../../src/train/init-from.js';
+import { applyInitSource, applyWeights, formatInitReport, lineageOf, resolveInitSource } from '../../src/train/init-from.js';
 import { RunDirectory } from '../../src/track/run-dir.js';
 import { ConfigError } from '../../src/config/errors.js';
 import { REPO_ROOT, runPython } from '../helpers/python.js';
@@ -156,6 +156,32 @@ describe('init_from a Hugging Face directory written by PyTorch', () => {
     expect(report.loaded).toEqual(target.model.namedParameters().map(([n]) => n));
     expect(report.skipped.sort()).toEqual(['embeddings.position_ids']);
     target.model.dispose();
+  });
+
+  it('a two-tower run started from it passes BERT\'s trained segment 1 on: a cross-encoder from that run keeps it', () => {
+    const init = resolveInitSource(dir);
+    const tower = twoTower({ encoder: init.encoder });
+    applyInitSource(tower, init);
+    const table = 'encoder.embeddings.token_type_embeddings.weight';
+    const [segment0, segment1] = [0, 1].map((row) => tidy(() => tower.model.stateDict().get(table)!.select(0, row).toArray()));
+    expect(segment0).not.toEqual(segment1);
+    // The run directory as `kiln train` writes it: model.json records where the weights started.
+    const towerRun = join(root, 'tower-from-hf');
+    mkdirSync(towerRun, { recursive: true });
+    const json = { ...tower.json, ...lineageOf(init) };
+    expect(json.initFrom).toEqual({ path: dir, kind: 'hugging-face', trainedSecondSegment: true });
+    writeFileSync(join(towerRun, 'model.json'), JSON.stringify(json));
+    writeFileSync(join(towerRun, 'tokenizer.json'), JSON.stringify(init.tokenizer.toJSON()));
+    noGrad(() => saveSafetensors(join(towerRun, 'model.safetensors'), tower.model.stateDict()));
+    const fromTower = resolveInitSource(towerRun);
+    expect(fromTower.trainedSecondSegment).toBe(true);
+    const ce: KindedModel = { kind: 'cross-encoder', model: new CrossEncoderModel({ encoder: init.encoder, pooling: 'cls' }), json: { kind: 'cross-encoder', encoder: init.encoder, pooling: 'cls', maxLength: { pair: 12 } } };
+    expect(applyInitSource(ce, fromTower, { pairInput: true }).secondSegmentFromFirst).toEqual([]);
+    expect([0, 1].map((row) => tidy(() => ce.model.stateDict().get(table)!.select(0, row).toArray()))).toEqual([segment0, segment1]);
+    // Without the record (a run written before it existed) the source counts as single-text.
+    writeFileSync(join(towerRun, 'model.json'), JSON.stringify(tower.json));
+    expect(resolveInitSource(towerRun).trainedSecondSegment).toBe(false);
+    for (const m of [tower.model, ce.model]) m.dispose();
   });
 
   it('kiln train with a missing init_from exits 2 and writes nothing', () => {

@@ -116,7 +116,10 @@ describe('tasks that start from other runs', () => {
     expect(tower.stderr).toMatch(/init_from .*tiny-mlm-\d{8}-\d{6} \(kiln-run\): loaded 37 tensors; new: none; skipped: cls\.predictions\.bias, cls\.predictions\.transform\.dense\.weight/);
     const towerRun = onlyRun(join(runs, 'tower'));
     // The encoder kept the MLM run's sizes (64 wide, 2 layers) and vocabulary.
-    expect(readJson<{ encoder: { hiddenSize: number; vocabSize: number } }>(join(towerRun, 'model.json')).encoder).toMatchObject({ hiddenSize: 64, vocabSize: 30522 });
+    const towerJson = readJson<{ encoder: { hiddenSize: number; vocabSize: number }; initFrom: object }>(join(towerRun, 'model.json'));
+    expect(towerJson.encoder).toMatchObject({ hiddenSize: 64, vocabSize: 30522 });
+    // model.json records the start: an MLM run, which never read a text pair.
+    expect(towerJson.initFrom).toEqual({ path: onlyRun(join(runs, 'mlm')), kind: 'kiln-run', trainedSecondSegment: false });
 
     // The mining run's scores of the same pairs are soft labels beside the hard ones (similarity_kl).
     const softLabels = ['--set', 'loss=[{name: infonce, temperature: 1}, {name: similarity_kl, student_temperature: 1, teacher_temperature: 0.05}]', '--set', 'train.log_every=1'];

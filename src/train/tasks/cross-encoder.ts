@@ -14,7 +14,7 @@ import { lexicalRanker, CorpusEmbeddings, type EvalSplit } from '../../eval/spli
 import type { KilnConfig } from '../../config/schema.js';
 import { ConfigError } from '../../config/errors.js';
 import { loadRunData, prepareEncoder } from '../setup.js';
-import { applyInitSource, formatInitReport } from '../init-from.js';
+import { applyInitSource, formatInitReport, lineageOf } from '../init-from.js';
 import { formatSummaryTable, lexicalBaselinesAfter } from '../summary.js';
 import { createPairBatchSource, stepBatches } from '../data-adapters.js';
 import { CandidateMiner, resolveRunSource } from '../cross-encoder-negatives.js';
@@ -112,6 +112,7 @@ export const crossEncoderTask: Task = {
       kind: 'cross-encoder',
       ...modelConfig,
       maxLength: { pair: maxLength },
+      ...lineageOf(base.init),
       ...(residual === null || residualOf === null ? {} : { residual: { run: residualOf, temperature: residual.temperature } }),
     };
     return {

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 
 import { noGrad } from '../../engine/index.js';
 import { createWeightedLoss, LOSSES } from '../../losses/index.js';
-import { readRunModelJson, TwoTowerModel, type EncoderConfig, type KindedModel, type Side } from '../../models/index.js';
+import { readRunModelJson, TwoTowerModel, type EncoderConfig, type KindedModel, type RunModelJsons, type Side } from '../../models/index.js';
 import type { PairExample } from '../../data/types.js';
 import { ModelEmbedder } from '../../eval/embedder.js';
 import { evaluateSplitsWithModel } from '../../eval/splits.js';
@@ -29,7 +29,7 @@ import { ConfigError } from '../../config/errors.js';
 import type { KilnConfig } from '../../config/schema.js';
 import { RunDirectory } from '../../track/run-dir.js';
 import { loadRunData, prepareEncoder, twoTowerConfigFrom } from '../setup.js';
-import { applyInitSource, formatInitReport, resolveInitSource } from '../init-from.js';
+import { applyInitSource, formatInitReport, lineageOf, resolveInitSource } from '../init-from.js';
 import { formatSummaryTable, lexicalBaselinesAfter } from '../summary.js';
 import { createPairBatchSource, stepBatches } from '../data-adapters.js';
 import { CandidateMiner } from '../cross-encoder-negatives.js';
@@ -187,8 +187,10 @@ export const distillTask: Task = {
     // An exported teacher runs in onnxruntime, which is asynchronous: every training text is embedded now.
     const precomputed = exported ? await precomputeExportedTeacher(teacherPath.path, trainingTexts(data.pairs)) : undefined;
     if (precomputed !== undefined) write(`teacher ${teacherPath.path} (onnxruntime): embedded ${precomputed.entries.size} training texts in ${precomputed.seconds.toFixed(1)} s`);
+    // The student's start: model.init_from, or the teacher whose layers it copies.
+    const modelJson: RunModelJsons['two-tower'] = { kind: 'two-tower', ...modelConfig, maxLength, ...lineageOf(settings.student_init === 'teacher_layers' ? teacherSource : base.init) };
     return {
-      modelJson: { kind: 'two-tower', ...modelConfig, maxLength },
+      modelJson,
       tokenizer,
       dataFiles: [...base.files, ...data.filesRead],
       describeData: () => [...describePairData(data), `teacher ${teacherPath.path} (${teacherPath.origin})`],
@@ -197,7 +199,7 @@ export const distillTask: Task = {
         try {
           const reused = teacher.cache.loadFromRuns(join(runPath, '..'));
           const model = new TwoTowerModel(modelConfig);
-          const kinded: KindedModel = { kind: 'two-tower', model, json: { kind: 'two-tower', ...modelConfig, maxLength } };
+          const kinded: KindedModel = { kind: 'two-tower', model, json: modelJson };
           if (!resuming) {
             if (base.init !== null) write(formatInitReport(applyInitSource(kinded, base.init)));
             if (settings.student_init === 'teacher_layers') write(`student_init teacher_layers: copied ${copyEveryOtherLayer(teacher, model)} tensors (embeddings and teacher layers 0, 2, …)`);

@@ -6,7 +6,7 @@
  * The run's encoder initialises later runs through `model.init_from: runs/<id>`.
  */
 import { createWeightedLoss } from '../../losses/index.js';
-import { MaskedLanguageModel, type KindedModel, type MaskedLmConfig } from '../../models/index.js';
+import { MaskedLanguageModel, type KindedModel, type MaskedLmConfig, type RunModelJsons } from '../../models/index.js';
 import { createContext } from '../../data/files.js';
 import { loadRecipe } from '../../data/recipes/index.js';
 import { continuationTable, packSequences, specialTokenIds, type MaskOptions } from '../../data/mlm.js';
@@ -14,7 +14,7 @@ import { Rng } from '../../data/rng.js';
 import type { TextExample } from '../../data/types.js';
 import { evaluateMaskedLm, maskHeldOut } from '../../eval/masked-lm.js';
 import { prepareEncoder } from '../setup.js';
-import { applyInitSource, formatInitReport } from '../init-from.js';
+import { applyInitSource, formatInitReport, lineageOf } from '../init-from.js';
 import { MlmStrategy, ShuffledBatches } from '../strategies/mlm.js';
 import { stepBatches } from '../data-adapters.js';
 import type { Task } from '../task.js';
@@ -56,8 +56,9 @@ export const mlmTask: Task = {
     };
     const modelConfig: MaskedLmConfig = { encoder: base.encoder };
     const tokenizeSeconds = (performance.now() - started) / 1000;
+    const modelJson: RunModelJsons['masked-lm'] = { kind: 'masked-lm', ...modelConfig, maxLength: { sequence: length }, ...lineageOf(base.init) };
     return {
-      modelJson: { kind: 'masked-lm', ...modelConfig, maxLength: { sequence: length } },
+      modelJson,
       tokenizer,
       dataFiles: [...base.files, ...(ctx.filesRead ?? [])],
       describeData: () => [
@@ -65,7 +66,7 @@ export const mlmTask: Task = {
       ],
       start({ resuming, parallel }) {
         const model = new MaskedLanguageModel(modelConfig);
-        const kinded: KindedModel = { kind: 'masked-lm', model, json: { kind: 'masked-lm', ...modelConfig, maxLength: { sequence: length } } };
+        const kinded: KindedModel = { kind: 'masked-lm', model, json: modelJson };
         if (base.init !== null && !resuming) write(formatInitReport(applyInitSource(kinded, base.init)));
         const loss = createWeightedLoss(config.loss);
         const strategy = new MlmStrategy({

@@ -5,7 +5,7 @@
  * character TF-IDF where a hybrid fuses it) beside every number.
  */
 import { createWeightedLoss, gathersNegatives } from '../../losses/index.js';
-import { TwoTowerModel, type KindedModel } from '../../models/index.js';
+import { TwoTowerModel, type KindedModel, type RunModelJsons } from '../../models/index.js';
 import { ModelEmbedder } from '../../eval/embedder.js';
 import { DEFAULT_HYBRID, evaluateSplitsWithModel } from '../../eval/splits.js';
 import { hybridReport } from '../../eval/hybrid.js';
@@ -13,7 +13,7 @@ import { groupIndices } from '../../data/batch.js';
 import type { WordPieceTokenizer } from '../../data/tokenizer.js';
 import type { KilnConfig } from '../../config/schema.js';
 import { loadRunData, prepareEncoder, twoTowerConfigFrom, type RunData } from '../setup.js';
-import { applyInitSource, formatInitReport } from '../init-from.js';
+import { applyInitSource, formatInitReport, lineageOf } from '../init-from.js';
 import { formatSummaryTable, lexicalBaselinesAfter } from '../summary.js';
 import { createNegativeMiner, createPairBatchSource, stepBatches } from '../data-adapters.js';
 import { TwoTowerStrategy, type NegativePool, type TokenizedPairs } from '../strategies/two-tower.js';
@@ -81,14 +81,15 @@ export const twoTowerTask: Task = {
     const maxLength = pairMaxLength(config);
     const modelConfig = twoTowerConfigFrom(config, base.encoder);
     const { tokenizer } = base;
+    const modelJson: RunModelJsons['two-tower'] = { kind: 'two-tower', ...modelConfig, maxLength, ...lineageOf(base.init) };
     return {
-      modelJson: { kind: 'two-tower', ...modelConfig, maxLength },
+      modelJson,
       tokenizer,
       describeData: () => describePairData(data),
       dataFiles: [...base.files, ...data.filesRead],
       start({ resuming, parallel }) {
         const model = new TwoTowerModel(modelConfig);
-        const kinded: KindedModel = { kind: 'two-tower', model, json: { kind: 'two-tower', ...modelConfig, maxLength } };
+        const kinded: KindedModel = { kind: 'two-tower', model, json: modelJson };
         if (base.init !== null && !resuming) write(formatInitReport(applyInitSource(kinded, base.init)));
         const loss = createWeightedLoss(config.loss);
         const { pairs, pool } = tokenizePairs(data, tokenizer, (type, text) => model.prompt(type, text), maxLength);
